@@ -1,0 +1,851 @@
+//! Vectorized enforcement: a [`Checker`] turns each record batch into per-row violations, with Arrow kernels over whole columns.
+//!
+//! ```text
+//!  batch column ──cast (safe)──► conformed column ──┬─ is_null ─────────► required
+//!       │                             │             ├─ HashSet (run) ───► unique
+//!       └── non-null in, null out ────┼─► type      ├─ eq / set ────────► valid_values
+//!                                     │             ├─ regex ───────────► pattern
+//!                                     │             ├─ lt/gt scalar ────► bounds
+//!                                     │             └─ length + cmp ────► lengths
+//!  one boolean mask per (column, rule) with any set bit
+//!       └─► OR ─► valid;  set bits only ─► ListArray<Struct{rule, column, message}>
+//! ```
+//!
+//! Rules other than `type` and `required` ignore nulls, and a value that
+//! fails `type` is null afterwards, so each bad value is reported once, by
+//! its most basic rule. When no mask has a set bit (the common case) the
+//! outcome is built without touching rows: an all-empty list and an all-true
+//! mask. Messages are formatted only for violating rows.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, LargeStringArray,
+    ListArray, Scalar, StringArray, StringBuilder, StringViewArray, StructArray, new_empty_array,
+};
+use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
+use arrow::compute::kernels::cmp;
+use arrow::compute::kernels::length::length;
+use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, Schema};
+use arrow::row::{RowConverter, SortField};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use regex::Regex;
+
+use crate::error::{ContractError, Result};
+use crate::model::{self, Contract, number, rule};
+use crate::seen::{SeenBytes, SeenInts, seen_ints};
+use crate::types;
+
+/// The type of the `_violations` column:
+/// `List<Struct{rule: Utf8, column: Utf8, message: Utf8}>`, nothing nullable.
+pub fn violations_data_type() -> DataType {
+    DataType::List(violation_item_field())
+}
+
+/// The `_violations` column the engine appends to checked batches.
+pub fn violations_field() -> Field {
+    Field::new("_violations", violations_data_type(), false)
+}
+
+fn violation_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("rule", DataType::Utf8, false),
+        Field::new("column", DataType::Utf8, false),
+        Field::new("message", DataType::Utf8, false),
+    ])
+}
+
+fn violation_item_field() -> FieldRef {
+    Arc::new(Field::new(
+        "item",
+        DataType::Struct(violation_fields()),
+        false,
+    ))
+}
+
+/// What [`Checker::check`] found in one batch.
+#[derive(Debug)]
+pub struct CheckOutcome {
+    /// One list per row, empty for a valid row.
+    pub violations: ListArray,
+    /// `true` where the row has no violation; never null.
+    pub valid: BooleanArray,
+    /// `column:rule` → rows of this batch violating it. Only rules with at
+    /// least one violation appear, so a clean batch has an empty map.
+    pub counts: BTreeMap<String, u64>,
+    /// The contract's columns in contract order, as the rules saw them: cast
+    /// to the contract type (values that failed `type` are null), or the
+    /// input column itself when it already conforms. String and binary
+    /// columns keep their input encoding (`Utf8View`, `LargeUtf8`, ...)
+    /// rather than being copied into `Utf8`.
+    pub columns: Vec<ArrayRef>,
+}
+
+impl CheckOutcome {
+    /// Rows with at least one violation.
+    pub fn invalid_rows(&self) -> usize {
+        self.valid.len() - self.valid.true_count()
+    }
+}
+
+/// Checks batches of one input schema against one contract.
+///
+/// Holds the state of the `unique` rules: values seen in earlier batches
+/// count as duplicates, so use one checker per run (per stream key for
+/// keyed streams). That state grows with the number of distinct values.
+#[derive(Debug)]
+pub struct Checker {
+    contract: String,
+    input_width: usize,
+    columns: Vec<ColumnCheck>,
+}
+
+#[derive(Debug)]
+struct ColumnCheck {
+    name: String,
+    input_index: usize,
+    input_type: DataType,
+    /// The type rules run on: the contract type, or the input type when
+    /// it is the same family (strings, binaries) and needs no cast.
+    target: DataType,
+    cast: bool,
+    /// The contract type in messages.
+    type_name: String,
+    required: bool,
+    unique: Option<Seen>,
+    valid_values: Option<ValidValues>,
+    pattern: Option<(Regex, String)>,
+    bounds: Vec<Bound>,
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+}
+
+/// Values already seen by a `unique` column, typed where it is cheap.
+enum Seen {
+    Strings(SeenBytes),
+    Ints(SeenInts),
+    /// Any other type, as `arrow::row` bytes (type-agnostic and comparable).
+    Rows {
+        converter: RowConverter,
+        seen: SeenBytes,
+    },
+}
+
+impl std::fmt::Debug for Seen {
+    /// The sets can hold millions of values; a debug print shows their size.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, len) = match self {
+            Seen::Strings(s) => ("strings", s.len()),
+            Seen::Ints(s) => ("ints", s.len()),
+            Seen::Rows { seen, .. } => ("rows", seen.len()),
+        };
+        write!(f, "Seen {{ {kind}: {len} values }}")
+    }
+}
+
+#[derive(Debug)]
+struct ValidValues {
+    /// Each allowed value as a one-row array of the target type; OR-ed `eq`.
+    scalars: Vec<ArrayRef>,
+    /// For long lists of strings a set lookup beats one `eq` pass per value.
+    set: Option<HashSet<String>>,
+    /// `[BUY, SELL]`, for messages.
+    shown: String,
+}
+
+/// Above this many valid values, string columns use a set lookup.
+const VALID_VALUES_EQ_MAX: usize = 16;
+
+/// Formatted values are cut to this many characters in messages.
+const MESSAGE_VALUE_CHARS_MAX: usize = 80;
+
+#[derive(Debug)]
+struct Bound {
+    rule: &'static str,
+    /// The comparison that *violates* the bound.
+    op: Op,
+    limit: f64,
+    /// The limit as a one-row array of the target type when it converts
+    /// exactly; otherwise the column is compared as Float64.
+    native: Option<ArrayRef>,
+    shown: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+/// One (column, rule) with at least one violating row in this batch.
+struct Mask {
+    column: usize,
+    rule: &'static str,
+    bits: BooleanBuffer,
+    count: usize,
+    /// Lengths, for length messages.
+    lengths: Option<ArrayRef>,
+    /// Bound index, for bound messages.
+    bound: Option<usize>,
+}
+
+impl Checker {
+    /// Prepares checks of `contract` for batches with schema `input`.
+    ///
+    /// Fails with [`ContractError::Schema`] when a contract column is missing
+    /// from `input` or its input type cannot be cast to the contract type.
+    /// Extra input columns are ignored.
+    pub fn new(contract: &Contract, input: &Schema) -> Result<Checker> {
+        let schema_error = |message: String| ContractError::schema(&contract.id, message);
+        let mut columns = Vec::with_capacity(contract.fields.len());
+        for f in &contract.fields {
+            let Ok(input_index) = input.index_of(&f.name) else {
+                let names: Vec<&str> = input.fields().iter().map(|x| x.name().as_str()).collect();
+                return Err(schema_error(format!(
+                    "input has no column `{}` (input columns: {})",
+                    f.name,
+                    names.join(", ")
+                )));
+            };
+            let input_type = input.field(input_index).data_type().clone();
+            let same_family = (types::is_string(&input_type) && types::is_string(&f.data_type))
+                || (types::is_binary(&input_type) && types::is_binary(&f.data_type));
+            let (target, cast) = if input_type.equals_datatype(&f.data_type) || same_family {
+                (input_type.clone(), false)
+            } else if can_cast_types(&input_type, &f.data_type) {
+                (f.data_type.clone(), true)
+            } else {
+                return Err(schema_error(format!(
+                    "column `{}` is {} in the input, which cannot be cast to the contract type {}",
+                    f.name,
+                    types::type_name(&input_type),
+                    types::type_name(&f.data_type)
+                )));
+            };
+            // Contracts can be built in code too; hold them to the readers' rules.
+            if let Err(problem) = model::validate_field(f) {
+                return Err(schema_error(problem.message));
+            }
+
+            let unique = if f.unique {
+                Some(if types::is_string(&target) {
+                    Seen::Strings(SeenBytes::new())
+                } else if target == DataType::Int64 {
+                    Seen::Ints(seen_ints())
+                } else {
+                    let converter = RowConverter::new(vec![SortField::new(target.clone())])
+                        .map_err(|e| {
+                            schema_error(format!(
+                                "column `{}`: cannot track unique values of type {}: {e}",
+                                f.name,
+                                types::type_name(&target)
+                            ))
+                        })?;
+                    Seen::Rows {
+                        converter,
+                        seen: SeenBytes::new(),
+                    }
+                })
+            } else {
+                None
+            };
+
+            let valid_values = match &f.valid_values {
+                None => None,
+                Some(values) => {
+                    let array = model::cast_valid_values(values, &target).map_err(|bad| {
+                        schema_error(format!(
+                            "valid value {bad:?} of `{}` is not a valid {}",
+                            f.name,
+                            types::type_name(&target)
+                        ))
+                    })?;
+                    let set = (types::is_string(&target) && values.len() > VALID_VALUES_EQ_MAX)
+                        .then(|| values.iter().cloned().collect());
+                    Some(ValidValues {
+                        scalars: (0..array.len()).map(|i| array.slice(i, 1)).collect(),
+                        set,
+                        shown: format!("[{}]", values.join(", ")),
+                    })
+                }
+            };
+
+            let pattern = match &f.pattern {
+                None => None,
+                Some(p) => Some((
+                    model::compile_pattern(p).map_err(|e| {
+                        schema_error(format!(
+                            "invalid pattern for `{}`: {}",
+                            f.name,
+                            model::regex_message(&e)
+                        ))
+                    })?,
+                    p.clone(),
+                )),
+            };
+
+            let mut bounds = Vec::new();
+            for (r, op, limit) in [
+                (rule::MINIMUM, Op::Lt, f.minimum),
+                (rule::MAXIMUM, Op::Gt, f.maximum),
+                (rule::EXCLUSIVE_MINIMUM, Op::LtEq, f.exclusive_minimum),
+                (rule::EXCLUSIVE_MAXIMUM, Op::GtEq, f.exclusive_maximum),
+            ] {
+                let Some(limit) = limit else { continue };
+                let native = native_bound(limit, &target);
+                let shown = match &native {
+                    Some(n) if types::is_temporal(&target) => show_value(n.as_ref(), 0),
+                    _ => number(limit),
+                };
+                if native.is_none() && !types::is_numeric(&target) {
+                    return Err(schema_error(format!(
+                        "{r} {} of `{}` is not a valid {}",
+                        number(limit),
+                        f.name,
+                        types::type_name(&target)
+                    )));
+                }
+                bounds.push(Bound {
+                    rule: r,
+                    op,
+                    limit,
+                    native,
+                    shown,
+                });
+            }
+
+            columns.push(ColumnCheck {
+                name: f.name.clone(),
+                input_index,
+                input_type,
+                target,
+                cast,
+                type_name: types::type_name(&f.data_type),
+                required: f.required,
+                unique,
+                valid_values,
+                pattern,
+                bounds,
+                min_length: f.min_length,
+                max_length: f.max_length,
+            });
+        }
+        Ok(Checker {
+            contract: contract.id.clone(),
+            input_width: input.fields().len(),
+            columns,
+        })
+    }
+
+    /// Checks one batch, which must have the input schema given to [`Checker::new`].
+    pub fn check(&mut self, batch: &arrow::record_batch::RecordBatch) -> Result<CheckOutcome> {
+        let rows = batch.num_rows();
+        if batch.num_columns() != self.input_width {
+            return Err(ContractError::Internal(format!(
+                "contract `{}`: batch has {} columns, the checker was built for {}",
+                self.contract,
+                batch.num_columns(),
+                self.input_width
+            )));
+        }
+        let mut masks = Vec::new();
+        let mut conformed = Vec::with_capacity(self.columns.len());
+        for (ci, c) in self.columns.iter_mut().enumerate() {
+            let input = batch.column(c.input_index);
+            if input.data_type() != &c.input_type {
+                return Err(ContractError::Internal(format!(
+                    "contract `{}`: column `{}` is {} in this batch but {} in the checker's input schema",
+                    self.contract,
+                    c.name,
+                    types::type_name(input.data_type()),
+                    types::type_name(&c.input_type)
+                )));
+            }
+            let col = if c.cast {
+                let safe = CastOptions {
+                    safe: true,
+                    format_options: FormatOptions::default(),
+                };
+                cast_with_options(input, &c.target, &safe)?
+            } else {
+                Arc::clone(input)
+            };
+            c.run(ci, input, &col, &mut masks)?;
+            conformed.push(col);
+        }
+
+        if masks.is_empty() {
+            return Ok(CheckOutcome {
+                violations: empty_violations(rows)?,
+                valid: BooleanArray::new(BooleanBuffer::new_set(rows), None),
+                counts: BTreeMap::new(),
+                columns: conformed,
+            });
+        }
+        self.report(batch, rows, masks, conformed)
+    }
+
+    /// Builds the outcome of a batch with violations: messages for the
+    /// violating rows only.
+    fn report(
+        &self,
+        batch: &arrow::record_batch::RecordBatch,
+        rows: usize,
+        masks: Vec<Mask>,
+        conformed: Vec<ArrayRef>,
+    ) -> Result<CheckOutcome> {
+        let mut invalid = BooleanBuffer::new_unset(rows);
+        let mut entries: Vec<(usize, usize)> = Vec::new();
+        let mut counts = BTreeMap::new();
+        for (mi, m) in masks.iter().enumerate() {
+            invalid |= &m.bits;
+            entries.extend(m.bits.set_indices().map(|row| (row, mi)));
+            let c = &self.columns[m.column];
+            counts.insert(format!("{}:{}", c.name, m.rule), m.count as u64);
+        }
+        // Row order, then mask order (columns in contract order, rules in `rule::ALL` order).
+        entries.sort_unstable();
+
+        let mut rule_b = StringBuilder::with_capacity(entries.len(), entries.len() * 12);
+        let mut column_b = StringBuilder::with_capacity(entries.len(), entries.len() * 12);
+        let mut message_b = StringBuilder::with_capacity(entries.len(), entries.len() * 48);
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0i32);
+        let mut e = 0;
+        for row in 0..rows {
+            while e < entries.len() && entries[e].0 == row {
+                let m = &masks[entries[e].1];
+                let c = &self.columns[m.column];
+                rule_b.append_value(m.rule);
+                column_b.append_value(&c.name);
+                let input = batch.column(c.input_index);
+                message_b.append_value(c.message(
+                    m,
+                    row,
+                    input.as_ref(),
+                    conformed[m.column].as_ref(),
+                ));
+                e += 1;
+            }
+            offsets.push(i32::try_from(e).map_err(|_| {
+                ContractError::Internal(format!(
+                    "contract `{}`: more than {} violations in one batch",
+                    self.contract,
+                    i32::MAX
+                ))
+            })?);
+        }
+        let items = StructArray::try_new(
+            violation_fields(),
+            vec![
+                Arc::new(rule_b.finish()) as ArrayRef,
+                Arc::new(column_b.finish()),
+                Arc::new(message_b.finish()),
+            ],
+            None,
+        )?;
+        let violations = ListArray::try_new(
+            violation_item_field(),
+            OffsetBuffer::new(offsets.into()),
+            Arc::new(items),
+            None,
+        )?;
+        Ok(CheckOutcome {
+            violations,
+            valid: BooleanArray::new(!&invalid, None),
+            counts,
+            columns: conformed,
+        })
+    }
+}
+
+impl ColumnCheck {
+    /// Runs every rule of this column over one batch, pushing a mask per
+    /// rule with violations, in `rule::ALL` order.
+    fn run(
+        &mut self,
+        ci: usize,
+        input: &ArrayRef,
+        col: &ArrayRef,
+        masks: &mut Vec<Mask>,
+    ) -> Result<()> {
+        let mut push = |rule: &'static str,
+                        bits: BooleanBuffer,
+                        lengths: Option<ArrayRef>,
+                        bound: Option<usize>| {
+            let count = bits.count_set_bits();
+            if count > 0 {
+                masks.push(Mask {
+                    column: ci,
+                    rule,
+                    bits,
+                    count,
+                    lengths,
+                    bound,
+                });
+            }
+        };
+        if self.cast
+            && let Some(cast_nulls) = col.logical_nulls()
+            && cast_nulls.null_count() > 0
+        {
+            // Non-null in, null out: the cast could not represent the value.
+            let lost = match input.logical_nulls() {
+                Some(input_nulls) => input_nulls.inner() & &!cast_nulls.inner(),
+                None => !cast_nulls.inner(),
+            };
+            push(rule::TYPE, lost, None, None);
+        }
+        if self.required
+            && let Some(nulls) = input.logical_nulls()
+            && nulls.null_count() > 0
+        {
+            push(rule::REQUIRED, !nulls.inner(), None, None);
+        }
+        let valid = col.logical_nulls();
+        if valid.as_ref().is_some_and(|v| v.null_count() == v.len()) || col.is_empty() {
+            // Every value is null: the remaining rules all ignore nulls.
+            return Ok(());
+        }
+        let valid = valid.as_ref();
+        let is_valid = |i: usize| valid.is_none_or(|v| v.is_valid(i));
+        let rows = col.len();
+
+        if let Some(seen) = &mut self.unique {
+            let bits = match seen {
+                Seen::Strings(set) => {
+                    let s =
+                        Strs::new(col.as_ref()).ok_or_else(|| internal("unique strings", col))?;
+                    BooleanBuffer::collect_bool(rows, |i| {
+                        if !is_valid(i) {
+                            return false;
+                        }
+                        set.seen_before(s.value(i).as_bytes())
+                    })
+                }
+                Seen::Ints(set) => {
+                    let a = col
+                        .as_primitive_opt::<Int64Type>()
+                        .ok_or_else(|| internal("unique integers", col))?;
+                    BooleanBuffer::collect_bool(rows, |i| is_valid(i) && !set.insert(a.value(i)))
+                }
+                Seen::Rows { converter, seen } => {
+                    let converted = converter.convert_columns(std::slice::from_ref(col))?;
+                    BooleanBuffer::collect_bool(rows, |i| {
+                        is_valid(i) && seen.seen_before(converted.row(i).as_ref())
+                    })
+                }
+            };
+            push(rule::UNIQUE, bits, None, None);
+        }
+
+        if let Some(vv) = &self.valid_values {
+            let allowed = match (&vv.set, Strs::new(col.as_ref())) {
+                (Some(set), Some(s)) => {
+                    BooleanBuffer::collect_bool(rows, |i| !is_valid(i) || set.contains(s.value(i)))
+                }
+                _ => {
+                    let mut allowed = BooleanBuffer::new_unset(rows);
+                    for v in &vv.scalars {
+                        let hit = cmp::eq(col, &Scalar::new(Arc::clone(v)))?;
+                        allowed |= hit.values();
+                    }
+                    allowed
+                }
+            };
+            push(
+                rule::VALID_VALUES,
+                with_valid(&!&allowed, valid),
+                None,
+                None,
+            );
+        }
+
+        if let Some((re, _)) = &self.pattern {
+            let s = Strs::new(col.as_ref()).ok_or_else(|| internal("pattern", col))?;
+            let bits =
+                BooleanBuffer::collect_bool(rows, |i| is_valid(i) && !re.is_match(s.value(i)));
+            push(rule::PATTERN, bits, None, None);
+        }
+
+        let mut as_f64: Option<ArrayRef> = None;
+        for (bi, b) in self.bounds.iter().enumerate() {
+            let hits = match &b.native {
+                Some(native) => compare(b.op, col, &Scalar::new(Arc::clone(native)))?,
+                None => {
+                    let f = match &as_f64 {
+                        Some(f) => Arc::clone(f),
+                        None => {
+                            let f = arrow::compute::cast(col, &DataType::Float64)?;
+                            as_f64 = Some(Arc::clone(&f));
+                            f
+                        }
+                    };
+                    let limit: ArrayRef = Arc::new(Float64Array::from(vec![b.limit]));
+                    compare(b.op, &f, &Scalar::new(limit))?
+                }
+            };
+            push(b.rule, with_valid(hits.values(), valid), None, Some(bi));
+        }
+
+        if self.min_length.is_some() || self.max_length.is_some() {
+            let lengths = lengths(col)?;
+            for (r, op, n) in [
+                (rule::MIN_LENGTH, Op::Lt, self.min_length),
+                (rule::MAX_LENGTH, Op::Gt, self.max_length),
+            ] {
+                let Some(n) = n else { continue };
+                let hits = compare(
+                    op,
+                    &lengths,
+                    &Scalar::new(length_scalar(n, lengths.data_type())?),
+                )?;
+                push(
+                    r,
+                    with_valid(hits.values(), valid),
+                    Some(Arc::clone(&lengths)),
+                    None,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The sentence for one violation. `input` is the column as it came in
+    /// (for `type`), `col` as the rules saw it.
+    fn message(&self, m: &Mask, row: usize, input: &dyn Array, col: &dyn Array) -> String {
+        match m.rule {
+            rule::TYPE => format!(
+                "value {} is not a valid {}",
+                show_value(input, row),
+                self.type_name
+            ),
+            rule::REQUIRED => "null value in required column".to_string(),
+            rule::UNIQUE => format!(
+                "duplicate value {} (first seen earlier in this run)",
+                show_value(col, row)
+            ),
+            rule::VALID_VALUES => format!(
+                "value {} is not one of {}",
+                show_value(col, row),
+                self.valid_values
+                    .as_ref()
+                    .map_or("[]", |v| v.shown.as_str())
+            ),
+            rule::PATTERN => format!(
+                "value {} does not match pattern \"{}\"",
+                show_value(col, row),
+                self.pattern.as_ref().map_or("", |(_, p)| p.as_str())
+            ),
+            rule::MIN_LENGTH | rule::MAX_LENGTH => {
+                let len = m.lengths.as_ref().map_or(0, |l| length_at(l.as_ref(), row));
+                let (limit, what) = if m.rule == rule::MIN_LENGTH {
+                    (self.min_length.unwrap_or(0), "less than minimum")
+                } else {
+                    (self.max_length.unwrap_or(0), "more than maximum")
+                };
+                format!(
+                    "value {} has length {len}, {what} length {limit}",
+                    show_value(col, row)
+                )
+            }
+            bound_rule => {
+                let shown = m
+                    .bound
+                    .and_then(|b| self.bounds.get(b))
+                    .map_or("?", |b| b.shown.as_str());
+                let what = match bound_rule {
+                    rule::MINIMUM => "is less than minimum",
+                    rule::MAXIMUM => "is greater than maximum",
+                    rule::EXCLUSIVE_MINIMUM => "is not greater than exclusive minimum",
+                    _ => "is not less than exclusive maximum",
+                };
+                format!("value {} {what} {shown}", show_value(col, row))
+            }
+        }
+    }
+}
+
+fn internal(what: &str, col: &ArrayRef) -> ContractError {
+    ContractError::Internal(format!(
+        "{what} check got a {} column",
+        types::type_name(col.data_type())
+    ))
+}
+
+/// `bits` restricted to non-null rows.
+fn with_valid(bits: &BooleanBuffer, valid: Option<&NullBuffer>) -> BooleanBuffer {
+    match valid {
+        Some(v) => bits & v.inner(),
+        None => bits.clone(),
+    }
+}
+
+fn compare(op: Op, lhs: &ArrayRef, rhs: &Scalar<ArrayRef>) -> Result<BooleanArray> {
+    Ok(match op {
+        Op::Lt => cmp::lt(lhs, rhs)?,
+        Op::LtEq => cmp::lt_eq(lhs, rhs)?,
+        Op::Gt => cmp::gt(lhs, rhs)?,
+        Op::GtEq => cmp::gt_eq(lhs, rhs)?,
+    })
+}
+
+/// The bound as a one-row array of `target`, when that is exact: integral
+/// bounds on integer columns, any bound on Float64, temporal bounds (stored
+/// in the type's physical unit).
+fn native_bound(limit: f64, target: &DataType) -> Option<ArrayRef> {
+    let strict = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
+    if types::is_temporal(target) {
+        if limit.fract() != 0.0 || limit.abs() > 9.0e15 {
+            return None;
+        }
+        let physical: ArrayRef = match target {
+            DataType::Date32 => Arc::new(Int32Array::from(vec![i32::try_from(limit as i64).ok()?])),
+            _ => Arc::new(Int64Array::from(vec![limit as i64])),
+        };
+        return cast_with_options(&physical, target, &strict).ok();
+    }
+    let as_f64: ArrayRef = Arc::new(Float64Array::from(vec![limit]));
+    let native = cast_with_options(&as_f64, target, &strict).ok()?;
+    let back = cast_with_options(&native, &DataType::Float64, &strict).ok()?;
+    let back = back.as_primitive_opt::<arrow::datatypes::Float64Type>()?;
+    (back.len() == 1 && back.is_valid(0) && back.value(0) == limit).then_some(native)
+}
+
+/// Lengths per row: characters for strings, bytes for binary, items for lists.
+fn lengths(col: &ArrayRef) -> Result<ArrayRef> {
+    match Strs::new(col.as_ref()) {
+        // Arrow's `length` counts bytes; they are characters only for ASCII.
+        Some(s) if !s.is_ascii() => {
+            let nulls = col.logical_nulls();
+            // Null slots may hold anything; their length is never compared.
+            let counts = (0..col.len()).map(|i| {
+                if nulls.as_ref().is_none_or(|n| n.is_valid(i)) {
+                    s.value(i).chars().count()
+                } else {
+                    0
+                }
+            });
+            Ok(match s {
+                Strs::Large(_) => Arc::new(Int64Array::from_iter_values(
+                    counts.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                )) as ArrayRef,
+                _ => Arc::new(Int32Array::from_iter_values(
+                    counts.map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+                )),
+            })
+        }
+        _ => Ok(length(col.as_ref())?),
+    }
+}
+
+/// `n` as a one-row array of the lengths' type (Int32 or Int64).
+fn length_scalar(n: u64, lengths_type: &DataType) -> Result<ArrayRef> {
+    Ok(match lengths_type {
+        // A limit beyond Int32 compares as the largest Int32: no Int32 length exceeds it.
+        DataType::Int32 => Arc::new(Int32Array::from(vec![i32::try_from(n).unwrap_or(i32::MAX)])),
+        DataType::Int64 => Arc::new(Int64Array::from(vec![i64::try_from(n).unwrap_or(i64::MAX)])),
+        other => {
+            return Err(ContractError::Internal(format!(
+                "length kernel returned {}",
+                types::type_name(other)
+            )));
+        }
+    })
+}
+
+fn length_at(lengths: &dyn Array, row: usize) -> i64 {
+    if let Some(a) = lengths.as_primitive_opt::<arrow::datatypes::Int32Type>() {
+        i64::from(a.value(row))
+    } else if let Some(a) = lengths.as_primitive_opt::<Int64Type>() {
+        a.value(row)
+    } else {
+        0
+    }
+}
+
+/// A value for a message: strings quoted, long values cut.
+fn show_value(array: &dyn Array, row: usize) -> String {
+    if array.is_null(row) {
+        return "null".to_string();
+    }
+    if let Some(s) = Strs::new(array) {
+        return format!("\"{}\"", cut(s.value(row)).escape_debug());
+    }
+    // Floats as people write them (`-5`, not Arrow's `-5.0`), like the bounds.
+    if let Some(a) = array.as_primitive_opt::<arrow::datatypes::Float64Type>() {
+        return number(a.value(row));
+    }
+    if let Some(a) = array.as_primitive_opt::<arrow::datatypes::Float32Type>() {
+        let v = a.value(row);
+        return format!("{}", if v == 0.0 { 0.0 } else { v });
+    }
+    let quoted = matches!(array.data_type(), DataType::Dictionary(_, v) if types::is_string(v));
+    let text = match ArrayFormatter::try_new(array, &FormatOptions::default()) {
+        Ok(f) => f.value(row).to_string(),
+        Err(_) => "?".to_string(),
+    };
+    if quoted {
+        format!("\"{}\"", cut(&text).escape_debug())
+    } else {
+        cut(&text)
+    }
+}
+
+fn cut(s: &str) -> String {
+    match s.char_indices().nth(MESSAGE_VALUE_CHARS_MAX) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
+fn empty_violations(rows: usize) -> Result<ListArray> {
+    Ok(ListArray::try_new(
+        violation_item_field(),
+        OffsetBuffer::new_zeroed(rows),
+        new_empty_array(&DataType::Struct(violation_fields())),
+        None,
+    )?)
+}
+
+/// Read access to the three string encodings without copying into one.
+#[derive(Clone, Copy)]
+enum Strs<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+}
+
+impl<'a> Strs<'a> {
+    fn new(array: &'a dyn Array) -> Option<Strs<'a>> {
+        match array.data_type() {
+            DataType::Utf8 => array.as_string_opt::<i32>().map(Strs::Utf8),
+            DataType::LargeUtf8 => array.as_string_opt::<i64>().map(Strs::Large),
+            DataType::Utf8View => array.as_string_view_opt().map(Strs::View),
+            _ => None,
+        }
+    }
+
+    fn value(&self, i: usize) -> &'a str {
+        match self {
+            Strs::Utf8(a) => a.value(i),
+            Strs::Large(a) => a.value(i),
+            Strs::View(a) => a.value(i),
+        }
+    }
+
+    fn is_ascii(&self) -> bool {
+        match self {
+            Strs::Utf8(a) => a.is_ascii(),
+            Strs::Large(a) => a.is_ascii(),
+            Strs::View(a) => a.is_ascii(),
+        }
+    }
+}

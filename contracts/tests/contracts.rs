@@ -1,0 +1,892 @@
+//! Boundary tests of runink-contracts: contract files in `tests/data/`, error
+//! snapshots in `tests/snapshots/`, and the checker on hand-made batches.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch,
+    StringArray, StringViewArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema, TimeUnit};
+use runink_contracts::{
+    Checker, Contract, ContractError, SourceFormat, violations_data_type, violations_field,
+};
+
+const TRADE_YAML: &str = include_str!("data/trade.yaml");
+const TRADE_GO: &str = include_str!("data/trade.go");
+
+/// The pinned hash of the trade example. If this changes, every stored
+/// contract hash changes: only update it on purpose.
+const TRADE_HASH: &str = "sha256:1172c011962ef5b72576602623e651560b64237a6be0189e04fdd042131c49f9";
+
+fn trade_yaml() -> Contract {
+    Contract::load("trade.yaml", TRADE_YAML).unwrap()
+}
+
+fn trade_go() -> Contract {
+    Contract::load("trade.go", TRADE_GO).unwrap()
+}
+
+fn err_text(r: Result<Contract, ContractError>) -> String {
+    match r {
+        Ok(c) => panic!("expected an error, loaded {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+mod load {
+    use super::*;
+
+    #[test]
+    fn yaml_example_reads_every_rule() {
+        let c = trade_yaml();
+        assert_eq!(c.id, "trade");
+        assert_eq!(c.name, "Trade");
+        assert_eq!(c.version, "1.2.0");
+        assert_eq!(c.status.as_deref(), Some("active"));
+        assert_eq!(c.description.as_deref(), Some("Validated trades"));
+        assert_eq!(c.format, SourceFormat::Yaml);
+        let names: Vec<&str> = c.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "trade_id",
+                "symbol",
+                "side",
+                "quantity",
+                "price",
+                "trader_email",
+                "traded_at"
+            ]
+        );
+        let id = c.field("trade_id").unwrap();
+        assert!(id.required && id.unique && id.primary_key && !id.nullable);
+        assert_eq!(id.pattern.as_deref(), Some("^T[0-9]{7}$"));
+        let symbol = c.field("symbol").unwrap();
+        assert_eq!((symbol.min_length, symbol.max_length), (Some(1), Some(5)));
+        let side = c.field("side").unwrap();
+        assert_eq!(
+            side.valid_values,
+            Some(vec!["BUY".to_string(), "SELL".to_string()])
+        );
+        let quantity = c.field("quantity").unwrap();
+        assert_eq!(quantity.data_type, DataType::Int64);
+        assert_eq!(quantity.physical_type.as_deref(), Some("int64"));
+        assert_eq!(quantity.exclusive_minimum, Some(0.0));
+        let price = c.field("price").unwrap();
+        assert_eq!((price.minimum, price.maximum), (Some(0.0), Some(100000.0)));
+        let email = c.field("trader_email").unwrap();
+        assert_eq!(email.classification.as_deref(), Some("pii"));
+        assert_eq!(email.mask.as_deref(), Some("hash"));
+        assert_eq!(email.access.as_deref(), Some("compliance"));
+        assert!(email.nullable);
+    }
+
+    #[test]
+    fn yaml_and_go_forms_load_to_the_same_fields() {
+        let yaml = trade_yaml();
+        let go = trade_go();
+        assert_eq!(go.format, SourceFormat::Go);
+        assert_eq!(go.id, yaml.id);
+        assert_eq!(go.name, yaml.name);
+        assert_eq!(go.version, yaml.version);
+        assert_eq!(go.status, yaml.status);
+        assert_eq!(
+            go.description.as_deref(),
+            Some("Trade is one executed trade.")
+        );
+        // Physical types are source-system spellings; the Arrow type is what counts.
+        let strip = |c: &Contract| {
+            c.fields
+                .iter()
+                .cloned()
+                .map(|mut f| {
+                    f.physical_type = None;
+                    f
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(&go), strip(&yaml));
+        assert_eq!(go.hash(), yaml.hash());
+        assert_eq!(go.canonical_json(), yaml.canonical_json());
+    }
+
+    #[test]
+    fn arrow_schema_of_the_example() {
+        let expected = Schema::new(vec![
+            ArrowField::new("trade_id", DataType::Utf8, false),
+            ArrowField::new("symbol", DataType::Utf8, false),
+            ArrowField::new("side", DataType::Utf8, false),
+            ArrowField::new("quantity", DataType::Int64, true),
+            ArrowField::new("price", DataType::Float64, true),
+            ArrowField::new("trader_email", DataType::Utf8, true),
+            ArrowField::new(
+                "traded_at",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+        ]);
+        assert_eq!(trade_yaml().arrow_schema(), expected);
+        assert_eq!(trade_go().arrow_schema(), expected);
+    }
+
+    #[test]
+    fn rules_are_listed_in_a_stable_order() {
+        let rules: Vec<String> = trade_yaml().rules().iter().map(|r| r.key()).collect();
+        assert_eq!(
+            rules,
+            [
+                "trade_id:type",
+                "trade_id:required",
+                "trade_id:unique",
+                "trade_id:pattern",
+                "symbol:type",
+                "symbol:required",
+                "symbol:min_length",
+                "symbol:max_length",
+                "side:type",
+                "side:required",
+                "side:valid_values",
+                "quantity:type",
+                "quantity:exclusive_minimum",
+                "price:type",
+                "price:minimum",
+                "price:maximum",
+                "trader_email:type",
+                "traded_at:type",
+            ]
+        );
+    }
+
+    #[test]
+    fn contract_roundtrips_through_serde() {
+        let c = trade_yaml();
+        let json = serde_json::to_string(&c).unwrap();
+        let back: Contract = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn odcs_variants_load() {
+        let yaml = r#"
+apiVersion: v3.1.0
+kind: DataContract
+id: misc
+version: "2"
+status: draft
+servers: [{ server: local, type: local, path: ./x }]
+team: { name: data }
+schema:
+  - name: a
+    properties:
+      - name: amount
+        physicalType: NUMERIC(12, 2)
+        logicalType: number
+        quality:
+          - { metric: nullValues, mustBe: 0 }
+          - { metric: duplicateValues, mustBeLessThan: 10 }
+          - { type: sql, query: "SELECT 1", mustBe: 1 }
+      - name: small
+        logicalType: integer
+        logicalTypeOptions: { format: i16, minimum: -5 }
+      - name: day
+        logicalType: date
+        logicalTypeOptions: { minimum: "2024-01-01" }
+      - name: tags
+        logicalType: array
+        items: { logicalType: string }
+        logicalTypeOptions: { maxItems: 3 }
+      - name: address
+        logicalType: object
+        properties:
+          - { name: city, logicalType: string, required: true }
+          - { name: zip, logicalType: integer }
+      - name: blob
+        logicalType: object
+      - name: code
+        logicalType: integer
+        enum: [1, 2, 3]
+        customProperties:
+          - { property: join_key, value: true }
+          - { property: lineage, value: "orders.code" }
+          - { property: somethingElse, value: 1 }
+      - name: untyped
+  - name: ignored_second_object
+    properties: [{ name: whatever, logicalType: string }]
+"#;
+        let c = Contract::from_yaml("misc.yaml", yaml).unwrap();
+        assert_eq!(c.name, "misc");
+        assert_eq!(c.version, "2");
+        let f = |n: &str| c.field(n).unwrap().clone();
+        assert_eq!(f("amount").data_type, DataType::Decimal128(12, 2));
+        assert!(f("amount").required);
+        assert!(
+            !f("amount").unique,
+            "a tolerance threshold is not a row rule"
+        );
+        assert_eq!(f("small").data_type, DataType::Int16);
+        assert_eq!(f("small").minimum, Some(-5.0));
+        assert_eq!(f("day").data_type, DataType::Date32);
+        assert_eq!(f("day").minimum, Some(19723.0), "days since the epoch");
+        assert_eq!(
+            f("tags").data_type,
+            DataType::List(Arc::new(ArrowField::new("item", DataType::Utf8, true)))
+        );
+        assert_eq!(f("tags").max_length, Some(3));
+        assert_eq!(
+            f("address").data_type,
+            DataType::Struct(
+                vec![
+                    ArrowField::new("city", DataType::Utf8, false),
+                    ArrowField::new("zip", DataType::Int64, true),
+                ]
+                .into()
+            )
+        );
+        assert_eq!(f("blob").data_type, DataType::Utf8);
+        assert_eq!(
+            f("code").valid_values,
+            Some(vec!["1".to_string(), "2".to_string(), "3".to_string()])
+        );
+        assert!(f("code").join_key);
+        assert_eq!(f("code").lineage.as_deref(), Some("orders.code"));
+        assert_eq!(f("untyped").data_type, DataType::Utf8);
+        assert_eq!(c.fields.len(), 8);
+    }
+
+    #[test]
+    fn go_variants_load() {
+        let go = r#"package x
+
+import (
+	"database/sql"
+	"time"
+)
+
+type Helper struct{ A int }
+
+type (
+	// Order is an order.
+	/* @contract_version:"0.1.0" */
+	Order struct {
+		ID       int64            `json:"id,omitempty" validate:"required" join_key:"true"`
+		Tags     []string         `json:"tags" validate:"max=3"`
+		Raw      []byte           `json:"raw" validate:"len=16"`
+		Amount   *decimal.Decimal `json:"amount" validate:"gte=0.01"`
+		Note     sql.NullString   `json:"note" validate:"lt=10"`
+		Secret   string           `json:"-"`
+		internal string
+		Kind     string `enum:"a, b" pii:"restricted" lineage:"src.kind"`
+		A, B     int32  // two columns
+		When     time.Time; Count uint16
+	}
+)
+"#;
+        let c = Contract::from_go("order.go", go).unwrap();
+        assert_eq!(c.id, "order");
+        assert_eq!(c.version, "0.1.0");
+        let names: Vec<&str> = c.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "id", "tags", "raw", "amount", "note", "kind", "a", "b", "when", "count"
+            ]
+        );
+        let f = |n: &str| c.field(n).unwrap().clone();
+        assert!(f("id").required && f("id").join_key);
+        assert_eq!(f("tags").max_length, Some(3));
+        assert_eq!(f("raw").data_type, DataType::Binary);
+        assert_eq!(
+            (f("raw").min_length, f("raw").max_length),
+            (Some(16), Some(16))
+        );
+        assert_eq!(f("amount").data_type, DataType::Decimal128(38, 10));
+        assert_eq!(f("amount").minimum, Some(0.01));
+        assert!(!f("amount").required);
+        assert_eq!(f("note").max_length, Some(9));
+        assert_eq!(
+            f("kind").valid_values,
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(f("kind").classification.as_deref(), Some("restricted"));
+        assert_eq!(f("a").data_type, DataType::Int32);
+        assert_eq!(f("count").data_type, DataType::UInt16);
+    }
+}
+
+mod hash {
+    use super::*;
+
+    #[test]
+    fn example_hash_is_pinned() {
+        let c = trade_yaml();
+        insta::assert_snapshot!("trade_canonical_json", c.canonical_json());
+        assert_eq!(c.hash(), TRADE_HASH);
+        assert_eq!(trade_go().hash(), TRADE_HASH);
+    }
+
+    #[test]
+    fn hash_ignores_presentation() {
+        let renamed = TRADE_YAML
+            .replace("name: Trade\n", "name: Trades (renamed)\n")
+            .replace("status: active", "status: deprecated")
+            .replace("purpose: Validated trades", "purpose: Something else")
+            .replace("minimum: 0,", "minimum: 0.0,");
+        assert_eq!(
+            Contract::from_yaml("t.yaml", &renamed).unwrap().hash(),
+            TRADE_HASH
+        );
+    }
+
+    #[test]
+    fn changed_rules_change_the_hash() {
+        let changes = [
+            ("maximum: 100000", "maximum: 100001"),
+            ("[BUY, SELL]", "[SELL, BUY]"),
+            ("value: hash", "value: redact"),
+            ("version: 1.2.0", "version: 1.2.1"),
+            ("maxLength: 5", "maxLength: 6"),
+            ("physicalType: int64", "physicalType: int32"),
+            ("classification: pii", "classification: public"),
+        ];
+        for (from, to) in changes {
+            assert!(TRADE_YAML.contains(from), "{from}");
+            let changed = Contract::from_yaml("t.yaml", &TRADE_YAML.replace(from, to)).unwrap();
+            assert_ne!(changed.hash(), TRADE_HASH, "{from} -> {to}");
+        }
+        let go = TRADE_GO.replace("gt=0", "gte=0");
+        assert_ne!(Contract::from_go("t.go", &go).unwrap().hash(), TRADE_HASH);
+    }
+}
+
+/// The checker's output as plain data: per row, (rule, column, message).
+fn violations(list: &ListArray) -> Vec<Vec<(String, String, String)>> {
+    (0..list.len())
+        .map(|row| {
+            let items = list.value(row);
+            let items = items.as_struct();
+            let col = |i: usize| items.column(i).as_string::<i32>().clone();
+            let (rule, column, message) = (col(0), col(1), col(2));
+            (0..items.len())
+                .map(|j| {
+                    (
+                        rule.value(j).to_string(),
+                        column.value(j).to_string(),
+                        message.value(j).to_string(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn v(rule: &str, column: &str, message: &str) -> (String, String, String) {
+    (rule.to_string(), column.to_string(), message.to_string())
+}
+
+fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+}
+
+mod check {
+    use super::*;
+
+    /// The trade schema, but `quantity` arrives as text (as from CSV).
+    fn input_schema() -> Schema {
+        let mut fields: Vec<ArrowField> = trade_yaml()
+            .arrow_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        fields[3] = ArrowField::new("quantity", DataType::Utf8, true);
+        fields.push(ArrowField::new("extra", DataType::Boolean, true));
+        Schema::new(fields)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn batch(
+        ids: &[Option<&str>],
+        symbols: &[Option<&str>],
+        sides: &[Option<&str>],
+        quantities: &[Option<&str>],
+        prices: &[Option<f64>],
+    ) -> RecordBatch {
+        let n = ids.len();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(ids.to_vec())),
+            Arc::new(StringArray::from(symbols.to_vec())),
+            Arc::new(StringArray::from(sides.to_vec())),
+            Arc::new(StringArray::from(quantities.to_vec())),
+            Arc::new(Float64Array::from(prices.to_vec())),
+            Arc::new(StringArray::from(vec![Some("a@example.com"); n])),
+            Arc::new(TimestampMicrosecondArray::from(vec![
+                Some(
+                    1_700_000_000_000_000
+                );
+                n
+            ])),
+            Arc::new(BooleanArray::from(vec![None; n])),
+        ];
+        RecordBatch::try_new(Arc::new(input_schema()), columns).unwrap()
+    }
+
+    #[test]
+    fn every_rule_of_the_example() {
+        let contract = trade_yaml();
+        let mut checker = Checker::new(&contract, &input_schema()).unwrap();
+        let first = batch(
+            &[Some("T0000001"), Some("X1"), None, Some("T0000001")],
+            &[Some("AAPL"), Some(""), Some("TOOLONG"), Some("MSFT")],
+            &[Some("BUY"), Some("HOLD"), None, Some("SELL")],
+            &[Some("100"), Some("abc"), Some("0"), None],
+            &[Some(10.5), Some(-5.0), Some(100001.0), None],
+        );
+        let out = checker.check(&first).unwrap();
+        assert_eq!(
+            violations(&out.violations),
+            vec![
+                vec![],
+                vec![
+                    v(
+                        "pattern",
+                        "trade_id",
+                        r#"value "X1" does not match pattern "^T[0-9]{7}$""#
+                    ),
+                    v(
+                        "min_length",
+                        "symbol",
+                        r#"value "" has length 0, less than minimum length 1"#
+                    ),
+                    v(
+                        "valid_values",
+                        "side",
+                        r#"value "HOLD" is not one of [BUY, SELL]"#
+                    ),
+                    v("type", "quantity", r#"value "abc" is not a valid Int64"#),
+                    v("minimum", "price", "value -5 is less than minimum 0"),
+                ],
+                vec![
+                    v("required", "trade_id", "null value in required column"),
+                    v(
+                        "max_length",
+                        "symbol",
+                        r#"value "TOOLONG" has length 7, more than maximum length 5"#
+                    ),
+                    v("required", "side", "null value in required column"),
+                    v(
+                        "exclusive_minimum",
+                        "quantity",
+                        "value 0 is not greater than exclusive minimum 0"
+                    ),
+                    v(
+                        "maximum",
+                        "price",
+                        "value 100001 is greater than maximum 100000"
+                    ),
+                ],
+                vec![v(
+                    "unique",
+                    "trade_id",
+                    r#"duplicate value "T0000001" (first seen earlier in this run)"#
+                )],
+            ]
+        );
+        assert_eq!(
+            out.valid,
+            BooleanArray::from(vec![true, false, false, false])
+        );
+        assert_eq!(out.invalid_rows(), 3);
+        assert_eq!(
+            out.counts,
+            counts(&[
+                ("price:maximum", 1),
+                ("price:minimum", 1),
+                ("quantity:exclusive_minimum", 1),
+                ("quantity:type", 1),
+                ("side:required", 1),
+                ("side:valid_values", 1),
+                ("symbol:max_length", 1),
+                ("symbol:min_length", 1),
+                ("trade_id:pattern", 1),
+                ("trade_id:required", 1),
+                ("trade_id:unique", 1),
+            ])
+        );
+        assert_eq!(out.violations.data_type(), &violations_data_type());
+        // Conformed columns: quantity is now Int64, with the bad value null.
+        assert_eq!(out.columns.len(), 7);
+        assert_eq!(
+            out.columns[3].as_primitive::<arrow::datatypes::Int64Type>(),
+            &Int64Array::from(vec![Some(100), None, Some(0), None])
+        );
+
+        // Unique holds across batches of one run.
+        let second = batch(
+            &[Some("T0000001"), Some("T0000002")],
+            &[Some("IBM"), Some("IBM")],
+            &[Some("BUY"), Some("BUY")],
+            &[Some("1"), Some("2")],
+            &[Some(1.0), Some(2.0)],
+        );
+        let out = checker.check(&second).unwrap();
+        assert_eq!(
+            violations(&out.violations),
+            vec![
+                vec![v(
+                    "unique",
+                    "trade_id",
+                    r#"duplicate value "T0000001" (first seen earlier in this run)"#
+                )],
+                vec![],
+            ]
+        );
+        assert_eq!(out.counts, counts(&[("trade_id:unique", 1)]));
+    }
+
+    #[test]
+    fn a_clean_batch_takes_the_fast_path() {
+        let contract = trade_yaml();
+        let mut checker = Checker::new(&contract, &input_schema()).unwrap();
+        let clean = batch(
+            &[Some("T0000001"), Some("T0000002"), Some("T0000003")],
+            &[Some("A"), Some("BB"), Some("CCCCC")],
+            &[Some("BUY"), Some("SELL"), Some("BUY")],
+            &[Some("1"), None, Some("3")],
+            &[Some(0.0), Some(100000.0), None],
+        );
+        let out = checker.check(&clean).unwrap();
+        assert_eq!(out.violations.len(), 3);
+        assert!(violations(&out.violations).iter().all(Vec::is_empty));
+        assert_eq!(out.valid, BooleanArray::from(vec![true; 3]));
+        assert_eq!(out.valid.null_count(), 0);
+        assert!(out.counts.is_empty());
+        assert_eq!(out.invalid_rows(), 0);
+
+        let empty = batch(&[], &[], &[], &[], &[]);
+        let out = checker.check(&empty).unwrap();
+        assert_eq!(out.violations.len(), 0);
+        assert_eq!(out.valid.len(), 0);
+    }
+
+    #[test]
+    fn string_views_are_checked_without_a_cast() {
+        let contract = Contract::from_yaml(
+            "s.yaml",
+            "id: s\nversion: 1.0.0\nschema:\n  - name: s\n    properties:\n      - name: code\n        logicalType: string\n        unique: true\n        enum: [aé, b]\n        logicalTypeOptions: { maxLength: 2, pattern: '^[a-z]' }\n",
+        )
+        .unwrap();
+        let schema = Schema::new(vec![ArrowField::new("code", DataType::Utf8View, true)]);
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let values =
+            StringViewArray::from(vec![Some("aé"), Some("b"), None, Some("Zzz"), Some("b")]);
+        let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(values)]).unwrap();
+        let out = checker.check(&batch).unwrap();
+        assert_eq!(out.columns[0].data_type(), &DataType::Utf8View);
+        assert_eq!(
+            violations(&out.violations),
+            vec![
+                vec![],
+                vec![],
+                vec![],
+                vec![
+                    v(
+                        "valid_values",
+                        "code",
+                        r#"value "Zzz" is not one of [aé, b]"#
+                    ),
+                    v(
+                        "pattern",
+                        "code",
+                        r#"value "Zzz" does not match pattern "^[a-z]""#
+                    ),
+                    v(
+                        "max_length",
+                        "code",
+                        r#"value "Zzz" has length 3, more than maximum length 2"#
+                    ),
+                ],
+                vec![v(
+                    "unique",
+                    "code",
+                    r#"duplicate value "b" (first seen earlier in this run)"#
+                )],
+            ]
+        );
+    }
+
+    #[test]
+    fn other_types_and_rules() {
+        let yaml = r#"
+id: misc
+version: 1.0.0
+schema:
+  - name: misc
+    properties:
+      - name: score
+        logicalType: number
+        logicalTypeOptions: { exclusiveMaximum: 1, minimum: 0.5 }
+      - name: day
+        logicalType: date
+        unique: true
+        logicalTypeOptions: { minimum: "2024-01-01" }
+      - name: level
+        logicalType: integer
+        physicalType: int32
+        enum: [1, 2, 3]
+        logicalTypeOptions: { maximum: 2.5 }
+      - name: tags
+        logicalType: array
+        items: { logicalType: string }
+        logicalTypeOptions: { maxItems: 1 }
+"#;
+        let contract = Contract::from_yaml("misc.yaml", yaml).unwrap();
+        // Everything arrives as text, except tags, which is a list.
+        let tags_type = contract.field("tags").unwrap().data_type.clone();
+        let schema = Schema::new(vec![
+            ArrowField::new("score", DataType::Utf8, true),
+            ArrowField::new("day", DataType::Utf8, true),
+            ArrowField::new("level", DataType::Int64, true),
+            ArrowField::new("tags", tags_type, true),
+        ]);
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let tags = arrow::array::ListArray::from_iter_primitive::<arrow::datatypes::Int32Type, _, _>(
+            vec![Some(vec![Some(1)]), Some(vec![Some(1), Some(2)]), None],
+        );
+        let tags = arrow::compute::cast(&tags, &contract.field("tags").unwrap().data_type).unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(vec![
+                    Some("0.75"),
+                    Some("1"),
+                    Some("0.25"),
+                ])),
+                Arc::new(StringArray::from(vec![
+                    Some("2024-05-01"),
+                    Some("2023-12-31"),
+                    Some("2024-05-01"),
+                ])),
+                Arc::new(Int64Array::from(vec![
+                    Some(1),
+                    Some(3),
+                    Some(4_000_000_000),
+                ])),
+                tags,
+            ],
+        )
+        .unwrap();
+        let out = checker.check(&batch).unwrap();
+        assert_eq!(
+            violations(&out.violations),
+            vec![
+                vec![],
+                vec![
+                    v(
+                        "exclusive_maximum",
+                        "score",
+                        "value 1 is not less than exclusive maximum 1"
+                    ),
+                    v(
+                        "minimum",
+                        "day",
+                        "value 2023-12-31 is less than minimum 2024-01-01"
+                    ),
+                    v("maximum", "level", "value 3 is greater than maximum 2.5"),
+                    v(
+                        "max_length",
+                        "tags",
+                        r#"value [1, 2] has length 2, more than maximum length 1"#
+                    ),
+                ],
+                vec![
+                    v("minimum", "score", "value 0.25 is less than minimum 0.5"),
+                    v(
+                        "unique",
+                        "day",
+                        "duplicate value 2024-05-01 (first seen earlier in this run)"
+                    ),
+                    v("type", "level", "value 4000000000 is not a valid Int32"),
+                ],
+            ]
+        );
+    }
+
+    #[test]
+    fn checker_rejects_inputs_that_cannot_conform() {
+        let contract = trade_yaml();
+        let missing = Schema::new(vec![ArrowField::new("trade_id", DataType::Utf8, true)]);
+        insta::assert_snapshot!(
+            "checker_missing_column",
+            Checker::new(&contract, &missing).unwrap_err().to_string()
+        );
+        let mut fields: Vec<ArrowField> = contract
+            .arrow_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[6] = ArrowField::new(
+            "traded_at",
+            DataType::List(Arc::new(ArrowField::new("item", DataType::Int64, true))),
+            true,
+        );
+        let err = Checker::new(&contract, &Schema::new(fields)).unwrap_err();
+        assert!(matches!(err, ContractError::Schema { .. }));
+        insta::assert_snapshot!("checker_uncastable_column", err.to_string());
+    }
+
+    #[test]
+    fn checker_is_send_and_violations_field_is_stable() {
+        fn send<T: Send + std::fmt::Debug>() {}
+        send::<Checker>();
+        let f = violations_field();
+        assert_eq!(f.name(), "_violations");
+        assert!(!f.is_nullable());
+        assert_eq!(f.data_type(), &violations_data_type());
+    }
+}
+
+mod errors {
+    use super::*;
+
+    fn yaml_err(text: &str) -> String {
+        err_text(Contract::load("bad.yaml", text))
+    }
+
+    fn go_err(text: &str) -> String {
+        err_text(Contract::load("bad.go", text))
+    }
+
+    #[test]
+    fn malformed_yaml() {
+        insta::assert_snapshot!(
+            "yaml_malformed",
+            yaml_err(
+                "id: x\nversion: 1.0.0\nschema:\n  - name: a\n    properties: [\n      - name: b\n"
+            )
+        );
+    }
+
+    #[test]
+    fn unknown_logical_type() {
+        let text = TRADE_YAML.replace("logicalType: number", "logicalType: money");
+        insta::assert_snapshot!("yaml_unknown_logical_type", yaml_err(&text));
+    }
+
+    #[test]
+    fn unknown_physical_type() {
+        let text = TRADE_YAML.replace("physicalType: double", "physicalType: money(2)");
+        insta::assert_snapshot!("yaml_unknown_physical_type", yaml_err(&text));
+    }
+
+    #[test]
+    fn bad_regex() {
+        let text = TRADE_YAML.replace("'^T[0-9]{7}$'", "'^T[0-9{7}$'");
+        insta::assert_snapshot!("yaml_bad_regex", yaml_err(&text));
+    }
+
+    #[test]
+    fn rule_that_does_not_fit_the_type() {
+        let text = TRADE_YAML.replace("minLength: 1, maxLength: 5", "minimum: 1");
+        insta::assert_snapshot!("yaml_bound_on_string", yaml_err(&text));
+    }
+
+    #[test]
+    fn missing_top_level_keys() {
+        insta::assert_snapshot!(
+            "yaml_missing_version",
+            yaml_err(&TRADE_YAML.replace("version: 1.2.0\n", ""))
+        );
+        insta::assert_snapshot!(
+            "yaml_missing_schema",
+            yaml_err(
+                "apiVersion: v3.1.0\nkind: DataContract\nid: x\nversion: 1.0.0\nstatus: active\n"
+            )
+        );
+        insta::assert_snapshot!(
+            "yaml_missing_property_name",
+            yaml_err(
+                "id: x\nversion: 1.0.0\nschema:\n  - name: a\n    properties:\n      - logicalType: string\n"
+            )
+        );
+        insta::assert_snapshot!("yaml_empty", yaml_err(""));
+    }
+
+    #[test]
+    fn go_unknown_type() {
+        let text = TRADE_GO.replace("Price       float64", "Price       Money  ");
+        insta::assert_snapshot!("go_unknown_type", go_err(&text));
+    }
+
+    #[test]
+    fn go_without_annotated_struct() {
+        let text = TRADE_GO.replace("// @contract_version:\"1.2.0\"\n", "");
+        insta::assert_snapshot!("go_not_annotated", go_err(&text));
+        insta::assert_snapshot!("go_no_struct", go_err("package x\n\nfunc main() {}\n"));
+    }
+
+    #[test]
+    fn go_unknown_validator() {
+        let text = TRADE_GO.replace("required,min=1,max=5", "required,alpha,max=5");
+        insta::assert_snapshot!("go_unknown_validator", go_err(&text));
+    }
+
+    #[test]
+    fn go_embedded_and_nested_structs() {
+        let embedded = TRADE_GO.replace("type Trade struct {\n", "type Trade struct {\n\tBase\n");
+        insta::assert_snapshot!("go_embedded", go_err(&embedded));
+        let nested = TRADE_GO.replace(
+            "TradedAt    time.Time `json:\"traded_at\"`",
+            "Venue struct{ Name string }",
+        );
+        insta::assert_snapshot!("go_nested", go_err(&nested));
+    }
+
+    #[test]
+    fn go_bad_regex_and_tag() {
+        let text = TRADE_GO.replace("pattern:\"^T[0-9]{7}$\"", "pattern:\"^T[0-9{7}$\"");
+        insta::assert_snapshot!("go_bad_regex", go_err(&text));
+        let text = TRADE_GO.replace("json:\"symbol\" ", "json:symbol ");
+        insta::assert_snapshot!("go_malformed_tag", go_err(&text));
+    }
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            let _ = Contract::from_yaml("p.yaml", &text);
+            let _ = Contract::from_go("p.go", &text);
+        }
+
+        #[test]
+        fn mangled_examples_never_panic(
+            at in 0usize..2000,
+            cut in 0usize..40,
+            insert in "[-:{}\\[\\]`\"' \n\t#*/a-z0-9@=,]{0,8}",
+        ) {
+            for (file, text) in [("p.yaml", TRADE_YAML), ("p.go", TRADE_GO)] {
+                let mut s: Vec<char> = text.chars().collect();
+                let at = at % (s.len() + 1);
+                let end = (at + cut).min(s.len());
+                s.splice(at..end, insert.chars());
+                let s: String = s.into_iter().collect();
+                match Contract::load(file, &s) {
+                    Ok(c) => { let _ = c.hash(); }
+                    Err(ContractError::Syntax { line, column, .. }) => {
+                        prop_assert!(line >= 1 && column >= 1);
+                    }
+                    Err(e) => prop_assert!(false, "unexpected error kind: {e}"),
+                }
+            }
+        }
+    }
+}

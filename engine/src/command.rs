@@ -1,0 +1,401 @@
+//! `exec="cmd args"` steps: any program that reads Arrow IPC on stdin and writes Arrow IPC
+//! on stdout.
+//!
+//! ```text
+//!  input stream ─► feeder task ─► writer thread ─► child stdin (IPC stream)
+//!  child stdout (IPC stream) ─► reader thread ─► bounded channel ─► output stream
+//!  child stderr ─► kept (last STDERR_TAIL_BYTES) for the error message
+//! ```
+//! The program runs under `/bin/sh -c` in the working directory, so `exec="python3
+//! scripts/enrich.py --fast"` means what it means in a shell. A non-zero exit, a crash, or
+//! output that is not Arrow IPC with the declared schema fails the step with the
+//! program's status and the end of its stderr.
+
+use std::fmt;
+use std::io::{BufReader, BufWriter, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    Partitioning, PlanProperties, SendableRecordBatchStream,
+};
+use futures::StreamExt;
+
+use crate::{EngineError, Result};
+
+/// Bytes of a failing program's stderr quoted in the error.
+pub const STDERR_TAIL_BYTES: usize = 2048;
+/// Batches in flight between the program and the rest of the plan, each way.
+pub const CHANNEL_BATCHES: usize = 4;
+/// How long the compile-time schema probe may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs an `exec=` step's program.
+#[derive(Debug)]
+pub struct ExternalCommandExec {
+    input: Arc<dyn ExecutionPlan>,
+    step: String,
+    command: String,
+    properties: Arc<PlanProperties>,
+}
+
+impl ExternalCommandExec {
+    /// `schema` is the program's output schema (found by [`probe_schema`] at compile time).
+    pub fn new(
+        input: Arc<dyn ExecutionPlan>,
+        step: impl Into<String>,
+        command: impl Into<String>,
+        schema: SchemaRef,
+    ) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(1),
+            input.pipeline_behavior(),
+            input.boundedness(),
+        ));
+        Self {
+            input,
+            step: step.into(),
+            command: command.into(),
+            properties,
+        }
+    }
+}
+
+impl DisplayAs for ExternalCommandExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ExternalCommandExec: step={} exec=\"{}\"",
+            self.step, self.command
+        )
+    }
+}
+
+impl ExecutionPlan for ExternalCommandExec {
+    fn name(&self) -> &str {
+        "ExternalCommandExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::SinglePartition]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return Err(DataFusionError::Internal(
+                "ExternalCommandExec takes one child".into(),
+            ));
+        }
+        Ok(Arc::new(Self::new(
+            children.swap_remove(0),
+            self.step.clone(),
+            self.command.clone(),
+            self.schema(),
+        )))
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "ExternalCommandExec has one partition, asked for {partition}"
+            )));
+        }
+        let mut input = self.input.execute(0, context)?;
+        let input_schema = self.input.schema();
+        let schema = self.schema();
+        let step = self.step.clone();
+        let mut child = spawn(&self.command).map_err(|m| step_error(&step, m))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+
+        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&schema), CHANNEL_BATCHES);
+
+        // Feeder: pulls the input stream and hands batches to a blocking writer thread.
+        let (batch_tx, batch_rx) = sync_channel::<RecordBatch>(CHANNEL_BATCHES);
+        let writer = std::thread::spawn(move || -> std::result::Result<(), String> {
+            let Some(stdin) = stdin else {
+                return Err("stdin was not captured".into());
+            };
+            let mut w = StreamWriter::try_new(BufWriter::new(stdin), &input_schema)
+                .map_err(|e| e.to_string())?;
+            for batch in batch_rx {
+                if let Err(e) = w.write(&batch) {
+                    // The program closed stdin early; its exit status tells why.
+                    return if is_broken_pipe(&e) {
+                        Ok(())
+                    } else {
+                        Err(e.to_string())
+                    };
+                }
+            }
+            match w.finish() {
+                Err(e) if !is_broken_pipe(&e) => Err(e.to_string()),
+                _ => Ok(()),
+            }
+        });
+        builder.spawn(async move {
+            while let Some(batch) = input.next().await {
+                let batch = batch?;
+                if batch_tx.send(batch).is_err() {
+                    break;
+                }
+            }
+            drop(batch_tx);
+            Ok(())
+        });
+
+        // Reader: decodes the program's stdout, then reports its exit status.
+        let tx = builder.tx();
+        let command = self.command.clone();
+        builder.spawn_blocking(move || {
+            let stderr_tail = std::thread::spawn(move || read_tail(stderr));
+            let decoded = stdout
+                .ok_or_else(|| "stdout was not captured".to_string())
+                .and_then(|out| {
+                    StreamReader::try_new(BufReader::new(out), None)
+                        .map_err(|e| format!("its output is not an Arrow IPC stream ({e})"))
+                })
+                .and_then(|reader| {
+                    let got = reader.schema();
+                    if !same_columns(&got, &schema) {
+                        return Err(format!(
+                            "its output schema changed since compile: expected {}, got {}",
+                            describe(&schema),
+                            describe(&got)
+                        ));
+                    }
+                    for batch in reader {
+                        let batch = batch.map_err(|e| format!("bad Arrow IPC output: {e}"))?;
+                        let batch =
+                            RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())
+                                .map_err(|e| format!("output does not fit the schema: {e}"))?;
+                        if tx.blocking_send(Ok(batch)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                });
+            let status = child.wait();
+            let writer_result = writer
+                .join()
+                .unwrap_or_else(|_| Err("writer thread panicked".into()));
+            let tail = stderr_tail.join().unwrap_or_default();
+            let exit = match status {
+                Ok(s) if s.success() => None,
+                Ok(s) => Some(format!("`{command}` {}", describe_status(s))),
+                Err(e) => Some(format!("`{command}`: cannot wait for the program: {e}")),
+            };
+            let message = match (exit, decoded, writer_result) {
+                (Some(exit), _, _) => Some(exit),
+                (None, Err(e), _) => Some(format!("`{command}`: {e}")),
+                (None, Ok(()), Err(e)) => Some(format!("`{command}`: cannot write its input: {e}")),
+                (None, Ok(()), Ok(())) => None,
+            };
+            match message {
+                None => Ok(()),
+                Some(mut m) => {
+                    if !tail.trim().is_empty() {
+                        m.push_str(&format!("; stderr: {}", tail.trim()));
+                    }
+                    Err(step_error(&step, m).into())
+                }
+            }
+        });
+        Ok(builder.build())
+    }
+}
+
+fn step_error(step: &str, message: String) -> EngineError {
+    EngineError::Step {
+        step: step.to_string(),
+        message,
+    }
+}
+
+fn is_broken_pipe(e: &arrow::error::ArrowError) -> bool {
+    match e {
+        arrow::error::ArrowError::IoError(_, io) => io.kind() == std::io::ErrorKind::BrokenPipe,
+        other => other.to_string().contains("Broken pipe"),
+    }
+}
+
+fn spawn(command: &str) -> std::result::Result<Child, String> {
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start `{command}`: {e}"))
+}
+
+fn read_tail(stderr: Option<std::process::ChildStderr>) -> String {
+    let Some(mut stderr) = stderr else {
+        return String::new();
+    };
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stderr.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > STDERR_TAIL_BYTES {
+                    let cut = tail.len() - STDERR_TAIL_BYTES;
+                    tail.drain(..cut);
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&tail).into_owned()
+}
+
+fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        _ => "failed".to_string(),
+    }
+}
+
+fn same_columns(a: &Schema, b: &Schema) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields()
+            .iter()
+            .zip(b.fields())
+            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
+fn describe(schema: &Schema) -> String {
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect();
+    format!("({})", cols.join(", "))
+}
+
+/// Finds an `exec=` program's output schema: runs it on an empty input (the schema alone)
+/// and reads the schema it answers with. Runs at compile time, bounded by
+/// [`PROBE_TIMEOUT`].
+pub fn probe_schema(step: &str, command: &str, input: &Schema) -> Result<Schema> {
+    let mut child = spawn(command).map_err(|m| step_error(step, m))?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let input = input.clone();
+    let writer = std::thread::spawn(move || {
+        if let Some(stdin) = stdin
+            && let Ok(mut w) = StreamWriter::try_new(BufWriter::new(stdin), &input)
+        {
+            let _ = w.finish();
+        }
+    });
+    let reader = std::thread::spawn(move || {
+        let out = stdout.ok_or_else(|| "stdout was not captured".to_string())?;
+        let mut reader = StreamReader::try_new(BufReader::new(out), None)
+            .map_err(|e| format!("its output is not an Arrow IPC stream ({e})"))?;
+        let schema = reader.schema();
+        // Drain whatever it writes for an empty input.
+        for batch in reader.by_ref() {
+            batch.map_err(|e| format!("bad Arrow IPC output: {e}"))?;
+        }
+        Ok::<_, String>(schema.as_ref().clone())
+    });
+    let stderr_tail = std::thread::spawn(move || read_tail(stderr));
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(step_error(
+                    step,
+                    format!(
+                        "`{command}` did not finish within {}s when given an empty input",
+                        PROBE_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(step_error(
+                    step,
+                    format!("cannot wait for `{command}`: {e}"),
+                ));
+            }
+        }
+    };
+    let _ = writer.join();
+    let schema = reader
+        .join()
+        .unwrap_or_else(|_| Err("reader thread panicked".into()));
+    let tail = stderr_tail.join().unwrap_or_default();
+    let with_tail = |mut m: String| {
+        if !tail.trim().is_empty() {
+            m.push_str(&format!("; stderr: {}", tail.trim()));
+        }
+        m
+    };
+    if !status.success() {
+        return Err(step_error(
+            step,
+            with_tail(format!(
+                "`{command}` {} when given an empty input",
+                describe_status(status)
+            )),
+        ));
+    }
+    schema.map_err(|m| step_error(step, with_tail(format!("`{command}`: {m}"))))
+}

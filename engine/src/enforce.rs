@@ -1,0 +1,280 @@
+//! Contract enforcement as a physical operator.
+//!
+//! [`ContractEnforceExec`] runs the contract's vectorized [`Checker`] over every batch.
+//! In [`EnforceMode::Annotate`] (the Scenario's contract, in front of the sinks) it passes
+//! every row on with a `_violations` list column — empty for valid rows — so each sink can
+//! pick valid or rejected rows. In [`EnforceMode::DropInvalid`] (a `contract=` on a source
+//! or step) it passes only the valid rows on and counts the others.
+//!
+//! One checker serves all partitions of the operator: uniqueness holds across the whole
+//! run, not per partition or per batch.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+    SendableRecordBatchStream,
+};
+use futures::StreamExt;
+use runink_contracts::{Checker, Contract, violations_field};
+use serde::{Deserialize, Serialize};
+
+use crate::{EngineError, Result};
+
+/// What the operator does with rows that break the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnforceMode {
+    /// Keep every row, add `_violations`.
+    Annotate,
+    /// Keep valid rows only (the schema is unchanged).
+    DropInvalid,
+}
+
+/// Counters of one enforcement point, read live by progress bars and by the run report.
+#[derive(Debug, Default)]
+pub struct EnforceStats {
+    /// Rows checked.
+    pub rows_in: AtomicU64,
+    /// Rows without violations.
+    pub valid: AtomicU64,
+    /// Rows with at least one violation.
+    pub rejected: AtomicU64,
+    /// Rows violating each rule, keyed `column:rule`.
+    pub per_rule: Mutex<BTreeMap<String, u64>>,
+}
+
+impl EnforceStats {
+    fn add(&self, rows: usize, valid: usize, counts: &BTreeMap<String, u64>) {
+        self.rows_in.fetch_add(rows as u64, Ordering::Relaxed);
+        self.valid.fetch_add(valid as u64, Ordering::Relaxed);
+        self.rejected
+            .fetch_add((rows - valid) as u64, Ordering::Relaxed);
+        if !counts.is_empty()
+            && let Ok(mut per_rule) = self.per_rule.lock()
+        {
+            for (rule, n) in counts {
+                *per_rule.entry(rule.clone()).or_default() += n;
+            }
+        }
+    }
+}
+
+/// The output schema of enforcement in `mode` over `input`.
+pub fn enforced_schema(input: &Schema, mode: EnforceMode) -> Schema {
+    match mode {
+        EnforceMode::Annotate => {
+            let mut fields: Vec<_> = input.fields().iter().cloned().collect();
+            fields.push(Arc::new(violations_field()));
+            Schema::new_with_metadata(fields, input.metadata().clone())
+        }
+        EnforceMode::DropInvalid => input.clone(),
+    }
+}
+
+/// Physical contract enforcement.
+#[derive(Debug)]
+pub struct ContractEnforceExec {
+    input: Arc<dyn ExecutionPlan>,
+    contract: Arc<Contract>,
+    contract_hash: String,
+    mode: EnforceMode,
+    /// Where the contract is enforced (`sinks`, or a source/step name).
+    label: String,
+    checker: Arc<Mutex<Checker>>,
+    stats: Arc<EnforceStats>,
+    properties: Arc<PlanProperties>,
+}
+
+impl ContractEnforceExec {
+    /// Builds the operator; fails when the input cannot satisfy the contract's columns.
+    pub fn try_new(
+        input: Arc<dyn ExecutionPlan>,
+        contract: Arc<Contract>,
+        mode: EnforceMode,
+        label: impl Into<String>,
+        stats: Arc<EnforceStats>,
+    ) -> Result<Self> {
+        let checker = Checker::new(&contract, &input.schema())?;
+        let schema: SchemaRef = Arc::new(enforced_schema(&input.schema(), mode));
+        let properties = Arc::new(Self::properties_for(&input, schema));
+        Ok(Self {
+            contract_hash: contract.hash(),
+            input,
+            contract,
+            mode,
+            label: label.into(),
+            checker: Arc::new(Mutex::new(checker)),
+            stats,
+            properties,
+        })
+    }
+
+    fn properties_for(input: &Arc<dyn ExecutionPlan>, schema: SchemaRef) -> PlanProperties {
+        PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            input.output_partitioning().clone(),
+            input.pipeline_behavior(),
+            input.boundedness(),
+        )
+    }
+
+    /// The counters this operator reports into.
+    pub fn stats(&self) -> &Arc<EnforceStats> {
+        &self.stats
+    }
+
+    /// Where the contract is enforced.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+impl DisplayAs for ContractEnforceExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ContractEnforceExec: contract={}@{} hash={} mode={:?} at={}",
+            self.contract.id,
+            self.contract.version,
+            short_hash(&self.contract_hash),
+            self.mode,
+            self.label
+        )
+    }
+}
+
+/// The first 12 hex digits of a `sha256:` hash, for plan displays.
+pub fn short_hash(hash: &str) -> &str {
+    let hex = hash.strip_prefix("sha256:").unwrap_or(hash);
+    hex.get(..12).unwrap_or(hex)
+}
+
+impl ExecutionPlan for ContractEnforceExec {
+    fn name(&self) -> &str {
+        "ContractEnforceExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return Err(DataFusionError::Internal(
+                "ContractEnforceExec takes one child".into(),
+            ));
+        }
+        let input = children.swap_remove(0);
+        match options.children_properties {
+            ChildrenPropertiesMode::Keep => Ok(Arc::new(Self {
+                input,
+                contract: Arc::clone(&self.contract),
+                contract_hash: self.contract_hash.clone(),
+                mode: self.mode,
+                label: self.label.clone(),
+                checker: Arc::clone(&self.checker),
+                stats: Arc::clone(&self.stats),
+                properties: Arc::clone(&self.properties),
+            })),
+            ChildrenPropertiesMode::Recompute => Ok(Arc::new(Self::try_new(
+                input,
+                Arc::clone(&self.contract),
+                self.mode,
+                self.label.clone(),
+                Arc::clone(&self.stats),
+            )?)),
+        }
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let schema = self.schema();
+        let checker = Arc::clone(&self.checker);
+        let stats = Arc::clone(&self.stats);
+        let mode = self.mode;
+        let out_schema = Arc::clone(&schema);
+        let stream = input.map(move |batch| {
+            let batch = batch?;
+            enforce_batch(&batch, &checker, &stats, mode, &out_schema).map_err(Into::into)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+fn enforce_batch(
+    batch: &RecordBatch,
+    checker: &Mutex<Checker>,
+    stats: &EnforceStats,
+    mode: EnforceMode,
+    out_schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let outcome = {
+        let mut checker = checker
+            .lock()
+            .map_err(|_| EngineError::Internal("contract checker lock poisoned".into()))?;
+        checker.check(batch)?
+    };
+    let valid_rows = outcome.valid.true_count();
+    stats.add(batch.num_rows(), valid_rows, &outcome.counts);
+    match mode {
+        EnforceMode::Annotate => {
+            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+            columns.push(Arc::new(outcome.violations));
+            Ok(RecordBatch::try_new(Arc::clone(out_schema), columns)
+                .map_err(DataFusionError::from)?)
+        }
+        EnforceMode::DropInvalid => {
+            if valid_rows == batch.num_rows() {
+                Ok(batch.clone())
+            } else {
+                Ok(filter_record_batch(batch, &outcome.valid).map_err(DataFusionError::from)?)
+            }
+        }
+    }
+}

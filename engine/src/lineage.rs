@@ -1,0 +1,161 @@
+//! Lineage capture as a physical operator.
+//!
+//! The planner puts a [`LineageTapExec`] above every source and every step. It passes
+//! batches through untouched and counts what flows, so a run knows the rows read per
+//! source and produced per step; the column-level edges themselves come from the plan
+//! and travel in the DAG file.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+/// What a tap observes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TapKind {
+    /// Rows read from a source.
+    Source,
+    /// Rows produced by a step.
+    Step,
+}
+
+impl fmt::Display for TapKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Source => "source",
+            Self::Step => "step",
+        })
+    }
+}
+
+/// Counters of one tap.
+#[derive(Debug, Default)]
+pub struct TapStats {
+    /// Rows that passed.
+    pub rows: AtomicU64,
+    /// Batches that passed.
+    pub batches: AtomicU64,
+}
+
+/// Pass-through operator that counts rows for lineage and the run report.
+#[derive(Debug)]
+pub struct LineageTapExec {
+    input: Arc<dyn ExecutionPlan>,
+    relation: String,
+    kind: TapKind,
+    stats: Arc<TapStats>,
+}
+
+impl LineageTapExec {
+    /// A tap named after the relation it observes.
+    pub fn new(
+        input: Arc<dyn ExecutionPlan>,
+        relation: impl Into<String>,
+        kind: TapKind,
+        stats: Arc<TapStats>,
+    ) -> Self {
+        Self {
+            input,
+            relation: relation.into(),
+            kind,
+            stats,
+        }
+    }
+
+    /// The relation observed.
+    pub fn relation(&self) -> &str {
+        &self.relation
+    }
+}
+
+impl DisplayAs for LineageTapExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LineageTapExec: {}={}", self.kind, self.relation)
+    }
+}
+
+impl ExecutionPlan for LineageTapExec {
+    fn name(&self) -> &str {
+        "LineageTapExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return Err(DataFusionError::Internal(
+                "LineageTapExec takes one child".into(),
+            ));
+        }
+        Ok(Arc::new(Self::new(
+            children.swap_remove(0),
+            self.relation.clone(),
+            self.kind,
+            Arc::clone(&self.stats),
+        )))
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let stats = Arc::clone(&self.stats);
+        let stream = input.inspect(move |batch| {
+            if let Ok(batch) = batch {
+                stats
+                    .rows
+                    .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema(),
+            stream,
+        )))
+    }
+}

@@ -1,0 +1,238 @@
+//! Running a physical plan to completion in this process, and what the run reports.
+//!
+//! A [`RunContext`] travels with the session (a `SessionConfig` extension). When the
+//! physical planner builds a Runink operator it registers the operator's counters here,
+//! so a progress bar can read them live and [`execute`] can turn them into a
+//! [`RunReport`]. Sink output is committed only after every partition finished.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use serde::Serialize;
+
+use crate::enforce::EnforceStats;
+use crate::lineage::{TapKind, TapStats};
+use crate::sink::{CommitLog, SinkSpec, SinkStats};
+use crate::{EngineError, Result};
+
+/// Per-run state shared by the operators of one run.
+#[derive(Debug)]
+pub struct RunContext {
+    /// The run's id: names temp files and appended parts.
+    pub run_id: String,
+    /// Sink outputs waiting for the run to succeed.
+    pub commit: Arc<CommitLog>,
+    registry: Mutex<Registry>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    taps: Vec<(String, TapKind, Arc<TapStats>)>,
+    enforcements: Vec<(String, Arc<EnforceStats>)>,
+    sinks: Vec<(SinkSpec, Arc<SinkStats>)>,
+}
+
+impl RunContext {
+    /// A fresh context for run `run_id`.
+    pub fn new(run_id: impl Into<String>) -> Self {
+        Self {
+            run_id: run_id.into(),
+            commit: Arc::new(CommitLog::default()),
+            registry: Mutex::new(Registry::default()),
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        match self.registry.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Counters for the tap on `relation` (the same ones if planned twice).
+    pub fn tap_stats(&self, relation: &str, kind: TapKind) -> Arc<TapStats> {
+        let mut reg = self.registry();
+        if let Some((_, _, s)) = reg
+            .taps
+            .iter()
+            .find(|(r, k, _)| r == relation && *k == kind)
+        {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(TapStats::default());
+        reg.taps.push((relation.to_string(), kind, Arc::clone(&s)));
+        s
+    }
+
+    /// Counters for enforcement at `label`.
+    pub fn enforce_stats(&self, label: &str) -> Arc<EnforceStats> {
+        let mut reg = self.registry();
+        if let Some((_, s)) = reg.enforcements.iter().find(|(l, _)| l == label) {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(EnforceStats::default());
+        reg.enforcements.push((label.to_string(), Arc::clone(&s)));
+        s
+    }
+
+    /// Counters for a sink.
+    pub fn sink_stats(&self, spec: &SinkSpec) -> Arc<SinkStats> {
+        let mut reg = self.registry();
+        if let Some((_, s)) = reg.sinks.iter().find(|(sp, _)| sp == spec) {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(SinkStats::default());
+        reg.sinks.push((spec.clone(), Arc::clone(&s)));
+        s
+    }
+
+    /// A snapshot of the counters so far.
+    pub fn progress(&self) -> Progress {
+        let reg = self.registry();
+        let rows_read = reg
+            .taps
+            .iter()
+            .filter(|(_, k, _)| *k == TapKind::Source)
+            .map(|(_, _, s)| s.rows.load(Ordering::Relaxed))
+            .sum();
+        let (mut valid, mut rejected) = (0, 0);
+        for (_, s) in &reg.enforcements {
+            valid += s.valid.load(Ordering::Relaxed);
+            rejected += s.rejected.load(Ordering::Relaxed);
+        }
+        Progress {
+            rows_read,
+            valid,
+            rejected,
+        }
+    }
+
+    /// The report of the run as it stands.
+    pub fn report(&self, elapsed_ms: u64) -> RunReport {
+        let reg = self.registry();
+        let rows = |kind| {
+            reg.taps
+                .iter()
+                .filter(|(_, k, _)| *k == kind)
+                .map(|(name, _, s)| RelationRows {
+                    name: name.clone(),
+                    rows: s.rows.load(Ordering::Relaxed),
+                })
+                .collect()
+        };
+        RunReport {
+            run_id: self.run_id.clone(),
+            sources: rows(TapKind::Source),
+            steps: rows(TapKind::Step),
+            contracts: reg
+                .enforcements
+                .iter()
+                .map(|(label, s)| ContractReport {
+                    at: label.clone(),
+                    rows: s.rows_in.load(Ordering::Relaxed),
+                    valid: s.valid.load(Ordering::Relaxed),
+                    rejected: s.rejected.load(Ordering::Relaxed),
+                    rejected_per_rule: s.per_rule.lock().map(|m| m.clone()).unwrap_or_default(),
+                })
+                .collect(),
+            sinks: reg
+                .sinks
+                .iter()
+                .map(|(spec, s)| SinkReport {
+                    uri: spec.location.uri.clone(),
+                    when: spec.when.to_string(),
+                    from: spec.from.clone(),
+                    rows: s.rows.load(Ordering::Relaxed),
+                })
+                .collect(),
+            elapsed_ms,
+        }
+    }
+}
+
+/// Live counters for a progress bar.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Rows read from all sources.
+    pub rows_read: u64,
+    /// Rows that satisfied the contract.
+    pub valid: u64,
+    /// Rows the contract rejected.
+    pub rejected: u64,
+}
+
+/// Rows through one source or step.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RelationRows {
+    pub name: String,
+    pub rows: u64,
+}
+
+/// One enforcement point.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ContractReport {
+    /// `sinks:RELATION` for the Scenario contract, or the source/step name.
+    pub at: String,
+    pub rows: u64,
+    pub valid: u64,
+    pub rejected: u64,
+    /// Rows violating each rule, keyed `column:rule`.
+    pub rejected_per_rule: BTreeMap<String, u64>,
+}
+
+/// One sink.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SinkReport {
+    pub uri: String,
+    pub when: String,
+    pub from: String,
+    pub rows: u64,
+}
+
+/// What a finished run did.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RunReport {
+    pub run_id: String,
+    pub sources: Vec<RelationRows>,
+    pub steps: Vec<RelationRows>,
+    pub contracts: Vec<ContractReport>,
+    pub sinks: Vec<SinkReport>,
+    pub elapsed_ms: u64,
+}
+
+/// Runs `plan` (rooted at a `SinkExec`) to completion, then commits the sinks. On any
+/// failure nothing the run wrote stays behind.
+pub async fn execute(
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
+    run: &RunContext,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    match collect(plan, task).await {
+        Ok(_) => {
+            run.commit.commit(&run.run_id)?;
+            Ok(run.report(started.elapsed().as_millis() as u64))
+        }
+        Err(e) => {
+            run.commit.abort();
+            Err(EngineError::from(e))
+        }
+    }
+}
+
+/// A run id: time-ordered and unique enough for one machine (milliseconds + pid +
+/// a process-local counter).
+pub fn new_run_id() -> String {
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("r{millis:x}-{:x}-{n}", std::process::id())
+}

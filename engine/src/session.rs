@@ -1,0 +1,91 @@
+//! Session settings shared by compile and run: a bounded memory pool and the batch size.
+
+use std::sync::Arc;
+
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::SessionConfig;
+
+use crate::Result;
+
+/// Default memory pool for one run when neither the Scenario (`@requires(memory=)`) nor
+/// the caller sets one. Operators that can spill do so past this; the others fail with a
+/// "resources exhausted" error instead of growing without bound.
+pub const MEMORY_POOL_BYTES_DEFAULT: usize = 2 << 30;
+
+/// Rows per record batch on the data path.
+pub const BATCH_ROWS: usize = 8192;
+
+/// How a local session is sized.
+#[derive(Clone, Debug)]
+pub struct SessionLimits {
+    /// Upper bound of DataFusion's memory pool.
+    pub memory_pool_bytes: usize,
+    /// Partitions DataFusion plans with (parallelism inside the one process).
+    pub target_partitions: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            memory_pool_bytes: MEMORY_POOL_BYTES_DEFAULT,
+            target_partitions: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        }
+    }
+}
+
+/// DataFusion configuration for Runink sessions.
+pub fn session_config(limits: &SessionLimits) -> SessionConfig {
+    SessionConfig::new()
+        .with_batch_size(BATCH_ROWS)
+        .with_target_partitions(limits.target_partitions.max(1))
+        .with_information_schema(true)
+}
+
+/// A runtime whose memory pool is bounded ("fair spill": every spilling operator gets
+/// its share, so one join cannot starve a sort).
+pub fn runtime_env(limits: &SessionLimits) -> Result<Arc<RuntimeEnv>> {
+    let env = RuntimeEnvBuilder::new()
+        .with_memory_limit(limits.memory_pool_bytes, 1.0)
+        .build_arc()?;
+    Ok(env)
+}
+
+/// Parses a Kubernetes-style quantity (`512Mi`, `2Gi`, `1G`, `1000000`) into bytes.
+pub fn parse_bytes(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale: f64 = match unit.trim() {
+        "" => 1.0,
+        "k" | "K" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = number * scale;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < usize::MAX as f64).then_some(bytes as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_bytes("512Mi"), Some(512 * 1024 * 1024));
+        assert_eq!(parse_bytes("1G"), Some(1_000_000_000));
+        assert_eq!(parse_bytes("42"), Some(42));
+        assert_eq!(parse_bytes("12 parsecs"), None);
+        assert_eq!(parse_bytes(""), None);
+    }
+}

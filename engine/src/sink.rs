@@ -1,0 +1,778 @@
+//! Sinks: routing rows to files and making them visible only when the run succeeds.
+//!
+//! ```text
+//!   input (with `_violations` when a contract is enforced)
+//!     │  per batch: valid = len(_violations) == 0
+//!     ├─ when=valid      → valid rows, `_violations` dropped ─┐
+//!     ├─ when=invalid    → rejected rows with `_violations`   ├─► temp file / temp dir
+//!     └─ when=<SQL>      → valid rows where the predicate holds┘
+//!   run succeeded → CommitLog::commit renames temp → target (overwrite) or moves parts in
+//!   run failed    → CommitLog::abort removes every temp file
+//! ```
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, ListArray, RecordBatch, StringArray, StructArray, UInt64Array,
+};
+use arrow::compute::kernels::cmp::eq;
+use arrow::compute::{and, filter_record_batch, not, prep_null_mask_filter};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
+};
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::source::{FileFormatKind, FileLocation};
+use crate::{EngineError, Result};
+
+/// Name of the column that carries contract violations.
+pub const VIOLATIONS_COLUMN: &str = "_violations";
+
+/// Which rows a sink receives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkWhen {
+    /// Rows that satisfy the contract (all rows without a contract).
+    Valid,
+    /// Rows the contract rejected, with `_violations`.
+    Invalid,
+    /// Valid rows for which this SQL predicate is true.
+    Predicate(String),
+}
+
+impl fmt::Display for SinkWhen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Valid => f.write_str("valid"),
+            Self::Invalid => f.write_str("invalid"),
+            Self::Predicate(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// Whether a sink replaces or extends what is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkMode {
+    Overwrite,
+    Append,
+}
+
+/// A sink as compiled: where, which rows, how.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SinkSpec {
+    /// Where it writes.
+    pub location: FileLocation,
+    /// Which rows.
+    pub when: SinkWhen,
+    /// Overwrite or append.
+    pub mode: SinkMode,
+    /// The dataset this sink registers, if any.
+    pub dataset: Option<String>,
+    /// The relation it reads.
+    pub from: String,
+}
+
+impl SinkSpec {
+    /// Checks what can be checked before any data flows.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let dir = self.location.path.ends_with('/');
+        if self.mode == SinkMode::Append
+            && !dir
+            && matches!(
+                self.location.format,
+                FileFormatKind::Parquet | FileFormatKind::Arrow
+            )
+        {
+            return Err(format!(
+                "mode=append needs a directory for {} output (end the path with `/`): a {} file cannot be extended",
+                self.location.format.name(),
+                self.location.format.name()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Counters of one sink.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Rows written.
+    pub rows: AtomicU64,
+}
+
+/// A sink wired into a physical plan.
+#[derive(Debug, Clone)]
+pub struct SinkTarget {
+    /// What the sink is.
+    pub spec: SinkSpec,
+    /// The physical predicate for [`SinkWhen::Predicate`].
+    pub predicate: Option<Arc<dyn PhysicalExpr>>,
+    /// Its counters.
+    pub stats: Arc<SinkStats>,
+}
+
+/// Output written to a temporary place, waiting for the run to succeed.
+#[derive(Debug)]
+struct PendingOutput {
+    temp: PathBuf,
+    target: PathBuf,
+    mode: SinkMode,
+    directory: bool,
+    format: FileFormatKind,
+    uri: String,
+}
+
+/// The sink outputs of one run, committed together when it succeeds or removed when it
+/// fails.
+#[derive(Debug, Default)]
+pub struct CommitLog {
+    pending: Mutex<Vec<PendingOutput>>,
+}
+
+impl CommitLog {
+    fn push(&self, out: PendingOutput) -> Result<()> {
+        self.pending
+            .lock()
+            .map_err(|_| EngineError::Internal("commit log lock poisoned".into()))?
+            .push(out);
+        Ok(())
+    }
+
+    fn take(&self) -> Vec<PendingOutput> {
+        match self.pending.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+
+    /// Makes every pending output visible under its target name.
+    pub fn commit(&self, run_id: &str) -> Result<()> {
+        let pending = self.take();
+        let mut first_error = None;
+        for out in &pending {
+            if first_error.is_some() {
+                remove_temp(out);
+                continue;
+            }
+            if let Err(e) = commit_one(out, run_id) {
+                remove_temp(out);
+                first_error = Some(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Removes every pending output.
+    pub fn abort(&self) {
+        for out in self.take() {
+            remove_temp(&out);
+        }
+    }
+}
+
+fn remove_temp(out: &PendingOutput) {
+    let _ = if out.directory {
+        fs::remove_dir_all(&out.temp)
+    } else {
+        fs::remove_file(&out.temp)
+    };
+}
+
+fn sink_io(uri: &str, what: &str, path: &Path, e: std::io::Error) -> EngineError {
+    EngineError::Sink {
+        uri: uri.to_string(),
+        message: format!("{what} {}: {e}", path.display()),
+    }
+}
+
+fn commit_one(out: &PendingOutput, run_id: &str) -> Result<()> {
+    let uri = out.uri.as_str();
+    match (out.directory, out.mode) {
+        (true, SinkMode::Overwrite) => {
+            let old = sibling(&out.target, &format!("runink-{run_id}.old"));
+            let had_old = out.target.exists();
+            if had_old {
+                fs::rename(&out.target, &old)
+                    .map_err(|e| sink_io(uri, "cannot move aside", &out.target, e))?;
+            }
+            if let Err(e) = fs::rename(&out.temp, &out.target) {
+                if had_old {
+                    let _ = fs::rename(&old, &out.target);
+                }
+                return Err(sink_io(uri, "cannot rename into", &out.target, e));
+            }
+            if had_old {
+                let _ = if old.is_dir() {
+                    fs::remove_dir_all(&old)
+                } else {
+                    fs::remove_file(&old)
+                };
+            }
+        }
+        (true, SinkMode::Append) => {
+            fs::create_dir_all(&out.target)
+                .map_err(|e| sink_io(uri, "cannot create", &out.target, e))?;
+            let entries =
+                fs::read_dir(&out.temp).map_err(|e| sink_io(uri, "cannot list", &out.temp, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| sink_io(uri, "cannot list", &out.temp, e))?;
+                let name = entry.file_name();
+                let dest = out
+                    .target
+                    .join(format!("{run_id}-{}", name.to_string_lossy()));
+                fs::rename(entry.path(), &dest)
+                    .map_err(|e| sink_io(uri, "cannot move into", &dest, e))?;
+            }
+            let _ = fs::remove_dir_all(&out.temp);
+        }
+        (false, SinkMode::Overwrite) => {
+            fs::rename(&out.temp, &out.target)
+                .map_err(|e| sink_io(uri, "cannot rename into", &out.target, e))?;
+        }
+        (false, SinkMode::Append) => {
+            let target_has_data = fs::metadata(&out.target)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false);
+            if !target_has_data {
+                fs::rename(&out.temp, &out.target)
+                    .map_err(|e| sink_io(uri, "cannot rename into", &out.target, e))?;
+            } else {
+                let mut data = Vec::new();
+                File::open(&out.temp)
+                    .and_then(|mut f| f.read_to_end(&mut data))
+                    .map_err(|e| sink_io(uri, "cannot read", &out.temp, e))?;
+                let body = if out.format == FileFormatKind::Csv {
+                    // The target already has a header line.
+                    match data.iter().position(|b| *b == b'\n') {
+                        Some(i) => &data[i + 1..],
+                        None => &data[..0],
+                    }
+                } else {
+                    &data[..]
+                };
+                fs::OpenOptions::new()
+                    .append(true)
+                    .open(&out.target)
+                    .and_then(|mut f| f.write_all(body).and_then(|_| f.sync_all()))
+                    .map_err(|e| sink_io(uri, "cannot append to", &out.target, e))?;
+                let _ = fs::remove_file(&out.temp);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `dir/.name.SUFFIX` next to `path`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".into());
+    let parent = path.parent().unwrap_or_else(|| Path::new("."));
+    parent.join(format!(".{name}.{suffix}"))
+}
+
+/// The schema of the summary [`SinkExec`] returns: one row per sink.
+pub fn summary_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("sink", DataType::Utf8, false),
+        Field::new("rows", DataType::UInt64, false),
+    ]))
+}
+
+/// Writes each input to its sinks. Output partition `i` drains input `i`.
+#[derive(Debug)]
+pub struct SinkExec {
+    inputs: Vec<Arc<dyn ExecutionPlan>>,
+    targets: Vec<Vec<SinkTarget>>,
+    run_id: String,
+    commit: Arc<CommitLog>,
+    properties: Arc<PlanProperties>,
+}
+
+impl SinkExec {
+    /// `targets[i]` are the sinks fed by `inputs[i]`.
+    pub fn try_new(
+        inputs: Vec<Arc<dyn ExecutionPlan>>,
+        targets: Vec<Vec<SinkTarget>>,
+        run_id: impl Into<String>,
+        commit: Arc<CommitLog>,
+    ) -> Result<Self> {
+        if inputs.len() != targets.len() || inputs.is_empty() {
+            return Err(EngineError::Internal(format!(
+                "SinkExec needs one sink group per input ({} inputs, {} groups)",
+                inputs.len(),
+                targets.len()
+            )));
+        }
+        for group in &targets {
+            for t in group {
+                t.spec.validate().map_err(|message| EngineError::Sink {
+                    uri: t.spec.location.uri.clone(),
+                    message,
+                })?;
+            }
+        }
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(summary_schema()),
+            Partitioning::UnknownPartitioning(inputs.len()),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Ok(Self {
+            inputs,
+            targets,
+            run_id: run_id.into(),
+            commit,
+            properties,
+        })
+    }
+
+    /// The sinks, per input.
+    pub fn targets(&self) -> &[Vec<SinkTarget>] {
+        &self.targets
+    }
+}
+
+impl DisplayAs for SinkExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SinkExec: ")?;
+        let mut first = true;
+        for group in &self.targets {
+            for t in group {
+                if !first {
+                    write!(f, ", ")?;
+                }
+                first = false;
+                write!(
+                    f,
+                    "{} when={} mode={:?}",
+                    t.spec.location.uri, t.spec.when, t.spec.mode
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for SinkExec {
+    fn name(&self) -> &str {
+        "SinkExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        self.inputs.iter().collect()
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::SinglePartition; self.inputs.len()]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false; self.inputs.len()]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        for t in self.targets.iter().flatten() {
+            if let Some(p) = &t.predicate
+                && f(p)? == TreeNodeRecursion::Stop
+            {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(Self::try_new(
+            children,
+            self.targets.clone(),
+            self.run_id.clone(),
+            Arc::clone(&self.commit),
+        )?))
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let input = self.inputs.get(partition).ok_or_else(|| {
+            DataFusionError::Internal(format!("SinkExec has no partition {partition}"))
+        })?;
+        let mut stream = input.execute(0, context)?;
+        let targets = self.targets[partition].clone();
+        let run_id = self.run_id.clone();
+        let commit = Arc::clone(&self.commit);
+        let input_schema = input.schema();
+        let fut = async move {
+            let mut writers = Vec::with_capacity(targets.len());
+            for t in &targets {
+                writers.push(OpenSink::create(t, &input_schema, &run_id)?);
+            }
+            let register = |writers: Vec<OpenSink>| -> Result<()> {
+                for w in writers {
+                    commit.push(w.finish()?)?;
+                }
+                Ok(())
+            };
+            while let Some(batch) = stream.next().await {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        // Nothing of a failed input may become visible: dropping the
+                        // writers removes their temp output.
+                        drop(writers);
+                        return Err(e);
+                    }
+                };
+                if let Err(e) = route_batch(&batch, &targets, &mut writers) {
+                    drop(writers);
+                    return Err(e.into());
+                }
+            }
+            let mut names = Vec::with_capacity(targets.len());
+            let mut rows = Vec::with_capacity(targets.len());
+            for t in &targets {
+                names.push(t.spec.location.uri.clone());
+                rows.push(t.stats.rows.load(Ordering::Relaxed));
+            }
+            register(writers)?;
+            let batch = RecordBatch::try_new(
+                summary_schema(),
+                vec![
+                    Arc::new(StringArray::from(names)) as ArrayRef,
+                    Arc::new(UInt64Array::from(rows)),
+                ],
+            )?;
+            Ok(batch)
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            summary_schema(),
+            futures::stream::once(fut),
+        )))
+    }
+}
+
+/// Splits one batch across the sinks of its input.
+fn route_batch(
+    batch: &RecordBatch,
+    targets: &[SinkTarget],
+    writers: &mut [OpenSink],
+) -> Result<()> {
+    let violations_idx = batch.schema().index_of(VIOLATIONS_COLUMN).ok();
+    let valid: Option<BooleanArray> = match violations_idx {
+        Some(i) => {
+            let list = batch
+                .column(i)
+                .as_any()
+                .downcast_ref::<ListArray>()
+                .ok_or_else(|| EngineError::Internal("`_violations` is not a list".into()))?;
+            let lengths = arrow::compute::kernels::length::length(list).map_err(df)?;
+            let zero = arrow::array::Int32Array::new_scalar(0);
+            Some(eq(&lengths, &zero).map_err(df)?)
+        }
+        None => None,
+    };
+    for (t, w) in targets.iter().zip(writers.iter_mut()) {
+        let selected = match (&t.spec.when, &valid) {
+            (SinkWhen::Valid, None) => batch.clone(),
+            (SinkWhen::Valid, Some(v)) => filter_record_batch(batch, v).map_err(df)?,
+            (SinkWhen::Invalid, None) => continue,
+            (SinkWhen::Invalid, Some(v)) => {
+                filter_record_batch(batch, &not(v).map_err(df)?).map_err(df)?
+            }
+            (SinkWhen::Predicate(text), v) => {
+                let predicate = t.predicate.as_ref().ok_or_else(|| {
+                    EngineError::Internal(format!("sink predicate `{text}` was not planned"))
+                })?;
+                let value = predicate
+                    .evaluate(batch)
+                    .and_then(|v| v.into_array(batch.num_rows()))?;
+                let mask = value
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or_else(|| EngineError::Sink {
+                        uri: t.spec.location.uri.clone(),
+                        message: format!("when=\"{text}\" is not a boolean expression"),
+                    })?;
+                // A null predicate is not true: the row is not selected.
+                let mask = if mask.null_count() > 0 {
+                    prep_null_mask_filter(mask)
+                } else {
+                    mask.clone()
+                };
+                let mask = match v {
+                    Some(v) => and(&mask, v).map_err(df)?,
+                    None => mask,
+                };
+                filter_record_batch(batch, &mask).map_err(df)?
+            }
+        };
+        if selected.num_rows() == 0 {
+            continue;
+        }
+        let out = match (&t.spec.when, violations_idx) {
+            (SinkWhen::Invalid, _) | (_, None) => selected,
+            (_, Some(i)) => {
+                let mut b = selected;
+                b.remove_column(i);
+                b
+            }
+        };
+        w.write(&out)?;
+        t.stats
+            .rows
+            .fetch_add(out.num_rows() as u64, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+fn df(e: arrow::error::ArrowError) -> EngineError {
+    EngineError::DataFusion(DataFusionError::from(e))
+}
+
+/// The schema a sink writes, given its input.
+pub fn sink_schema(input: &Schema, when: &SinkWhen, format: FileFormatKind) -> Schema {
+    let fields = input
+        .fields()
+        .iter()
+        .filter(|f| matches!(when, SinkWhen::Invalid) || f.name() != VIOLATIONS_COLUMN)
+        .map(|f| {
+            if format == FileFormatKind::Csv && f.name() == VIOLATIONS_COLUMN {
+                Arc::new(Field::new(VIOLATIONS_COLUMN, DataType::Utf8, false))
+            } else {
+                Arc::clone(f)
+            }
+        })
+        .collect::<Vec<_>>();
+    Schema::new(fields)
+}
+
+enum Writer {
+    Parquet(ArrowWriter<BufWriter<File>>),
+    Csv(arrow::csv::Writer<BufWriter<File>>),
+    Json(arrow::json::LineDelimitedWriter<BufWriter<File>>),
+    Arrow(arrow::ipc::writer::FileWriter<BufWriter<File>>),
+}
+
+/// A sink being written. Dropped without [`OpenSink::finish`] (a failed or cancelled
+/// run), it removes its temp output itself.
+struct OpenSink {
+    writer: Option<Writer>,
+    pending: Option<PendingOutput>,
+    uri: String,
+    schema: SchemaRef,
+}
+
+impl Drop for OpenSink {
+    fn drop(&mut self) {
+        drop(self.writer.take());
+        if let Some(p) = self.pending.take() {
+            remove_temp(&p);
+        }
+    }
+}
+
+impl OpenSink {
+    fn create(t: &SinkTarget, input: &Schema, run_id: &str) -> Result<Self> {
+        let uri = t.spec.location.uri.as_str();
+        let base = std::env::current_dir().map_err(|e| EngineError::Sink {
+            uri: uri.to_string(),
+            message: format!("cannot read the working directory: {e}"),
+        })?;
+        let target = t.spec.location.resolve(&base);
+        let directory = t.spec.location.path.ends_with('/') || target.is_dir();
+        let temp = sibling(&target, &format!("runink-{run_id}.tmp"));
+        let format = t.spec.location.format;
+        let file_path = if directory {
+            fs::create_dir_all(&temp).map_err(|e| sink_io(uri, "cannot create", &temp, e))?;
+            temp.join(format!("part-00000.{}", format.extension()))
+        } else {
+            if let Some(parent) = temp.parent() {
+                fs::create_dir_all(parent).map_err(|e| sink_io(uri, "cannot create", parent, e))?;
+            }
+            temp.clone()
+        };
+        let schema = Arc::new(sink_schema(input, &t.spec.when, format));
+        let file =
+            File::create(&file_path).map_err(|e| sink_io(uri, "cannot create", &file_path, e))?;
+        let w = BufWriter::with_capacity(1 << 20, file);
+        let writer = match format {
+            FileFormatKind::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .build();
+                Writer::Parquet(
+                    ArrowWriter::try_new(w, Arc::clone(&schema), Some(props))
+                        .map_err(|e| sink_err(uri, e))?,
+                )
+            }
+            FileFormatKind::Csv => {
+                Writer::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(w))
+            }
+            FileFormatKind::Json => Writer::Json(arrow::json::LineDelimitedWriter::new(w)),
+            FileFormatKind::Arrow => Writer::Arrow(
+                arrow::ipc::writer::FileWriter::try_new(w, &schema)
+                    .map_err(|e| sink_err(uri, e))?,
+            ),
+        };
+        Ok(Self {
+            writer: Some(writer),
+            pending: Some(PendingOutput {
+                temp,
+                target,
+                mode: t.spec.mode,
+                directory,
+                format,
+                uri: uri.to_string(),
+            }),
+            uri: uri.to_string(),
+            schema,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let uri = self.uri.clone();
+        let batch = if matches!(self.writer, Some(Writer::Csv(_))) {
+            flatten_violations(batch, &self.schema)?
+        } else {
+            batch.clone()
+        };
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(EngineError::Internal(format!(
+                "sink `{uri}` written after finish"
+            )));
+        };
+        match writer {
+            Writer::Parquet(w) => w.write(&batch).map_err(|e| sink_err(&uri, e)),
+            Writer::Csv(w) => w.write(&batch).map_err(|e| sink_err(&uri, e)),
+            Writer::Json(w) => w.write(&batch).map_err(|e| sink_err(&uri, e)),
+            Writer::Arrow(w) => w.write(&batch).map_err(|e| sink_err(&uri, e)),
+        }
+    }
+
+    fn finish(mut self) -> Result<PendingOutput> {
+        let uri = self.uri.clone();
+        let Some(writer) = self.writer.take() else {
+            return Err(EngineError::Internal(format!(
+                "sink `{uri}` finished twice"
+            )));
+        };
+        let inner = match writer {
+            Writer::Parquet(w) => w.into_inner().map_err(|e| sink_err(&uri, e))?,
+            Writer::Csv(w) => w.into_inner(),
+            Writer::Json(mut w) => {
+                w.finish().map_err(|e| sink_err(&uri, e))?;
+                w.into_inner()
+            }
+            Writer::Arrow(mut w) => {
+                w.finish().map_err(|e| sink_err(&uri, e))?;
+                w.into_inner().map_err(|e| sink_err(&uri, e))?
+            }
+        };
+        let file = inner
+            .into_inner()
+            .map_err(|e| sink_err(&uri, e.into_error()))?;
+        file.sync_all().map_err(|e| sink_err(&uri, e))?;
+        self.pending
+            .take()
+            .ok_or_else(|| EngineError::Internal(format!("sink `{uri}` has no pending output")))
+    }
+}
+
+fn sink_err(uri: &str, e: impl fmt::Display) -> EngineError {
+    EngineError::Sink {
+        uri: uri.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// CSV cannot hold nested columns: `_violations` becomes `rule(column): message; …`.
+fn flatten_violations(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let Ok(idx) = batch.schema().index_of(VIOLATIONS_COLUMN) else {
+        return Ok(batch.clone());
+    };
+    let list = batch
+        .column(idx)
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .ok_or_else(|| EngineError::Internal("`_violations` is not a list".into()))?;
+    let mut texts = Vec::with_capacity(list.len());
+    for row in 0..list.len() {
+        let items = list.value(row);
+        let items = items
+            .as_any()
+            .downcast_ref::<StructArray>()
+            .ok_or_else(|| EngineError::Internal("`_violations` items are not structs".into()))?;
+        let col = |name: &str| {
+            items
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+        };
+        let (Some(rule), Some(column), Some(message)) =
+            (col("rule"), col("column"), col("message"))
+        else {
+            return Err(EngineError::Internal(
+                "`_violations` has an unexpected shape".into(),
+            ));
+        };
+        let mut text = String::new();
+        for i in 0..items.len() {
+            if i > 0 {
+                text.push_str("; ");
+            }
+            text.push_str(&format!(
+                "{}({}): {}",
+                rule.value(i),
+                column.value(i),
+                message.value(i)
+            ));
+        }
+        texts.push(text);
+    }
+    let mut columns = batch.columns().to_vec();
+    columns[idx] = Arc::new(StringArray::from(texts));
+    RecordBatch::try_new(Arc::clone(schema), columns).map_err(df)
+}

@@ -1,0 +1,289 @@
+//! File sources: `csv://`, `json://` (NDJSON), `parquet://` and `arrow://` (IPC), each a
+//! file or a directory, as a DataFusion table provider.
+//!
+//! A [`SourceTable`] keeps the URI exactly as the Feature file wrote it (relative paths
+//! stay relative, so a compiled DAG moves with its project folder) and resolves it against
+//! the working directory only when a scan is planned. The scan itself is DataFusion's
+//! `ListingTable`, so projection, limit and Parquet pruning come for free.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::datasource::TableProvider;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::arrow::ArrowFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use serde::{Deserialize, Serialize};
+
+use crate::{EngineError, Result};
+
+/// Rows read to infer a CSV or NDJSON schema.
+pub const SCHEMA_INFER_ROWS: usize = 10_000;
+
+/// The on-disk formats Runink reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormatKind {
+    Csv,
+    Json,
+    Parquet,
+    Arrow,
+}
+
+impl FileFormatKind {
+    /// The format a URI scheme names (`file://` has none: the extension decides).
+    pub fn from_scheme(scheme: &str) -> Option<Self> {
+        match scheme {
+            "csv" => Some(Self::Csv),
+            "json" | "ndjson" => Some(Self::Json),
+            "parquet" => Some(Self::Parquet),
+            "arrow" | "ipc" => Some(Self::Arrow),
+            _ => None,
+        }
+    }
+
+    /// The format a file extension suggests.
+    pub fn from_extension(path: &str) -> Option<Self> {
+        let ext = Path::new(path).extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(Self::Csv),
+            "json" | "ndjson" | "jsonl" => Some(Self::Json),
+            "parquet" => Some(Self::Parquet),
+            "arrow" | "ipc" | "feather" => Some(Self::Arrow),
+            _ => None,
+        }
+    }
+
+    /// File extension used for files Runink writes and for listing directories.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Json => "ndjson",
+            Self::Parquet => "parquet",
+            Self::Arrow => "arrow",
+        }
+    }
+
+    /// Name as written in URIs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Json => "json",
+            Self::Parquet => "parquet",
+            Self::Arrow => "arrow",
+        }
+    }
+}
+
+/// A file location as a Feature file writes it: `SCHEME://PATH`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileLocation {
+    /// The URI as written.
+    pub uri: String,
+    /// The format, from the scheme, `format=`, or the extension.
+    pub format: FileFormatKind,
+    /// The path part, relative paths kept relative.
+    pub path: String,
+}
+
+impl FileLocation {
+    /// Splits `csv://data/x.csv` into format and path. `format` overrides the scheme (for
+    /// `file://`). Errors are plain messages; the caller adds the place.
+    pub fn parse(uri: &str, format: Option<&str>) -> std::result::Result<Self, String> {
+        let (scheme, path) = uri
+            .split_once("://")
+            .ok_or_else(|| format!("`{uri}` is not a URI: expected SCHEME://PATH"))?;
+        if path.is_empty() {
+            return Err(format!("`{uri}` has an empty path"));
+        }
+        let explicit = match format {
+            Some(f) => Some(FileFormatKind::from_scheme(f).ok_or_else(|| {
+                format!("unknown format `{f}`; expected one of csv, json, parquet, arrow")
+            })?),
+            None => None,
+        };
+        let format = match (scheme, explicit) {
+            (_, Some(f)) => f,
+            ("file", None) => FileFormatKind::from_extension(path).ok_or_else(|| {
+                format!("cannot tell the format of `{uri}` from its extension; add format=\"csv|json|parquet|arrow\"")
+            })?,
+            (s, None) => FileFormatKind::from_scheme(s).ok_or_else(|| {
+                format!("scheme `{s}://` is not a file format; expected csv, json, parquet, arrow or file")
+            })?,
+        };
+        Ok(Self {
+            uri: uri.to_string(),
+            format,
+            path: path.to_string(),
+        })
+    }
+
+    /// The path resolved against `base` (the working directory of the `runi` command).
+    pub fn resolve(&self, base: &Path) -> PathBuf {
+        let p = Path::new(&self.path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    }
+
+    /// Whether the location names a directory (a trailing slash, or an existing dir).
+    pub fn is_directory(&self, base: &Path) -> bool {
+        self.path.ends_with('/') || self.resolve(base).is_dir()
+    }
+}
+
+/// A file source as a DataFusion table.
+#[derive(Debug, Clone)]
+pub struct SourceTable {
+    /// The relation name the Feature gave the source.
+    pub name: String,
+    /// Where it reads.
+    pub location: FileLocation,
+    schema: SchemaRef,
+}
+
+impl SourceTable {
+    /// A source whose schema is already known (from a contract or a compiled DAG).
+    pub fn new(name: impl Into<String>, location: FileLocation, schema: SchemaRef) -> Self {
+        Self {
+            name: name.into(),
+            location,
+            schema,
+        }
+    }
+
+    /// A source whose schema is inferred from the data (compile time).
+    pub async fn infer(
+        name: impl Into<String>,
+        location: FileLocation,
+        state: &dyn Session,
+    ) -> Result<Self> {
+        let name = name.into();
+        let base = current_dir(&name, &location)?;
+        let url = table_url(&name, &location, &base)?;
+        let options = listing_options(&location, &base);
+        let schema = options
+            .infer_schema(state, &url)
+            .await
+            .map_err(|e| source_error(&name, &location, &e))?;
+        Ok(Self::new(name, location, schema))
+    }
+
+    fn listing_table(&self) -> Result<ListingTable> {
+        let base = current_dir(&self.name, &self.location)?;
+        let url = table_url(&self.name, &self.location, &base)?;
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(listing_options(&self.location, &base))
+            .with_schema(Arc::clone(&self.schema));
+        ListingTable::try_new(config).map_err(|e| source_error(&self.name, &self.location, &e))
+    }
+}
+
+#[async_trait]
+impl TableProvider for SourceTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let table = self.listing_table()?;
+        table
+            .scan(state, projection, filters, limit)
+            .await
+            .map_err(|e| source_error(&self.name, &self.location, &e).into())
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Filters are re-applied above the scan; the listing table uses them only to
+        // prune (Parquet row groups), which is always safe.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+}
+
+fn current_dir(name: &str, location: &FileLocation) -> Result<PathBuf> {
+    std::env::current_dir().map_err(|e| EngineError::Source {
+        name: name.to_string(),
+        uri: location.uri.clone(),
+        message: format!("cannot read the working directory: {e}"),
+    })
+}
+
+fn table_url(name: &str, location: &FileLocation, base: &Path) -> Result<ListingTableUrl> {
+    let path = location.resolve(base);
+    if !path.exists() {
+        return Err(EngineError::Source {
+            name: name.to_string(),
+            uri: location.uri.clone(),
+            message: format!("no such file or directory: {}", path.display()),
+        });
+    }
+    let mut text = path.to_string_lossy().into_owned();
+    if path.is_dir() && !text.ends_with('/') {
+        text.push('/');
+    }
+    ListingTableUrl::parse(&text).map_err(|e| source_error(name, location, &e))
+}
+
+fn listing_options(location: &FileLocation, base: &Path) -> ListingOptions {
+    let format: Arc<dyn FileFormat> = match location.format {
+        FileFormatKind::Csv => Arc::new(
+            CsvFormat::default()
+                .with_has_header(true)
+                .with_schema_infer_max_rec(SCHEMA_INFER_ROWS),
+        ),
+        FileFormatKind::Json => {
+            Arc::new(JsonFormat::default().with_schema_infer_max_rec(SCHEMA_INFER_ROWS))
+        }
+        FileFormatKind::Parquet => Arc::new(ParquetFormat::default()),
+        FileFormatKind::Arrow => Arc::new(ArrowFormat),
+    };
+    // A single file is read whatever its extension; a directory lists the files of the
+    // format's usual extension.
+    let extension = if location.resolve(base).is_dir() {
+        match location.format {
+            FileFormatKind::Json => String::new(),
+            other => format!(".{}", other.extension()),
+        }
+    } else {
+        String::new()
+    };
+    ListingOptions::new(format).with_file_extension(extension)
+}
+
+fn source_error(
+    name: &str,
+    location: &FileLocation,
+    e: &datafusion::error::DataFusionError,
+) -> EngineError {
+    EngineError::Source {
+        name: name.to_string(),
+        uri: location.uri.clone(),
+        message: crate::user_message(e),
+    }
+}

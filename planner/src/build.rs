@@ -1,0 +1,830 @@
+//! Scenario + contract → one DataFusion `LogicalPlan`.
+//!
+//! ```text
+//!  @source ─► TableScan(SourceTable) ─► LineageTap(source) [─► ContractEnforce(drop)]
+//!  @step   ─► SQL / built-in / exec over earlier relations ─► LineageTap(step) [─► …]
+//!  @sink   ─► per relation read: ContractEnforce(annotate) ─┐
+//!                                                           ├─► Sinks (the root)
+//! ```
+//! Every source and step is registered in the session as a view named after it, so a
+//! step's SQL names sources, earlier steps and `input` (its implicit input) like tables.
+//! Views are inlined when planned: the result is one plan, not a chain of lookups.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use datafusion::catalog::view::ViewTable;
+use datafusion::common::Column;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::{Expr, Extension, LogicalPlan, LogicalPlanBuilder};
+use datafusion::prelude::SessionContext;
+use runink_contracts::{Checker, Contract};
+use runink_dsl::{Scenario, SinkMode as DslSinkMode, Span, Spanned, StepKind, When, has_errors};
+use runink_engine::command::probe_schema;
+use runink_engine::enforce::EnforceMode;
+use runink_engine::lineage::TapKind;
+use runink_engine::sink::{SinkMode, SinkSpec, SinkWhen};
+use runink_engine::source::{FileLocation, SourceTable};
+use runink_engine::user_message;
+
+use crate::dag::{
+    ColumnMeta, ContractMeta, DagMeta, FeatureMeta, LineageMeta, Resources, SinkMeta, SourceMeta,
+    StepMeta,
+};
+use crate::lineage::{ColumnLineage, Edge, column_sources, direct_inputs};
+use crate::nodes::{ContractEnforceNode, ExecStepNode, LineageTapNode, SinksNode};
+use crate::{PlanError, Result};
+
+/// What to compile.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// The Feature file, as the user named it (relative to the working directory).
+    pub feature_file: PathBuf,
+    /// Which Scenario (`--name`); may be omitted when the file has one.
+    pub scenario: Option<String>,
+    /// A contract that overrides the one the Scenario binds (`--contract`).
+    pub contract_file: Option<PathBuf>,
+    /// The herd (`--herd`), overriding the Feature's.
+    pub herd: Option<String>,
+}
+
+/// A compiled Scenario: its plan and the metadata that goes into the DAG file.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub plan: LogicalPlan,
+    pub meta: DagMeta,
+}
+
+/// Relation names must be SQL identifiers, so a step's SQL can name them unquoted.
+fn valid_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+struct Builder<'a> {
+    ctx: &'a SessionContext,
+    file: String,
+    relations: BTreeMap<String, LogicalPlan>,
+    order: Vec<String>,
+    meta_sources: Vec<SourceMeta>,
+    meta_steps: Vec<StepMeta>,
+    edges: Vec<Edge>,
+}
+
+/// Compiles the Scenario `opts` names into one plan. All paths are relative to the
+/// working directory.
+pub async fn compile(ctx: &SessionContext, opts: &CompileOptions) -> Result<Compiled> {
+    let file = opts.feature_file.display().to_string();
+    let text = std::fs::read_to_string(&opts.feature_file).map_err(|e| PlanError::Io {
+        path: file.clone(),
+        message: e.to_string(),
+    })?;
+    let (doc, diags) = runink_dsl::parse(&file, &text);
+    if has_errors(&diags) {
+        return Err(PlanError::Diagnostics(
+            diags.into_iter().filter(|d| d.is_error()).collect(),
+        ));
+    }
+    let Some(feature) = doc.feature else {
+        return Err(PlanError::at(
+            &file,
+            Span { line: 1, column: 1 },
+            "no `Feature:` in this file",
+        ));
+    };
+    let scenario = pick_scenario(
+        &file,
+        &feature.scenarios,
+        feature.span,
+        opts.scenario.as_deref(),
+    )?;
+
+    // The Scenario's contract: --contract wins over `Given the contract:` / @contract.
+    let contract = match (&opts.contract_file, &scenario.contract) {
+        (Some(path), _) => Some((
+            load_contract(path, None, &file)?,
+            path.display().to_string(),
+        )),
+        (None, Some(bound)) => Some((
+            load_contract(Path::new(&bound.value), Some(bound), &file)?,
+            bound.value.clone(),
+        )),
+        (None, None) => None,
+    };
+
+    let mut b = Builder {
+        ctx,
+        file: file.clone(),
+        relations: BTreeMap::new(),
+        order: Vec::new(),
+        meta_sources: Vec::new(),
+        meta_steps: Vec::new(),
+        edges: Vec::new(),
+    };
+    let mut contracts_meta = Vec::new();
+    if let Some((c, path)) = &contract {
+        contracts_meta.push(ContractMeta {
+            id: c.id.clone(),
+            version: c.version.clone(),
+            hash: c.hash(),
+            file: path.clone(),
+            at: "scenario".into(),
+        });
+    }
+
+    if scenario.sources.is_empty() {
+        return Err(PlanError::at(
+            &file,
+            scenario.span,
+            format!("Scenario `{}` has no @source", scenario.name),
+        ));
+    }
+    if scenario.sinks.is_empty() {
+        return Err(PlanError::at(
+            &file,
+            scenario.span,
+            format!(
+                "Scenario `{}` has no @sink: its rows would go nowhere",
+                scenario.name
+            ),
+        ));
+    }
+    for source in &scenario.sources {
+        b.add_source(source, &mut contracts_meta).await?;
+    }
+    let mut previous: Option<String> = None;
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let name = b
+            .add_step(index, step, previous.as_deref(), &mut contracts_meta)
+            .await?;
+        previous = Some(name);
+    }
+    let default_relation = previous.or_else(|| b.order.first().cloned());
+
+    let plan = b
+        .add_sinks(
+            scenario,
+            default_relation.as_deref(),
+            contract.as_ref().map(|(c, _)| c),
+        )
+        .await?;
+
+    let columns = sink_column_lineage(&plan);
+    let mut edges = b.edges;
+    edges.sort();
+    edges.dedup();
+    let sinks = match &plan {
+        LogicalPlan::Extension(ext) => ext
+            .node
+            .as_any()
+            .downcast_ref::<SinksNode>()
+            .map(|n| n.sinks.clone())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let meta = DagMeta {
+        feature: FeatureMeta {
+            name: feature
+                .display_name
+                .clone()
+                .unwrap_or_else(|| feature.name.clone()),
+            file,
+        },
+        scenario: scenario.name.clone(),
+        herd: opts
+            .herd
+            .clone()
+            .or_else(|| scenario.herd.as_ref().map(|h| h.value.clone()))
+            .or_else(|| feature.herd.as_ref().map(|h| h.value.clone())),
+        contract: contracts_meta.into_iter().next(),
+        sources: b.meta_sources,
+        steps: b.meta_steps,
+        sinks: sinks
+            .into_iter()
+            .zip(&scenario.sinks)
+            .map(|(spec, s)| SinkMeta {
+                spec,
+                with: s.with.clone(),
+            })
+            .collect(),
+        lineage: LineageMeta { edges, columns },
+        resources: Resources {
+            cpu: scenario.requires.as_ref().and_then(|r| r.cpu.clone()),
+            memory: scenario.requires.as_ref().and_then(|r| r.memory.clone()),
+        },
+    };
+    Ok(Compiled { plan, meta })
+}
+
+fn pick_scenario<'a>(
+    file: &str,
+    scenarios: &'a [Scenario],
+    feature_span: Span,
+    name: Option<&str>,
+) -> Result<&'a Scenario> {
+    let names = || {
+        scenarios
+            .iter()
+            .map(|s| format!("`{}`", s.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (name, scenarios) {
+        (_, []) => Err(PlanError::at(
+            file,
+            feature_span,
+            "the Feature has no Scenario",
+        )),
+        (None, [only]) => Ok(only),
+        (None, _) => Err(PlanError::at(
+            file,
+            feature_span,
+            format!(
+                "the Feature has {} Scenarios ({}): choose one with --name",
+                scenarios.len(),
+                names()
+            ),
+        )),
+        (Some(n), _) => scenarios
+            .iter()
+            .find(|s| s.name == n || s.name.eq_ignore_ascii_case(n))
+            .ok_or_else(|| {
+                PlanError::at(
+                    file,
+                    feature_span,
+                    format!("no Scenario named `{n}`; the Feature has {}", names()),
+                )
+            }),
+    }
+}
+
+fn load_contract(
+    path: &Path,
+    bound: Option<&Spanned<String>>,
+    feature_file: &str,
+) -> Result<Contract> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| match bound {
+        Some(b) => PlanError::at(
+            feature_file,
+            b.span,
+            format!("cannot read contract `{shown}`: {e}"),
+        ),
+        None => PlanError::Io {
+            path: shown.clone(),
+            message: e.to_string(),
+        },
+    })?;
+    Ok(Contract::load(&shown, &text)?)
+}
+
+fn tap(input: LogicalPlan, relation: &str, kind: TapKind) -> LogicalPlan {
+    LogicalPlan::Extension(Extension {
+        node: Arc::new(LineageTapNode {
+            input,
+            relation: relation.to_string(),
+            kind,
+        }),
+    })
+}
+
+fn enforce(
+    input: LogicalPlan,
+    contract: &Contract,
+    mode: EnforceMode,
+    label: &str,
+) -> Result<LogicalPlan> {
+    Ok(LogicalPlan::Extension(Extension {
+        node: Arc::new(ContractEnforceNode::try_new(
+            input,
+            Arc::new(contract.clone()),
+            mode,
+            label,
+        )?),
+    }))
+}
+
+fn columns_of(schema: &Schema) -> Vec<ColumnMeta> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| ColumnMeta {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
+        .collect()
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Builder<'_> {
+    fn err(&self, span: Span, message: impl Into<String>) -> PlanError {
+        PlanError::at(&self.file, span, message)
+    }
+
+    fn known(&self) -> String {
+        self.order.join(", ")
+    }
+
+    fn register(&mut self, name: &str, span: Span, plan: LogicalPlan) -> Result<()> {
+        if !valid_identifier(name) {
+            return Err(self.err(span, format!("`{name}` cannot name a relation: use letters, digits and `_`, not starting with a digit")));
+        }
+        let key = name.to_ascii_lowercase();
+        if key == "input" {
+            return Err(self.err(
+                span,
+                "`input` is reserved: it names a step's implicit input",
+            ));
+        }
+        if self.relations.contains_key(&key) {
+            return Err(self.err(span, format!("relation `{name}` is defined twice")));
+        }
+        self.ctx
+            .register_table(key.as_str(), Arc::new(ViewTable::new(plan.clone(), None)))?;
+        self.relations.insert(key.clone(), plan);
+        self.order.push(key);
+        Ok(())
+    }
+
+    fn relation(&self, name: &Spanned<String>) -> Result<LogicalPlan> {
+        self.relations
+            .get(&name.value.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| {
+                self.err(
+                    name.span,
+                    format!(
+                        "unknown relation `{}` (known so far: {})",
+                        name.value,
+                        self.known()
+                    ),
+                )
+            })
+    }
+
+    async fn add_source(
+        &mut self,
+        source: &runink_dsl::Source,
+        contracts: &mut Vec<ContractMeta>,
+    ) -> Result<()> {
+        let uri = &source.uri;
+        if let Some((scheme, _)) = uri.value.split_once("://")
+            && matches!(scheme, "dataset" | "flight")
+        {
+            return Err(self.err(uri.span, format!("`{scheme}://` sources are not supported by this build yet (they need the Barn state store / Flight service); use a csv, json, parquet or arrow file")));
+        }
+        let location = FileLocation::parse(&uri.value, source.format.as_deref())
+            .map_err(|m| self.err(uri.span, m))?;
+        let name = match &source.name {
+            Some(n) => n.clone(),
+            None => {
+                let stem = Path::new(location.path.trim_end_matches('/'))
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().replace(['-', '.', ' '], "_"))
+                    .unwrap_or_default();
+                Spanned {
+                    value: stem,
+                    span: uri.span,
+                }
+            }
+        };
+        let contract = match &source.contract {
+            Some(c) => Some((
+                load_contract(Path::new(&c.value), Some(c), &self.file)?,
+                c.value.clone(),
+            )),
+            None => None,
+        };
+        let table = match &contract {
+            Some((c, _)) => SourceTable::new(
+                name.value.clone(),
+                location.clone(),
+                Arc::new(c.arrow_schema()),
+            ),
+            None => SourceTable::infer(name.value.clone(), location.clone(), &self.ctx.state())
+                .await
+                .map_err(|e| self.err(uri.span, e.to_string()))?,
+        };
+        use datafusion::catalog::TableProvider as _;
+        let schema = table.schema();
+        let scan = LogicalPlanBuilder::scan(
+            name.value.to_ascii_lowercase(),
+            provider_as_source(Arc::new(table)),
+            None,
+        )?
+        .build()?;
+        let mut plan = tap(scan, &name.value.to_ascii_lowercase(), TapKind::Source);
+        if let Some((c, path)) = &contract {
+            plan = enforce(
+                plan,
+                c,
+                EnforceMode::DropInvalid,
+                &name.value.to_ascii_lowercase(),
+            )?;
+            contracts.push(ContractMeta {
+                id: c.id.clone(),
+                version: c.version.clone(),
+                hash: c.hash(),
+                file: path.clone(),
+                at: format!("source:{}", name.value),
+            });
+        }
+        self.meta_sources.push(SourceMeta {
+            name: name.value.to_ascii_lowercase(),
+            uri: uri.value.clone(),
+            format: location.format.name().to_string(),
+            schema: columns_of(&schema),
+        });
+        self.register(&name.value, name.span, plan)
+    }
+
+    async fn add_step(
+        &mut self,
+        index: usize,
+        step: &runink_dsl::Step,
+        previous: Option<&str>,
+        contracts: &mut Vec<ContractMeta>,
+    ) -> Result<String> {
+        let name = match &step.name {
+            Some(n) => n.value.to_ascii_lowercase(),
+            None => {
+                let base = match &step.kind {
+                    StepKind::Builtin { name, .. } => name.to_ascii_lowercase(),
+                    _ => "step".to_string(),
+                };
+                let mut candidate = format!("{base}{}", index + 1);
+                if base != "step" && !self.relations.contains_key(&base) {
+                    candidate = base;
+                }
+                candidate
+            }
+        };
+        let span = step.name.as_ref().map(|n| n.span).unwrap_or(step.span);
+        // The implicit input: `from=` (first), else the previous step, else the first source.
+        let input_name = match step.from.first() {
+            Some(f) => {
+                self.relation(f)?;
+                f.value.to_ascii_lowercase()
+            }
+            None => previous
+                .map(str::to_string)
+                .or_else(|| self.order.first().cloned())
+                .ok_or_else(|| {
+                    self.err(step.span, "a step needs an input: declare a @source first")
+                })?,
+        };
+        for f in step.from.iter().skip(1) {
+            self.relation(f)?;
+        }
+        let input = self
+            .relations
+            .get(&input_name)
+            .cloned()
+            .ok_or_else(|| self.err(step.span, format!("unknown relation `{input_name}`")))?;
+        self.ctx
+            .register_table("input", Arc::new(ViewTable::new(input.clone(), None)))?;
+        let in_step = |e: String| self.err(step.span, format!("step `{name}`: {e}"));
+
+        let (kind, body) = match &step.kind {
+            StepKind::Sql(sql) => ("sql", self.plan_sql(sql, &in_step).await?),
+            StepKind::SqlFile(path) => {
+                let sql = std::fs::read_to_string(path)
+                    .map_err(|e| in_step(format!("cannot read sql_file `{path}`: {e}")))?;
+                ("sql_file", self.plan_sql(&sql, &in_step).await?)
+            }
+            StepKind::Builtin {
+                name: builtin,
+                args,
+            } => {
+                let arg = |key: &str| {
+                    args.iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.to_text())
+                        .ok_or_else(|| in_step(format!("{builtin} needs `{key}=`")))
+                };
+                let plan = match builtin.as_str() {
+                    "Dedupe" => {
+                        let keys = split_list(&arg("keys")?);
+                        let on = self.columns(&input, &keys, &in_step)?;
+                        let all: Vec<Expr> = input
+                            .schema()
+                            .columns()
+                            .into_iter()
+                            .map(Expr::Column)
+                            .collect();
+                        LogicalPlanBuilder::from(input.clone())
+                            .distinct_on(on, all, None)?
+                            .build()?
+                    }
+                    "Filter" => {
+                        let text = arg("where")?;
+                        let predicate = self
+                            .ctx
+                            .state()
+                            .create_logical_expr(&text, input.schema())
+                            .map_err(|e| {
+                                in_step(format!("where=\"{text}\": {}", user_message(&e)))
+                            })?;
+                        LogicalPlanBuilder::from(input.clone())
+                            .filter(predicate)?
+                            .build()?
+                    }
+                    "Select" => {
+                        let names = split_list(&arg("columns")?);
+                        let cols = self.columns(&input, &names, &in_step)?;
+                        LogicalPlanBuilder::from(input.clone())
+                            .project(cols)?
+                            .build()?
+                    }
+                    other => {
+                        return Err(in_step(format!(
+                            "the built-in `{other}` is not available in this build (available: Dedupe, Filter, Select)"
+                        )));
+                    }
+                };
+                (
+                    match builtin.as_str() {
+                        "Dedupe" => "dedupe",
+                        "Filter" => "filter",
+                        _ => "select",
+                    },
+                    plan,
+                )
+            }
+            StepKind::Exec(command) => {
+                let output = probe_schema(&name, command, input.schema().as_arrow())
+                    .map_err(|e| self.err(step.span, e.to_string()))?;
+                let node =
+                    ExecStepNode::try_new(input.clone(), name.clone(), command.clone(), output)?;
+                (
+                    "exec",
+                    LogicalPlan::Extension(Extension {
+                        node: Arc::new(node),
+                    }),
+                )
+            }
+        };
+        let inputs = direct_inputs(&body);
+        for i in &inputs {
+            self.edges.push(Edge {
+                from: i.clone(),
+                to: name.clone(),
+            });
+        }
+        self.meta_steps.push(StepMeta {
+            name: name.clone(),
+            kind: kind.to_string(),
+            inputs,
+        });
+        let mut plan = tap(body, &name, TapKind::Step);
+        if let Some(c) = &step.contract {
+            let contract = load_contract(Path::new(&c.value), Some(c), &self.file)?;
+            Checker::new(&contract, plan.schema().as_arrow())
+                .map_err(|e| self.err(c.span, format!("step `{name}`: {e}")))?;
+            plan = enforce(plan, &contract, EnforceMode::DropInvalid, &name)?;
+            contracts.push(ContractMeta {
+                id: contract.id.clone(),
+                version: contract.version.clone(),
+                hash: contract.hash(),
+                file: c.value.clone(),
+                at: format!("step:{name}"),
+            });
+        }
+        self.register(&name, span, plan)?;
+        Ok(name)
+    }
+
+    async fn plan_sql(
+        &self,
+        sql: &str,
+        in_step: &impl Fn(String) -> PlanError,
+    ) -> Result<LogicalPlan> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let df = self.ctx.sql_with_options(sql, options).await.map_err(|e| {
+            let mut m = user_message(&e);
+            if m.contains("not found") {
+                m.push_str(&format!(" (known relations: {}, input)", self.known()));
+            }
+            in_step(m)
+        })?;
+        Ok(df.into_unoptimized_plan())
+    }
+
+    fn columns(
+        &self,
+        input: &LogicalPlan,
+        names: &[String],
+        in_step: &impl Fn(String) -> PlanError,
+    ) -> Result<Vec<Expr>> {
+        if names.is_empty() {
+            return Err(in_step("no columns named".into()));
+        }
+        names
+            .iter()
+            .map(|n| {
+                input
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .find(|c| c.name == *n)
+                    .map(Expr::Column)
+                    .ok_or_else(|| {
+                        let have: Vec<String> = input
+                            .schema()
+                            .columns()
+                            .into_iter()
+                            .map(|c: Column| c.name)
+                            .collect();
+                        in_step(format!(
+                            "unknown column `{n}` (columns: {})",
+                            have.join(", ")
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    async fn add_sinks(
+        &mut self,
+        scenario: &Scenario,
+        default_relation: Option<&str>,
+        contract: Option<&Contract>,
+    ) -> Result<LogicalPlan> {
+        let mut inputs: Vec<LogicalPlan> = Vec::new();
+        let mut input_names: Vec<String> = Vec::new();
+        let mut specs = Vec::new();
+        let mut input_of = Vec::new();
+        let mut predicates = Vec::new();
+        for sink in &scenario.sinks {
+            let uri = &sink.uri;
+            if let Some((scheme, _)) = uri.value.split_once("://")
+                && matches!(scheme, "dataset" | "flight")
+            {
+                return Err(self.err(uri.span, format!("`{scheme}://` sinks are not supported by this build yet; write a file and set dataset=NAME")));
+            }
+            let location =
+                FileLocation::parse(&uri.value, None).map_err(|m| self.err(uri.span, m))?;
+            let from = match &sink.from {
+                Some(f) => {
+                    self.relation(f)?;
+                    f.value.to_ascii_lowercase()
+                }
+                None => default_relation.map(str::to_string).ok_or_else(|| {
+                    self.err(sink.span, "this sink has no input: declare a @source")
+                })?,
+            };
+            let when = match &sink.when {
+                When::Valid => SinkWhen::Valid,
+                When::Invalid => SinkWhen::Invalid,
+                When::Predicate(p) => SinkWhen::Predicate(p.clone()),
+            };
+            if when == SinkWhen::Invalid && contract.is_none() {
+                return Err(self.err(sink.span, "when=\"invalid\" needs a contract: bind one with `Given the contract: PATH` or --contract"));
+            }
+            let spec = SinkSpec {
+                location,
+                when,
+                mode: match sink.mode {
+                    DslSinkMode::Overwrite => SinkMode::Overwrite,
+                    DslSinkMode::Append => SinkMode::Append,
+                },
+                dataset: sink.dataset.as_ref().map(|d| d.value.clone()),
+                from: from.clone(),
+            };
+            spec.validate().map_err(|m| self.err(sink.span, m))?;
+            let index = match input_names.iter().position(|n| *n == from) {
+                Some(i) => i,
+                None => {
+                    let base =
+                        self.relations.get(&from).cloned().ok_or_else(|| {
+                            self.err(sink.span, format!("unknown relation `{from}`"))
+                        })?;
+                    let plan = match contract {
+                        Some(c) => {
+                            Checker::new(c, base.schema().as_arrow()).map_err(|e| {
+                                self.err(sink.span, format!("the contract does not fit relation `{from}` that this sink reads: {e}"))
+                            })?;
+                            enforce(base, c, EnforceMode::Annotate, &from)?
+                        }
+                        None => base,
+                    };
+                    inputs.push(plan);
+                    input_names.push(from.clone());
+                    inputs.len() - 1
+                }
+            };
+            let predicate = match &spec.when {
+                SinkWhen::Predicate(text) => Some(
+                    self.ctx
+                        .state()
+                        .create_logical_expr(text, inputs[index].schema())
+                        .map_err(|e| {
+                            self.err(sink.span, format!("when=\"{text}\": {}", user_message(&e)))
+                        })?,
+                ),
+                _ => None,
+            };
+            self.edges.push(Edge {
+                from: from.clone(),
+                to: spec.location.uri.clone(),
+            });
+            specs.push(spec);
+            input_of.push(index);
+            predicates.push(predicate);
+        }
+        let node = SinksNode::try_new(inputs, specs, input_of, predicates)?;
+        Ok(LogicalPlan::Extension(Extension {
+            node: Arc::new(node),
+        }))
+    }
+}
+
+/// Column lineage of every sink: each written column and the source columns behind it.
+fn sink_column_lineage(plan: &LogicalPlan) -> Vec<ColumnLineage> {
+    let LogicalPlan::Extension(ext) = plan else {
+        return Vec::new();
+    };
+    let Some(sinks) = ext.node.as_any().downcast_ref::<SinksNode>() else {
+        return Vec::new();
+    };
+    let per_input: Vec<_> = sinks.inputs.iter().map(column_sources).collect();
+    let mut out = Vec::new();
+    for (spec, &input) in sinks.sinks.iter().zip(&sinks.input_of) {
+        let schema = sinks.inputs[input].schema();
+        for (i, field) in schema.fields().iter().enumerate() {
+            if field.name() == runink_engine::sink::VIOLATIONS_COLUMN
+                && spec.when != SinkWhen::Invalid
+            {
+                continue;
+            }
+            out.push(ColumnLineage {
+                sink: spec.location.uri.clone(),
+                column: field.name().clone(),
+                sources: per_input[input][i].iter().cloned().collect(),
+            });
+        }
+    }
+    out
+}
+
+/// Points sources at other places (`runi run --input NAME=URI`). The new data must have
+/// the schema the plan was compiled with. Unknown names are an error.
+pub fn override_sources(
+    plan: LogicalPlan,
+    overrides: &BTreeMap<String, String>,
+) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::datasource::source_as_provider;
+
+    let mut parsed = BTreeMap::new();
+    for (name, uri) in overrides {
+        let location = FileLocation::parse(uri, None).map_err(|m| PlanError::Io {
+            path: format!("--input {name}={uri}"),
+            message: m,
+        })?;
+        parsed.insert(name.to_ascii_lowercase(), location);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let plan = plan
+        .transform_up(|node| {
+            let LogicalPlan::TableScan(scan) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            let provider = source_as_provider(&scan.source)?;
+            let any: &dyn std::any::Any = &*provider;
+            let Some(table) = any.downcast_ref::<SourceTable>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(location) = parsed.get(&table.name.to_ascii_lowercase()) else {
+                return Ok(Transformed::no(node));
+            };
+            seen.insert(table.name.to_ascii_lowercase());
+            use datafusion::catalog::TableProvider as _;
+            let replaced = SourceTable::new(table.name.clone(), location.clone(), table.schema());
+            let mut scan = scan.clone();
+            scan.source = provider_as_source(Arc::new(replaced));
+            Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+        })?
+        .data;
+    if let Some(unknown) = parsed.keys().find(|k| !seen.contains(*k)) {
+        return Err(PlanError::Io {
+            path: format!("--input {unknown}=…"),
+            message: format!("the plan has no source named `{unknown}`"),
+        });
+    }
+    Ok(plan)
+}

@@ -1,0 +1,206 @@
+//! Serializing Runink's plan pieces with `datafusion-proto`.
+//!
+//! DataFusion serializes its own nodes; this codec adds Runink's extension nodes and the
+//! [`SourceTable`] provider. Each is written as a small JSON document (stable field
+//! order, no maps with random order) so that compiling the same input twice gives the
+//! same bytes. Expressions inside nodes (sink predicates) use DataFusion's own protobuf.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use datafusion::catalog::TableProvider;
+use datafusion::common::{DataFusionError, Result as DfResult, TableReference};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::logical_plan::from_proto::parse_expr;
+use datafusion_proto::logical_plan::to_proto::serialize_expr;
+use datafusion_proto::protobuf::LogicalExprNode;
+use prost::Message;
+use runink_contracts::Contract;
+use runink_engine::enforce::EnforceMode;
+use runink_engine::lineage::TapKind;
+use runink_engine::sink::SinkSpec;
+use runink_engine::source::{FileLocation, SourceTable};
+use serde::{Deserialize, Serialize};
+
+use crate::nodes::{ContractEnforceNode, ExecStepNode, LineageTapNode, SinksNode};
+
+/// The codec for Runink's nodes and tables.
+#[derive(Debug, Default)]
+pub struct RuninkCodec;
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "node", rename_all = "snake_case")]
+enum NodeWire {
+    LineageTap {
+        relation: String,
+        kind: TapKind,
+    },
+    ContractEnforce {
+        contract: Box<Contract>,
+        mode: EnforceMode,
+        label: String,
+    },
+    ExecStep {
+        step: String,
+        command: String,
+        schema: Schema,
+    },
+    Sinks {
+        sinks: Vec<SinkSpec>,
+        input_of: Vec<usize>,
+        /// Base64 of each predicate's `LogicalExprNode`.
+        predicates: Vec<Option<String>>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct TableWire {
+    name: String,
+    location: FileLocation,
+}
+
+fn codec_err(what: &str, e: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Plan(format!("runink codec: {what}: {e}"))
+}
+
+impl LogicalExtensionCodec for RuninkCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[LogicalPlan],
+        ctx: &TaskContext,
+    ) -> DfResult<Extension> {
+        let wire: NodeWire = serde_json::from_slice(buf).map_err(|e| codec_err("bad node", e))?;
+        let one = || {
+            inputs
+                .first()
+                .cloned()
+                .ok_or_else(|| codec_err("node", "missing input"))
+        };
+        let node: Arc<dyn datafusion::logical_expr::UserDefinedLogicalNode> = match wire {
+            NodeWire::LineageTap { relation, kind } => Arc::new(LineageTapNode {
+                input: one()?,
+                relation,
+                kind,
+            }),
+            NodeWire::ContractEnforce {
+                contract,
+                mode,
+                label,
+            } => Arc::new(ContractEnforceNode::try_new(
+                one()?,
+                Arc::new(*contract),
+                mode,
+                label,
+            )?),
+            NodeWire::ExecStep {
+                step,
+                command,
+                schema,
+            } => Arc::new(ExecStepNode::try_new(one()?, step, command, schema)?),
+            NodeWire::Sinks {
+                sinks,
+                input_of,
+                predicates,
+            } => {
+                let mut exprs = Vec::with_capacity(predicates.len());
+                for p in predicates {
+                    exprs.push(match p {
+                        None => None,
+                        Some(text) => {
+                            let bytes = B64.decode(text).map_err(|e| codec_err("predicate", e))?;
+                            let node = LogicalExprNode::decode(bytes.as_slice())
+                                .map_err(|e| codec_err("predicate", e))?;
+                            Some(
+                                parse_expr(&node, ctx, self)
+                                    .map_err(|e| codec_err("predicate", e))?,
+                            )
+                        }
+                    });
+                }
+                Arc::new(SinksNode::try_new(inputs.to_vec(), sinks, input_of, exprs)?)
+            }
+        };
+        Ok(Extension { node })
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> DfResult<()> {
+        let any = node.node.as_any();
+        let wire = if let Some(n) = any.downcast_ref::<LineageTapNode>() {
+            NodeWire::LineageTap {
+                relation: n.relation.clone(),
+                kind: n.kind,
+            }
+        } else if let Some(n) = any.downcast_ref::<ContractEnforceNode>() {
+            NodeWire::ContractEnforce {
+                contract: Box::new(n.contract.as_ref().clone()),
+                mode: n.mode,
+                label: n.label.clone(),
+            }
+        } else if let Some(n) = any.downcast_ref::<ExecStepNode>() {
+            NodeWire::ExecStep {
+                step: n.step.clone(),
+                command: n.command.clone(),
+                schema: n.output_schema().with_metadata(Default::default()),
+            }
+        } else if let Some(n) = any.downcast_ref::<SinksNode>() {
+            let mut predicates = Vec::with_capacity(n.predicates.len());
+            for p in &n.predicates {
+                predicates.push(match p {
+                    None => None,
+                    Some(expr) => {
+                        let proto =
+                            serialize_expr(expr, self).map_err(|e| codec_err("predicate", e))?;
+                        Some(B64.encode(proto.encode_to_vec()))
+                    }
+                });
+            }
+            NodeWire::Sinks {
+                sinks: n.sinks.clone(),
+                input_of: n.input_of.clone(),
+                predicates,
+            }
+        } else {
+            return Err(codec_err(
+                "encode",
+                format!("unknown extension node `{}`", node.node.name()),
+            ));
+        };
+        serde_json::to_writer(buf, &wire).map_err(|e| codec_err("encode", e))
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        _table_ref: &TableReference,
+        schema: SchemaRef,
+        _ctx: &TaskContext,
+    ) -> DfResult<Arc<dyn TableProvider>> {
+        let wire: TableWire = serde_json::from_slice(buf).map_err(|e| codec_err("bad table", e))?;
+        Ok(Arc::new(SourceTable::new(wire.name, wire.location, schema)))
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        _table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> DfResult<()> {
+        let any: &dyn std::any::Any = &*node;
+        let Some(table) = any.downcast_ref::<SourceTable>() else {
+            return Err(codec_err(
+                "encode",
+                "only Runink source tables can be serialized",
+            ));
+        };
+        let wire = TableWire {
+            name: table.name.clone(),
+            location: table.location.clone(),
+        };
+        serde_json::to_writer(buf, &wire).map_err(|e| codec_err("encode", e))
+    }
+}

@@ -1,0 +1,112 @@
+//! The command-line grammar (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Runink: declare pipelines in Feature files, bind them to data contracts, run them on
+/// Apache Arrow and DataFusion.
+#[derive(Debug, Parser)]
+#[command(name = "runi", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The herd (tenant) to act in; overrides the Feature's.
+    #[arg(long, global = true, env = "RUNINK_HERD")]
+    pub herd: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// More log output (-v info, -vv debug); logs are JSON lines on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile a Scenario into a DAG file.
+    Compile(CompileArgs),
+    /// Run a Scenario or a compiled DAG file.
+    Run(RunArgs),
+    /// Validate, hash or inspect contracts.
+    Contract(ContractArgs),
+}
+
+/// Which Scenario to compile.
+#[derive(Debug, Args, Clone)]
+pub struct ScenarioArgs {
+    /// The Feature file (`.feature` / `.dsl`).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// The Scenario's name, when the file has several.
+    #[arg(long, value_name = "SCENARIO")]
+    pub name: Option<String>,
+    /// A contract (ODCS YAML or Go struct) overriding the one the Scenario binds.
+    #[arg(long, value_name = "FILE")]
+    pub contract: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Where to write the DAG file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Check everything, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the logical and physical plans.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A compiled DAG file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scenario", "name", "contract"])]
+    pub dag: Option<PathBuf>,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Read a source from another place: NAME=URI (repeatable).
+    #[arg(long = "input", value_name = "NAME=URI")]
+    pub inputs: Vec<String>,
+    /// Show live progress until the run ends (a bar on a terminal).
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ContractArgs {
+    #[command(subcommand)]
+    pub command: ContractCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractCommand {
+    /// Check that contracts load; print what they hold.
+    Validate {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print each contract's SHA-256 hash.
+    Hash {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}

@@ -1,0 +1,98 @@
+//! `runi compile`: a Scenario to a DAG file.
+
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use datafusion::physical_plan::displayable;
+use datafusion::prelude::SessionContext;
+use runink_engine::run::RunContext;
+use runink_engine::session::SessionLimits;
+use runink_planner::{CompileOptions, Compiled, dag};
+
+use crate::cli::{CompileArgs, Global, OutputFormat, ScenarioArgs};
+use crate::exit::{CmdResult, Failure};
+
+/// Compiles the Scenario the arguments name.
+pub async fn compile_scenario(
+    global: &Global,
+    args: &ScenarioArgs,
+) -> Result<(SessionContext, Compiled), Failure> {
+    let Some(feature_file) = args.scenario.clone() else {
+        return Err(Failure::input(anyhow!("--scenario FILE is required")));
+    };
+    let ctx = runink_planner::new_context(
+        &SessionLimits::default(),
+        Arc::new(RunContext::new("compile")),
+    )
+    .map_err(Failure::run)?;
+    let options = CompileOptions {
+        feature_file,
+        scenario: args.name.clone(),
+        contract_file: args.contract.clone(),
+        herd: global.herd.clone(),
+    };
+    let compiled = runink_planner::compile(&ctx, &options)
+        .await
+        .map_err(Failure::input)?;
+    Ok((ctx, compiled))
+}
+
+pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
+    if args.out.is_none() && !args.dry_run && !args.explain {
+        return Err(Failure::input(anyhow!(
+            "--out FILE is required (or --dry-run to only check, --explain to print the plans)"
+        )));
+    }
+    let (ctx, compiled) = compile_scenario(global, &args.scenario).await?;
+    let bytes = dag::encode(&compiled.meta, &compiled.plan).map_err(Failure::run)?;
+    if args.explain {
+        print!(
+            "{}",
+            explain(&ctx, &compiled).await.map_err(Failure::input)?
+        );
+    }
+    if args.dry_run {
+        if !args.explain {
+            eprintln!(
+                "ok: Scenario `{}` compiles ({} sources, {} steps, {} sinks)",
+                compiled.meta.scenario,
+                compiled.meta.sources.len(),
+                compiled.meta.steps.len(),
+                compiled.meta.sinks.len()
+            );
+        }
+        return Ok(());
+    }
+    if let Some(out) = &args.out {
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))
+                .map_err(Failure::input)?;
+        }
+        std::fs::write(out, &bytes)
+            .with_context(|| format!("cannot write {}", out.display()))
+            .map_err(Failure::input)?;
+        match global.output {
+            OutputFormat::Json => println!(
+                "{}",
+                serde_json::json!({ "dag": out.display().to_string(), "bytes": bytes.len(), "scenario": compiled.meta.scenario })
+            ),
+            _ => eprintln!("wrote {} ({} bytes)", out.display(), bytes.len()),
+        }
+    }
+    Ok(())
+}
+
+/// The plans, as `--explain` prints them: the compiled logical plan, the optimized one
+/// and the physical plan.
+pub async fn explain(ctx: &SessionContext, compiled: &Compiled) -> anyhow::Result<String> {
+    let state = ctx.state();
+    let optimized = state.optimize(&compiled.plan)?;
+    let physical = state.create_physical_plan(&compiled.plan).await?;
+    Ok(format!(
+        "== logical plan ==\n{}\n\n== optimized logical plan ==\n{}\n\n== physical plan ==\n{}",
+        compiled.plan.display_indent(),
+        optimized.display_indent(),
+        displayable(physical.as_ref()).indent(false)
+    ))
+}

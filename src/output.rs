@@ -1,0 +1,143 @@
+//! Printing results: a table for people, JSON or YAML for programs.
+
+use runink_engine::RunReport;
+use runink_planner::dag::DagMeta;
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+
+#[derive(Serialize)]
+struct RunSummary<'a> {
+    status: &'static str,
+    feature: &'a str,
+    scenario: &'a str,
+    herd: Option<&'a str>,
+    contract: Option<&'a runink_planner::dag::ContractMeta>,
+    #[serde(flatten)]
+    report: &'a RunReport,
+}
+
+/// Prints a finished run's summary.
+pub fn print_run(format: OutputFormat, meta: &DagMeta, report: &RunReport) -> anyhow::Result<()> {
+    let summary = RunSummary {
+        status: "succeeded",
+        feature: &meta.feature.name,
+        scenario: &meta.scenario,
+        herd: meta.herd.as_deref(),
+        contract: meta.contract.as_ref(),
+        report,
+    };
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        OutputFormat::Yaml => print!("{}", serde_yaml_like(&summary)?),
+        OutputFormat::Table => print!("{}", table(meta, report)),
+    }
+    Ok(())
+}
+
+/// YAML via JSON values: keeps the output dependency-free and identical in content.
+fn serde_yaml_like(value: &impl Serialize) -> anyhow::Result<String> {
+    let json = serde_json::to_value(value)?;
+    let mut out = String::new();
+    write_yaml(&json, 0, &mut out);
+    Ok(out)
+}
+
+fn write_yaml(v: &serde_json::Value, indent: usize, out: &mut String) {
+    use serde_json::Value;
+    let pad = "  ".repeat(indent);
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    Value::Object(m) if !m.is_empty() => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        write_yaml(v, indent + 1, out);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        write_yaml(v, indent + 1, out);
+                    }
+                    _ => out.push_str(&format!("{pad}{k}: {}\n", scalar(v))),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(m) if !m.is_empty() => {
+                        let mut inner = String::new();
+                        write_yaml(item, indent + 1, &mut inner);
+                        let inner = inner.trim_start().to_string();
+                        out.push_str(&format!("{pad}- {inner}"));
+                    }
+                    _ => out.push_str(&format!("{pad}- {}\n", scalar(item))),
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", scalar(other))),
+    }
+}
+
+fn scalar(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(_) => "{}".into(),
+        serde_json::Value::Array(_) => "[]".into(),
+        serde_json::Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+fn table(meta: &DagMeta, r: &RunReport) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "run {} succeeded in {:.2}s — Scenario `{}`",
+        r.run_id,
+        r.elapsed_ms as f64 / 1000.0,
+        meta.scenario
+    ));
+    if let Some(c) = &meta.contract {
+        out.push_str(&format!(", contract {}@{} ({})", c.id, c.version, c.hash));
+    }
+    out.push('\n');
+    let width = r
+        .sources
+        .iter()
+        .chain(&r.steps)
+        .map(|s| s.name.len())
+        .chain(r.sinks.iter().map(|s| s.uri.len()))
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    if !r.sources.is_empty() {
+        out.push_str("sources\n");
+        for s in &r.sources {
+            out.push_str(&format!("  {:<width$}  {:>12} rows\n", s.name, s.rows));
+        }
+    }
+    if !r.steps.is_empty() {
+        out.push_str("steps\n");
+        for s in &r.steps {
+            out.push_str(&format!("  {:<width$}  {:>12} rows\n", s.name, s.rows));
+        }
+    }
+    for c in &r.contracts {
+        out.push_str(&format!(
+            "contract at {}: {} rows, {} valid, {} rejected\n",
+            c.at, c.rows, c.valid, c.rejected
+        ));
+        for (rule, n) in &c.rejected_per_rule {
+            out.push_str(&format!("  {:<width$}  {:>12} rows\n", rule, n));
+        }
+    }
+    if !r.sinks.is_empty() {
+        out.push_str("sinks\n");
+        for s in &r.sinks {
+            out.push_str(&format!(
+                "  {:<width$}  {:>12} rows  (when={})\n",
+                s.uri, s.rows, s.when
+            ));
+        }
+    }
+    out
+}
