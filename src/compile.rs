@@ -90,7 +90,7 @@ pub async fn explain(ctx: &SessionContext, compiled: &Compiled) -> anyhow::Resul
     let optimized = state.optimize(&compiled.plan)?;
     let physical = state.create_physical_plan(&compiled.plan).await?;
     Ok(format!(
-        "== logical plan ==\n{}\n\n== optimized logical plan ==\n{}\n\n== physical plan ==\n{}",
+        "== logical plan ==\n{}\n\n== optimized logical plan ==\n{}\n\n== physical plan ==\n{}\n",
         compiled.plan.display_indent(),
         optimized.display_indent(),
         displayable(physical.as_ref()).indent(false)

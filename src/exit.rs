@@ -46,15 +46,16 @@ pub fn report(result: CmdResult) -> ExitCode {
 }
 
 fn render(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for (i, cause) in e.chain().enumerate() {
+    let top = e.to_string();
+    let mut text = prefix(&top);
+    let mut last = top;
+    for cause in e.chain().skip(1) {
         let line = cause.to_string();
-        // Multi-line causes (a list of diagnostics) are printed as they are.
-        if i == 0 {
-            text.push_str(&prefix(&line));
-        } else if !text.contains(&line) {
+        // Library errors often repeat their source's text; say each thing once.
+        if !last.contains(&line) && !line.contains(&last) {
             text.push_str(&format!("\n  caused by: {line}"));
         }
+        last = line;
     }
     text
 }

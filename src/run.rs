@@ -91,7 +91,23 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let report = result.map_err(|e| Failure::run(anyhow!("run {} failed: {e}", run_ctx.run_id)))?;
+    let mut report =
+        result.map_err(|e| Failure::run(anyhow!("run {} failed: {e}", run_ctx.run_id)))?;
+    // Operators register in planning order; report in declaration order.
+    let position =
+        |names: Vec<&str>, name: &str| names.iter().position(|n| *n == name).unwrap_or(usize::MAX);
+    report.sources.sort_by_key(|s| {
+        position(
+            meta.sources.iter().map(|m| m.name.as_str()).collect(),
+            &s.name,
+        )
+    });
+    report.steps.sort_by_key(|s| {
+        position(
+            meta.steps.iter().map(|m| m.name.as_str()).collect(),
+            &s.name,
+        )
+    });
     output::print_run(global.output, &meta, &report).map_err(Failure::run)?;
     Ok(())
 }

@@ -16,9 +16,12 @@
 //!   (default: the comment's prose); the rest are ignored.
 //! - Column name: the `json` tag's name, else the field name in snake_case;
 //!   `json:"-"` and unexported fields are skipped, as `encoding/json` does.
-//! - Types: see [`types::GO_TYPES_HELP`]; `*T` is `T` (nullability comes
-//!   from `validate:"required"`, not from the pointer), `[]byte` is binary
-//!   and `[]T` a list. Anything else is an error at the type.
+//! - Types: `string`, `bool`, the sized and unsized integers, `float32`,
+//!   `float64`, `time.Time` (microsecond timestamp), `decimal.Decimal`
+//!   (`Decimal128(38, 10)`) and the `database/sql` `Null*` wrappers. `*T` is
+//!   `T` (nullability comes from `validate:"required"`, not from the
+//!   pointer), `[]byte` is binary and `[]T` a list. Anything else is an
+//!   error at the type.
 //! - Tags: `validate` (`required`, `unique`, `omitempty`, `gt`, `gte`, `lt`,
 //!   `lte`, `min`, `max`, `len`, `oneof`; on strings, binary and slices the
 //!   size validators bound the length, as go-playground/validator does),

@@ -2,7 +2,7 @@
 //!
 //! The canonical text covers the id, the version and, per field in declared
 //! order, everything that changes what data passes or how it is protected:
-//! name, Arrow type (in [`type_name`]'s stable spelling), `required`,
+//! name, Arrow type (in [`crate::type_name`]'s stable spelling), `required`,
 //! `unique`, `primary_key`, `classification`, `mask`, `access`, `lineage`,
 //! `join_key`, valid values (as written, order kept), pattern, bounds and
 //! lengths. It leaves out the display name, status, description, logical and
@@ -10,7 +10,7 @@
 //! contract and the Go struct it was written from hash the same.
 //!
 //! Keys are in a fixed order with no whitespace. Bounds are printed by
-//! [`number`], so `0` and `0.0` are the same bound. Changing this text changes
+//! `model::number`, so `0` and `0.0` are the same bound. Changing this text changes
 //! every stored hash: do it only on purpose (a test pins the example's hash).
 
 use sha2::{Digest, Sha256};

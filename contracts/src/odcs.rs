@@ -22,7 +22,7 @@
 //!   rules, and other metrics or types (`sql`, `custom`, `text`) are not
 //!   enforced here.
 //!
-//! Types: `physicalType` wins when recognized (see [`types::physical`]), then
+//! Types: `physicalType` wins when recognized (see `types::physical`), then
 //! an integer/number `logicalTypeOptions.format` (`i32`, `f32`, ...), then the
 //! logical type's default. `object` becomes a struct of its nested
 //! properties (free-form objects are JSON text, `Utf8`), `array` a list of
@@ -41,7 +41,9 @@ use crate::types;
 
 pub(crate) fn parse(file: &str, text: &str) -> Result<Contract> {
     let loc = Locator::new(file, text);
-    let doc: Value = serde_yaml::from_str(text).map_err(|e| yaml_error(file, &e))?;
+    let mut doc: Value = serde_yaml::from_str(text).map_err(|e| yaml_error(file, &e))?;
+    // YAML merge keys (`<<: *defaults`) are a common way to share property settings.
+    doc.apply_merge().map_err(|e| yaml_error(file, &e))?;
     let top = match untag(&doc) {
         Value::Mapping(m) => m,
         Value::Null => {

@@ -181,7 +181,8 @@ team: { name: data }
 schema:
   - name: a
     properties:
-      - name: amount
+      - &money
+        name: amount
         physicalType: NUMERIC(12, 2)
         logicalType: number
         quality:
@@ -213,6 +214,8 @@ schema:
           - { property: lineage, value: "orders.code" }
           - { property: somethingElse, value: 1 }
       - name: untyped
+      - <<: *money
+        name: fee
   - name: ignored_second_object
     properties: [{ name: whatever, logicalType: string }]
 "#;
@@ -253,7 +256,8 @@ schema:
         assert!(f("code").join_key);
         assert_eq!(f("code").lineage.as_deref(), Some("orders.code"));
         assert_eq!(f("untyped").data_type, DataType::Utf8);
-        assert_eq!(c.fields.len(), 8);
+        assert_eq!(f("fee").data_type, DataType::Decimal128(12, 2), "merge key");
+        assert_eq!(c.fields.len(), 9);
     }
 
     #[test]
@@ -715,6 +719,42 @@ schema:
     }
 
     #[test]
+    fn unique_integers_ignore_nulls() {
+        let contract = Contract::from_yaml(
+            "u.yaml",
+            "id: u\nversion: 1.0.0\nschema:\n  - name: u\n    properties:\n      - { name: n, logicalType: integer, unique: true }\n",
+        )
+        .unwrap();
+        let schema = Arc::new(contract.arrow_schema());
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let batch = |values: Vec<Option<i64>>| {
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from(values))],
+            )
+            .unwrap()
+        };
+        let out = checker
+            .check(&batch(vec![Some(1), None, Some(2), None, Some(1)]))
+            .unwrap();
+        assert_eq!(
+            out.valid,
+            BooleanArray::from(vec![true, true, true, true, false])
+        );
+        assert_eq!(
+            violations(&out.violations)[4],
+            vec![v(
+                "unique",
+                "n",
+                "duplicate value 1 (first seen earlier in this run)"
+            )]
+        );
+        let out = checker.check(&batch(vec![Some(2), Some(3), None])).unwrap();
+        assert_eq!(out.valid, BooleanArray::from(vec![false, true, true]));
+        assert_eq!(out.counts, counts(&[("n:unique", 1)]));
+    }
+
+    #[test]
     fn checker_rejects_inputs_that_cannot_conform() {
         let contract = trade_yaml();
         let missing = Schema::new(vec![ArrowField::new("trade_id", DataType::Utf8, true)]);
@@ -843,6 +883,19 @@ mod errors {
             "Venue struct{ Name string }",
         );
         insta::assert_snapshot!("go_nested", go_err(&nested));
+    }
+
+    #[test]
+    fn huge_and_deep_inputs_fail_fast() {
+        let unclosed = format!("package x\n{}", "type A struct {\n".repeat(50_000));
+        assert!(Contract::from_go("big.go", &unclosed).is_err());
+        let deep = format!(
+            "package x\n// @contract_version:\"1\"\ntype A struct {{\n\tX {}int\n}}\n",
+            "*".repeat(100_000)
+        );
+        insta::assert_snapshot!("go_deep_type", go_err(&deep));
+        assert!(Contract::from_yaml("deep.yaml", &"[".repeat(100_000)).is_err());
+        assert!(Contract::from_yaml("deep.yaml", &"- ".repeat(100_000)).is_err());
     }
 
     #[test]

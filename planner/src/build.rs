@@ -492,6 +492,7 @@ impl Builder<'_> {
             .get(&input_name)
             .cloned()
             .ok_or_else(|| self.err(step.span, format!("unknown relation `{input_name}`")))?;
+        self.ctx.deregister_table("input")?;
         self.ctx
             .register_table("input", Arc::new(ViewTable::new(input.clone(), None)))?;
         let in_step = |e: String| self.err(step.span, format!("step `{name}`: {e}"));

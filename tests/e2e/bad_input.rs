@@ -1,0 +1,181 @@
+//! Bad input of every class: a clear message naming the place, a non-zero exit, no panic.
+
+use crate::support::Project;
+
+const FEATURE_HEAD: &str = "Feature: Bad\n  Scenario: S\n";
+
+fn orders_with(feature: &str) -> Project {
+    let p = Project::fixture("orders");
+    p.write("bad.feature", feature);
+    p
+}
+
+#[test]
+fn malformed_feature_file() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv, name=\"orders\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:3:"]);
+}
+
+#[test]
+fn unknown_tag() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @frobnicate(x=1)\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:4:5: error:", "unknown tag `@frobnicate`"]);
+}
+
+#[test]
+fn step_naming_an_unknown_relation() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step(name=\"joined\", sql=\"SELECT * FROM orders JOIN nosuch USING (order_id)\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(
+            2,
+            &[
+                "bad.feature:4:",
+                "step `joined`",
+                "nosuch",
+                "known relations: orders",
+            ],
+        );
+}
+
+#[test]
+fn sink_reading_an_unknown_relation() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @sink(\"json://out/x.ndjson\", from=\"ghost\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:4:", "unknown relation `ghost`"]);
+}
+
+#[test]
+fn malformed_contract_yaml() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @sink(\"json://out/x.ndjson\")\n    Given the contract: broken.yaml\n"
+    ));
+    p.write("broken.yaml", "apiVersion: v3.1.0\nkind: DataContract\nid: x\nversion: 1.0.0\nschema:\n  - name: x\n    properties: [\n      {name: a\n");
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["broken.yaml:"]);
+    p.runi(&["contract", "validate", "broken.yaml"])
+        .fails(2, &["broken.yaml:"]);
+}
+
+#[test]
+fn go_contract_with_an_unknown_type() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.write(
+        "orders.go",
+        "package c\n\n// @contract_version:\"1.0.0\"\ntype Order struct {\n\tOrderID string `json:\"order_id\"`\n\tAmount  Money  `json:\"amount\"`\n}\n",
+    );
+    p.runi(&[
+        "compile",
+        "--scenario",
+        "bad.feature",
+        "--contract",
+        "orders.go",
+        "--dry-run",
+    ])
+    .fails(2, &["orders.go:6:", "Money"]);
+}
+
+#[test]
+fn csv_with_ragged_rows() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://ragged.csv\", name=\"ragged\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.write("ragged.csv", "a,b\n1,2\n3,4,5\n6,7\n");
+    let out = p.runi(&["run", "--scenario", "bad.feature"]);
+    let code = out.code;
+    assert_ne!(code, 0);
+    out.fails(code, &["ragged", "csv://ragged.csv"]);
+    assert!(!p.path().join("out/x.ndjson").exists());
+}
+
+#[test]
+fn missing_input_file() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://data/nope.csv\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.runi(&["run", "--scenario", "bad.feature"]).fails(
+        2,
+        &[
+            "bad.feature:3:13:",
+            "source `nope`",
+            "no such file or directory",
+        ],
+    );
+}
+
+#[test]
+fn invalid_sink_without_contract() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @sink(\"json://out/x.ndjson\", when=\"invalid\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:4:", "needs a contract"]);
+}
+
+#[test]
+fn contract_that_does_not_fit_the_data() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step(sql=\"SELECT order_id FROM input\")\n    @sink(\"json://out/x.ndjson\")\n    Given the contract: orders.yaml\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:5:", "customer"]);
+}
+
+#[test]
+fn exec_program_failing_at_compile() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step(exec=\"exit 7\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:4:", "exited with status 7"]);
+}
+
+#[test]
+fn several_scenarios_need_a_name() {
+    let p = Project::fixture("orders");
+    p.runi(&["compile", "--scenario", "orders.feature", "--dry-run"])
+        .fails(2, &["orders.feature:", "--name", "`Route orders`"]);
+    p.runi(&[
+        "compile",
+        "--scenario",
+        "orders.feature",
+        "--name",
+        "Nope",
+        "--dry-run",
+    ])
+    .fails(2, &["no Scenario named `Nope`"]);
+}
+
+#[test]
+fn bad_dag_files() {
+    let p = Project::empty();
+    p.write("garbage.dag", "{ not json");
+    p.runi(&["run", "--dag", "garbage.dag"])
+        .fails(2, &["garbage.dag", "not a Runink DAG file"]);
+    p.write("future.dag", "{\"format\":\"runink-dag\",\"version\":99}");
+    p.runi(&["run", "--dag", "future.dag"])
+        .fails(2, &["future.dag"]);
+    p.runi(&["run", "--dag", "missing.dag"])
+        .fails(2, &["missing.dag"]);
+}
+
+#[test]
+fn missing_feature_file_and_flags() {
+    let p = Project::empty();
+    p.runi(&["compile", "--scenario", "nope.feature", "--dry-run"])
+        .fails(2, &["nope.feature"]);
+    p.runi(&["compile", "--scenario", "nope.feature"])
+        .fails(2, &["--out"]);
+    p.runi(&["run"]).fails(2, &["--dag", "--scenario"]);
+}

@@ -1,0 +1,205 @@
+//! Small fixtures with exact expectations (tests/fixtures/orders).
+
+use serde_json::Value;
+
+use crate::support::{Project, count_rows};
+
+fn rule_counts(run: &Value) -> Value {
+    run["contracts"][0]["rejected_per_rule"].clone()
+}
+
+#[test]
+fn every_rule_routes_rows_exactly() {
+    let p = Project::fixture("orders");
+    let run = p
+        .runi(&[
+            "run",
+            "--scenario",
+            "orders.feature",
+            "--name",
+            "Route orders",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(run["contracts"][0]["valid"], 5);
+    assert_eq!(run["contracts"][0]["rejected"], 7);
+    assert_eq!(
+        rule_counts(&run),
+        serde_json::json!({
+            "amount:maximum": 1, "amount:minimum": 2, "customer:required": 1,
+            "order_id:pattern": 1, "order_id:unique": 1, "status:valid_values": 2
+        })
+    );
+    assert_eq!(count_rows(&p.path().join("out/valid"), None), 5);
+    assert_eq!(count_rows(&p.path().join("out/big.csv"), None), 3);
+
+    // `_violations` names every failed rule of a row, in contract order.
+    let rejected = p.read("out/rejected.ndjson");
+    let o012: Value = rejected
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["order_id"] == "O012")
+        .unwrap();
+    assert_eq!(
+        o012["_violations"],
+        serde_json::json!([
+            {"rule": "valid_values", "column": "status", "message": "value \"BADSTATE\" is not one of [NEW, SHIPPED, CANCELLED]"},
+            {"rule": "minimum", "column": "amount", "message": "value -1 is less than minimum 0"}
+        ])
+    );
+    let dup: Vec<Value> = rejected
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["order_id"] == "O002")
+        .collect();
+    assert_eq!(dup.len(), 1);
+    assert_eq!(dup[0]["_violations"][0]["rule"], "unique");
+    assert_eq!(dup[0]["customer"], "erin");
+
+    // Overwrite replaces what a previous run wrote.
+    p.runi(&[
+        "run",
+        "--scenario",
+        "orders.feature",
+        "--name",
+        "Route orders",
+    ])
+    .ok();
+    assert_eq!(count_rows(&p.path().join("out/valid"), None), 5);
+    assert_eq!(p.read("out/rejected.ndjson").lines().count(), 7);
+}
+
+#[test]
+fn built_in_steps_and_exec_programs() {
+    let p = Project::fixture("orders");
+    let run = p
+        .runi(&[
+            "run",
+            "--scenario",
+            "orders.feature",
+            "--name",
+            "Built-ins",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    let steps: Vec<(String, u64)> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("filter".to_string(), 11),
+            ("dedupe".to_string(), 10),
+            ("passthrough".to_string(), 10),
+            ("select".to_string(), 10)
+        ]
+    );
+    assert_eq!(run["contracts"][0]["valid"], 4);
+    assert_eq!(run["contracts"][0]["rejected"], 6);
+    assert_eq!(count_rows(&p.path().join("out/valid.arrow"), None), 4);
+    let csv = p.read("out/rejected.csv");
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "order_id,customer,status,amount,_violations"
+    );
+    assert_eq!(csv.lines().count(), 7);
+    assert!(
+        csv.contains("O004,,NEW,7.25,required(customer): null value in required column"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn a_failing_exec_step_fails_the_run_and_writes_nothing() {
+    let p = Project::fixture("orders");
+    p.runi(&[
+        "run",
+        "--scenario",
+        "orders.feature",
+        "--name",
+        "Exploding program",
+    ])
+    .fails(
+        1,
+        &[
+            "step `explode`",
+            "`sh explode.sh` exited with status 3",
+            "boom: refusing",
+        ],
+    );
+    assert_eq!(p.files("out"), Vec::<String>::new());
+    assert!(!p.path().join("out/never").exists());
+}
+
+#[test]
+fn append_mode_adds_to_earlier_output() {
+    let p = Project::fixture("orders");
+    for _ in 0..2 {
+        p.runi(&["run", "--scenario", "orders.feature", "--name", "Append"])
+            .ok();
+    }
+    assert_eq!(p.read("out/log.ndjson").lines().count(), 20);
+    let parts = p.files("out/history");
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    assert_eq!(count_rows(&p.path().join("out/history"), None), 20);
+}
+
+#[test]
+fn input_overrides_read_another_file() {
+    let p = Project::fixture("orders");
+    p.write(
+        "other.csv",
+        "order_id,customer,status,amount,placed_at\nO100,x,NEW,1.0,2026-01-01T00:00:00\nO101,y,NEW,-1.0,2026-01-01T00:00:00\n",
+    );
+    let run = p
+        .runi(&[
+            "run",
+            "--scenario",
+            "orders.feature",
+            "--name",
+            "Route orders",
+            "--input",
+            "orders=csv://other.csv",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(run["sources"][0]["rows"], 2);
+    assert_eq!(run["contracts"][0]["valid"], 1);
+    p.runi(&[
+        "run",
+        "--scenario",
+        "orders.feature",
+        "--name",
+        "Route orders",
+        "--input",
+        "nosuch=csv://other.csv",
+    ])
+    .fails(2, &["no source named `nosuch`"]);
+}
+
+#[test]
+fn contract_validate_and_hash() {
+    let p = Project::fixture("orders");
+    let out = p.runi(&["contract", "validate", "orders.yaml"]).ok();
+    assert!(
+        out.stdout.contains("contract `orders` version 0.3.0"),
+        "{}",
+        out.stdout
+    );
+    let hash = p.runi(&["contract", "hash", "orders.yaml"]).ok().stdout;
+    assert_eq!(hash.trim().len(), "sha256:".len() + 64);
+}

@@ -1,0 +1,217 @@
+//! Running `runi` in a throw-away project folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A project folder in a temp dir.
+pub struct Project {
+    pub dir: TempDir,
+}
+
+/// What a command did.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Asserts success, showing stderr when it did not succeed.
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "expected success; stderr:\n{}\nstdout:\n{}",
+            self.stderr, self.stdout
+        );
+        self
+    }
+
+    /// Asserts failure with `code`, no panic, and a message containing each of `needles`.
+    pub fn fails(self, code: i32, needles: &[&str]) -> Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}; stderr:\n{}",
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "panicked:\n{}",
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("stack backtrace"),
+            "backtrace:\n{}",
+            self.stderr
+        );
+        for n in needles {
+            assert!(
+                self.stderr.contains(n),
+                "stderr lacks `{n}`:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+impl Project {
+    /// An empty project.
+    pub fn empty() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A copy of `tests/fixtures/NAME`.
+    pub fn fixture(name: &str) -> Self {
+        let p = Self::empty();
+        copy_dir(&repo().join("tests/fixtures").join(name), p.path());
+        p
+    }
+
+    /// The bundled example with freshly generated data (`rows` trades).
+    pub fn example(rows: usize) -> Self {
+        let p = Self::empty();
+        let src = repo().join("examples/trades");
+        std::fs::copy(src.join("trades.feature"), p.path().join("trades.feature")).unwrap();
+        copy_dir(&src.join("contracts"), &p.path().join("contracts"));
+        let status = Command::new(env!("CARGO_BIN_EXE_gen-trades"))
+            .args(["--rows", &rows.to_string(), "--out", "data"])
+            .current_dir(p.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file into the project.
+    pub fn write(&self, name: &str, text: &str) {
+        let path = self.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, text).unwrap();
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name)).unwrap()
+    }
+
+    /// Runs `runi ARGS` in the project folder.
+    pub fn runi(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_runi"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("RUNINK_HERD")
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Every file under the project folder, relative, sorted.
+    pub fn files(&self, under: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let root = self.path().join(under);
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(e.path().strip_prefix(&root).unwrap().display().to_string());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// Rows in Parquet / Arrow / NDJSON / CSV output, counted with DataFusion.
+pub fn count_rows(path: &Path, sql_filter: Option<&str>) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use datafusion::datasource::file_format::options::{ArrowReadOptions, JsonReadOptions};
+        use datafusion::prelude::*;
+        let ctx = SessionContext::new();
+        let p = path.to_str().unwrap();
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if path.is_dir() || ext == "parquet" {
+            ctx.register_parquet("t", p, ParquetReadOptions::default())
+                .await
+                .unwrap();
+        } else if ext == "csv" {
+            ctx.register_csv("t", p, CsvReadOptions::new())
+                .await
+                .unwrap();
+        } else if ext == "arrow" {
+            ctx.register_arrow("t", p, ArrowReadOptions::default())
+                .await
+                .unwrap();
+        } else {
+            ctx.register_json(
+                "t",
+                p,
+                JsonReadOptions::default().file_extension(&format!(".{ext}")),
+            )
+            .await
+            .unwrap();
+        }
+        let sql = match sql_filter {
+            Some(f) => format!("SELECT count(*) FROM t WHERE {f}"),
+            None => "SELECT count(*) FROM t".to_string(),
+        };
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let col = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap();
+        col.value(0) as u64
+    })
+}
