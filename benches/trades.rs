@@ -55,7 +55,9 @@ fn main() -> Result<(), BoxError> {
         }
     }
     std::env::set_current_dir(&work)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(bench(rows, iterations, &work))
 }
 
@@ -66,7 +68,10 @@ async fn bench(rows: usize, iterations: usize, work: &Path) -> Result<(), BoxErr
         contract_file: None,
         herd: None,
     };
-    let ctx = runink_planner::new_context(&SessionLimits::default(), Arc::new(RunContext::new("bench")))?;
+    let ctx = runink_planner::new_context(
+        &SessionLimits::default(),
+        Arc::new(RunContext::new("bench")),
+    )?;
     let compiled = compile(&ctx, &options).await?;
     let with = compiled.plan.clone();
     let without = strip_runink_operators(with.clone())?;
@@ -94,7 +99,10 @@ async fn bench(rows: usize, iterations: usize, work: &Path) -> Result<(), BoxErr
     let (mut t_compile, mut t_df) = (Vec::new(), Vec::new());
     for _ in 0..iterations.max(5) * 4 {
         let start = Instant::now();
-        let ctx = runink_planner::new_context(&SessionLimits::default(), Arc::new(RunContext::new("bench")))?;
+        let ctx = runink_planner::new_context(
+            &SessionLimits::default(),
+            Arc::new(RunContext::new("bench")),
+        )?;
         let c = compile(&ctx, &options).await?;
         let bytes = dag::encode(&c.meta, &c.plan)?;
         std::hint::black_box(bytes);
@@ -102,9 +110,14 @@ async fn bench(rows: usize, iterations: usize, work: &Path) -> Result<(), BoxErr
 
         let start = Instant::now();
         let df = SessionContext::new();
-        df.register_csv("trades", "data/trades.csv", CsvReadOptions::new()).await?;
-        df.register_parquet("instruments", "data/instruments.parquet", ParquetReadOptions::default())
+        df.register_csv("trades", "data/trades.csv", CsvReadOptions::new())
             .await?;
+        df.register_parquet(
+            "instruments",
+            "data/instruments.parquet",
+            ParquetReadOptions::default(),
+        )
+        .await?;
         let plan = df
             .sql("SELECT t.*, i.sector, i.exchange FROM trades t LEFT JOIN instruments i ON t.symbol = i.symbol")
             .await?
@@ -115,7 +128,10 @@ async fn bench(rows: usize, iterations: usize, work: &Path) -> Result<(), BoxErr
     let (m_compile, m_df) = (median(&mut t_compile), median(&mut t_df));
     println!("runi compile (to DAG bytes):    {:>8.2} ms", ms(m_compile));
     println!("DataFusion plans the SQL alone: {:>8.2} ms", ms(m_df));
-    println!("ratio compile / DataFusion planning: {:.2}", m_compile.as_secs_f64() / m_df.as_secs_f64());
+    println!(
+        "ratio compile / DataFusion planning: {:.2}",
+        m_compile.as_secs_f64() / m_df.as_secs_f64()
+    );
     Ok(())
 }
 

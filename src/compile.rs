@@ -34,6 +34,9 @@ pub async fn compile_scenario(
     let compiled = runink_planner::compile(&ctx, &options)
         .await
         .map_err(Failure::input)?;
+    for w in &compiled.warnings {
+        eprintln!("{w}");
+    }
     Ok((ctx, compiled))
 }
 

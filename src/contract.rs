@@ -38,11 +38,18 @@ pub fn contract(global: &Global, args: &ContractArgs) -> CmdResult {
                     }
                 }
             }
-            if global.output != OutputFormat::Table {
-                println!(
+            match global.output {
+                OutputFormat::Table => {}
+                OutputFormat::Json => println!(
                     "{}",
                     serde_json::to_string_pretty(&results).map_err(Failure::run)?
-                );
+                ),
+                OutputFormat::Yaml => {
+                    print!(
+                        "{}",
+                        crate::output::to_yaml(&results).map_err(Failure::run)?
+                    )
+                }
             }
             if failed.is_empty() {
                 Ok(())

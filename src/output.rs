@@ -29,14 +29,14 @@ pub fn print_run(format: OutputFormat, meta: &DagMeta, report: &RunReport) -> an
     };
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
-        OutputFormat::Yaml => print!("{}", serde_yaml_like(&summary)?),
+        OutputFormat::Yaml => print!("{}", to_yaml(&summary)?),
         OutputFormat::Table => print!("{}", table(meta, report)),
     }
     Ok(())
 }
 
 /// YAML via JSON values: keeps the output dependency-free and identical in content.
-fn serde_yaml_like(value: &impl Serialize) -> anyhow::Result<String> {
+pub fn to_yaml(value: &impl Serialize) -> anyhow::Result<String> {
     let json = serde_json::to_value(value)?;
     let mut out = String::new();
     write_yaml(&json, 0, &mut out);

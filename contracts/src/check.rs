@@ -35,7 +35,7 @@ use regex::Regex;
 
 use crate::error::{ContractError, Result};
 use crate::model::{self, Contract, number, rule};
-use crate::seen::{SeenBytes, SeenInts, seen_ints};
+use crate::seen::{SeenBytes, SeenInts, seen_ints, seen_ints_heap_bytes};
 use crate::types;
 
 /// The type of the `_violations` column:
@@ -339,6 +339,20 @@ impl Checker {
             input_width: input.fields().len(),
             columns,
         })
+    }
+
+    /// Bytes of run-wide state (the values `unique` columns have seen). It grows with
+    /// the number of distinct values; callers account it against their memory budget.
+    pub fn state_bytes(&self) -> usize {
+        self.columns
+            .iter()
+            .filter_map(|c| c.unique.as_ref())
+            .map(|seen| match seen {
+                Seen::Strings(s) => s.heap_bytes(),
+                Seen::Ints(s) => seen_ints_heap_bytes(s),
+                Seen::Rows { seen, .. } => seen.heap_bytes(),
+            })
+            .sum()
     }
 
     /// Checks one batch, which must have the input schema given to [`Checker::new`].

@@ -75,6 +75,18 @@ impl SeenBytes {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
+
+    /// Bytes held (capacity, not length: what the allocator gave out).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.arena.capacity()
+            + self.entries.capacity() * std::mem::size_of::<ArenaEntry>()
+            + self.table.capacity() * (std::mem::size_of::<(u64, usize)>() + 1)
+    }
+}
+
+/// Bytes a [`SeenInts`] holds (capacity times slot size, plus control bytes).
+pub(crate) fn seen_ints_heap_bytes(set: &SeenInts) -> usize {
+    set.capacity() * (std::mem::size_of::<i64>() + 1)
 }
 
 /// 64-bit integers seen so far.

@@ -20,6 +20,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -233,32 +234,47 @@ impl ExecutionPlan for ContractEnforceExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
+        // The run-wide `unique` state is accounted in the memory pool: a run with more
+        // distinct keys than the pool allows fails with "resources exhausted" naming this
+        // operator instead of growing without bound.
+        let reservation = MemoryConsumer::new(format!("ContractEnforceExec[{}]", self.label))
+            .register(context.memory_pool());
         let input = self.input.execute(partition, context)?;
         let schema = self.schema();
         let checker = Arc::clone(&self.checker);
         let stats = Arc::clone(&self.stats);
         let mode = self.mode;
         let out_schema = Arc::clone(&schema);
+        let partitions = self
+            .properties
+            .output_partitioning()
+            .partition_count()
+            .max(1);
         let stream = input.map(move |batch| {
             let batch = batch?;
-            enforce_batch(&batch, &checker, &stats, mode, &out_schema).map_err(Into::into)
+            let (out, state_bytes) = enforce_batch(&batch, &checker, &stats, mode, &out_schema)?;
+            // Each partition reserves its share of the shared checker's state.
+            reservation.try_resize(state_bytes / partitions)?;
+            Ok(out)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }
 
+/// Checks one batch; returns the output batch and the checker's state size after it.
 fn enforce_batch(
     batch: &RecordBatch,
     checker: &Mutex<Checker>,
     stats: &EnforceStats,
     mode: EnforceMode,
     out_schema: &SchemaRef,
-) -> Result<RecordBatch> {
-    let outcome = {
+) -> Result<(RecordBatch, usize)> {
+    let (outcome, state_bytes) = {
         let mut checker = checker
             .lock()
             .map_err(|_| EngineError::Internal("contract checker lock poisoned".into()))?;
-        checker.check(batch)?
+        let outcome = checker.check(batch)?;
+        (outcome, checker.state_bytes())
     };
     let valid_rows = outcome.valid.true_count();
     stats.add(batch.num_rows(), valid_rows, &outcome.counts);
@@ -266,15 +282,17 @@ fn enforce_batch(
         EnforceMode::Annotate => {
             let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
             columns.push(Arc::new(outcome.violations));
-            Ok(RecordBatch::try_new(Arc::clone(out_schema), columns)
-                .map_err(DataFusionError::from)?)
+            let out = RecordBatch::try_new(Arc::clone(out_schema), columns)
+                .map_err(DataFusionError::from)?;
+            Ok((out, state_bytes))
         }
         EnforceMode::DropInvalid => {
-            if valid_rows == batch.num_rows() {
-                Ok(batch.clone())
+            let out = if valid_rows == batch.num_rows() {
+                batch.clone()
             } else {
-                Ok(filter_record_batch(batch, &outcome.valid).map_err(DataFusionError::from)?)
-            }
+                filter_record_batch(batch, &outcome.valid).map_err(DataFusionError::from)?
+            };
+            Ok((out, state_bytes))
         }
     }
 }

@@ -175,7 +175,8 @@ pub struct RelationRows {
 /// One enforcement point.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct ContractReport {
-    /// `sinks:RELATION` for the Scenario contract, or the source/step name.
+    /// The relation the Scenario contract is enforced on (in front of its sinks), or
+    /// `source:NAME` / `step:NAME` for a contract bound to a source or step.
     pub at: String,
     pub rows: u64,
     pub valid: u64,

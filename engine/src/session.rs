@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
 
@@ -46,8 +47,9 @@ pub fn session_config(limits: &SessionLimits) -> SessionConfig {
 /// A runtime whose memory pool is bounded ("fair spill": every spilling operator gets
 /// its share, so one join cannot starve a sort).
 pub fn runtime_env(limits: &SessionLimits) -> Result<Arc<RuntimeEnv>> {
+    let pool = Arc::new(FairSpillPool::new(limits.memory_pool_bytes));
     let env = RuntimeEnvBuilder::new()
-        .with_memory_limit(limits.memory_pool_bytes, 1.0)
+        .with_memory_pool(pool)
         .build_arc()?;
     Ok(env)
 }

@@ -190,6 +190,13 @@ impl CommitLog {
     }
 }
 
+/// A log dropped without a commit (a run that ended early) leaves nothing behind.
+impl Drop for CommitLog {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
 fn remove_temp(out: &PendingOutput) {
     let _ = if out.directory {
         fs::remove_dir_all(&out.temp)

@@ -3,7 +3,7 @@
 //! reference data trades are joined with).
 //!
 //! ```text
-//! cargo run --example gen_trades -- [--rows N] [--out DIR]
+//! cargo run --bin gen-trades -- [--rows N] [--out DIR]
 //! ```
 //! The invalid rows are spread through the file by a seeded shuffle; every invalid row
 //! breaks exactly one rule, so the expected counts are exact (printed at the end and

@@ -22,7 +22,10 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use runink_contracts::{Checker, Contract};
-use runink_dsl::{Scenario, SinkMode as DslSinkMode, Span, Spanned, StepKind, When, has_errors};
+use runink_dsl::{
+    Diagnostic, Scenario, Severity, SinkMode as DslSinkMode, Span, Spanned, StepKind, When,
+    has_errors,
+};
 use runink_engine::command::probe_schema;
 use runink_engine::enforce::EnforceMode;
 use runink_engine::lineage::TapKind;
@@ -56,6 +59,8 @@ pub struct CompileOptions {
 pub struct Compiled {
     pub plan: LogicalPlan,
     pub meta: DagMeta,
+    /// Warnings: things that compile but probably are not what was meant.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Relation names must be SQL identifiers, so a step's SQL can name them unquoted.
@@ -89,6 +94,7 @@ pub async fn compile(ctx: &SessionContext, opts: &CompileOptions) -> Result<Comp
             diags.into_iter().filter(|d| d.is_error()).collect(),
         ));
     }
+    let mut warnings = diags;
     let Some(feature) = doc.feature else {
         return Err(PlanError::at(
             &file,
@@ -186,6 +192,7 @@ pub async fn compile(ctx: &SessionContext, opts: &CompileOptions) -> Result<Comp
             .unwrap_or_default(),
         _ => Vec::new(),
     };
+    let file_for_warnings = file.clone();
     let meta = DagMeta {
         feature: FeatureMeta {
             name: feature
@@ -217,7 +224,22 @@ pub async fn compile(ctx: &SessionContext, opts: &CompileOptions) -> Result<Comp
             memory: scenario.requires.as_ref().and_then(|r| r.memory.clone()),
         },
     };
-    Ok(Compiled { plan, meta })
+    if contract.is_some() && !scenario.sinks.iter().any(|s| s.when == When::Invalid) {
+        warnings.push(Diagnostic {
+            file: file_for_warnings,
+            span: scenario.span,
+            severity: Severity::Warning,
+            message: format!(
+                "Scenario `{}` enforces a contract but has no @sink(…, when=\"invalid\"): rejected rows are counted, not written",
+                scenario.name
+            ),
+        });
+    }
+    Ok(Compiled {
+        plan,
+        meta,
+        warnings,
+    })
 }
 
 fn pick_scenario<'a>(
@@ -437,7 +459,7 @@ impl Builder<'_> {
                 version: c.version.clone(),
                 hash: c.hash(),
                 file: path.clone(),
-                at: format!("source:{}", name.value),
+                at: format!("source:{}", name.value.to_ascii_lowercase()),
             });
         }
         self.meta_sources.push(SourceMeta {
@@ -593,7 +615,12 @@ impl Builder<'_> {
             let contract = load_contract(Path::new(&c.value), Some(c), &self.file)?;
             Checker::new(&contract, plan.schema().as_arrow())
                 .map_err(|e| self.err(c.span, format!("step `{name}`: {e}")))?;
-            plan = enforce(plan, &contract, EnforceMode::DropInvalid, &name)?;
+            plan = enforce(
+                plan,
+                &contract,
+                EnforceMode::DropInvalid,
+                &format!("step:{name}"),
+            )?;
             contracts.push(ContractMeta {
                 id: contract.id.clone(),
                 version: contract.version.clone(),
@@ -670,6 +697,7 @@ impl Builder<'_> {
         let mut specs = Vec::new();
         let mut input_of = Vec::new();
         let mut predicates = Vec::new();
+        let mut targets: Vec<String> = Vec::new();
         for sink in &scenario.sinks {
             let uri = &sink.uri;
             if let Some((scheme, _)) = uri.value.split_once("://")
@@ -679,6 +707,14 @@ impl Builder<'_> {
             }
             let location =
                 FileLocation::parse(&uri.value, None).map_err(|m| self.err(uri.span, m))?;
+            let target = location.path.trim_end_matches('/').to_string();
+            if targets.contains(&target) {
+                return Err(self.err(
+                    uri.span,
+                    format!("another sink already writes `{}`", location.path),
+                ));
+            }
+            targets.push(target);
             let from = match &sink.from {
                 Some(f) => {
                     self.relation(f)?;

@@ -179,3 +179,23 @@ fn missing_feature_file_and_flags() {
         .fails(2, &["--out"]);
     p.runi(&["run"]).fails(2, &["--dag", "--scenario"]);
 }
+
+#[test]
+fn corrupt_parquet_and_json_sources() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"parquet://broken.parquet\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.write("broken.parquet", "PAR1 this is not really parquet");
+    p.runi(&["run", "--scenario", "bad.feature"])
+        .fails(2, &["bad.feature:3:13:", "source `broken`"]);
+
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"json://rows.ndjson\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.write("rows.ndjson", "{\"a\": 1}\n{\"a\": \n");
+    let out = p.runi(&["run", "--scenario", "bad.feature"]);
+    let code = out.code;
+    assert_ne!(code, 0);
+    out.fails(code, &["rows"]);
+    assert!(!p.path().join("out/x.ndjson").exists());
+}

@@ -203,3 +203,48 @@ fn contract_validate_and_hash() {
     let hash = p.runi(&["contract", "hash", "orders.yaml"]).ok().stdout;
     assert_eq!(hash.trim().len(), "sha256:".len() + 64);
 }
+
+#[test]
+fn every_source_format_and_sql_files() {
+    let p = Project::fixture("orders");
+    // Produce Parquet (a directory) and Arrow IPC outputs, then read them back as sources.
+    p.runi(&[
+        "run",
+        "--scenario",
+        "orders.feature",
+        "--name",
+        "Route orders",
+    ])
+    .ok();
+    p.runi(&["run", "--scenario", "orders.feature", "--name", "Built-ins"])
+        .ok();
+    p.write(
+        "more.ndjson",
+        "{\"order_id\": \"O500\", \"amount\": 1.5}\n{\"order_id\": \"O501\", \"amount\": 2.5}\n",
+    );
+    p.write("union.sql", "SELECT order_id, amount FROM valid\nUNION ALL SELECT order_id, amount FROM arrowed\nUNION ALL SELECT order_id, amount FROM more\n");
+    p.write(
+        "formats.feature",
+        "Feature: Formats\n  Scenario: Read them all\n    @source(\"parquet://out/valid/\", name=\"valid\")\n    @source(\"arrow://out/valid.arrow\", name=\"arrowed\")\n    @source(\"json://more.ndjson\")\n    @source(\"file://orders.csv\", name=\"plain\")\n    @step(name=\"together\", sql_file=\"union.sql\")\n    @sink(\"json://out/together.ndjson\")\n    @sink(\"parquet://out/plain.parquet\", from=\"plain\")\n",
+    );
+    let run = p
+        .runi(&["run", "--scenario", "formats.feature", "-o", "json"])
+        .ok()
+        .json();
+    let rows = |name: &str| {
+        run["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["rows"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        (rows("valid"), rows("arrowed"), rows("more"), rows("plain")),
+        (5, 4, 2, 12)
+    );
+    assert_eq!(p.read("out/together.ndjson").lines().count(), 11);
+    assert_eq!(count_rows(&p.path().join("out/plain.parquet"), None), 12);
+}
