@@ -10,9 +10,9 @@ export INSTA_UPDATE=no   # a snapshot that differs fails; it is never rewritten 
 
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo test --locked --workspace --doc
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --workspace --no-fail-fast
 else
   cargo test --locked --workspace --no-fail-fast
 fi
-cargo test --locked --workspace --doc
