@@ -341,6 +341,21 @@ impl Checker {
         })
     }
 
+    /// The fields of [`CheckOutcome::columns`] in contract order, each with the index of
+    /// the input column it conforms: the contract type (nullable, since values that fail
+    /// `type` become null), or the input type where no cast is needed.
+    pub fn conformed_fields(&self) -> Vec<(usize, Field)> {
+        self.columns
+            .iter()
+            .map(|c| {
+                (
+                    c.input_index,
+                    Field::new(c.name.clone(), c.target.clone(), true),
+                )
+            })
+            .collect()
+    }
+
     /// Bytes of run-wide state (the values `unique` columns have seen). It grows with
     /// the number of distinct values; callers account it against their memory budget.
     pub fn state_bytes(&self) -> usize {

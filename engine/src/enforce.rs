@@ -73,16 +73,21 @@ impl EnforceStats {
     }
 }
 
-/// The output schema of enforcement in `mode` over `input`.
-pub fn enforced_schema(input: &Schema, mode: EnforceMode) -> Schema {
-    match mode {
-        EnforceMode::Annotate => {
-            let mut fields: Vec<_> = input.fields().iter().cloned().collect();
-            fields.push(Arc::new(violations_field()));
-            Schema::new_with_metadata(fields, input.metadata().clone())
+/// The output schema of enforcement in `mode` over `input`: the contract's columns take
+/// the contract's types (rows whose value does not convert are rejected, the value shows
+/// in the violation message and becomes null), other columns pass unchanged, and annotate
+/// mode adds `_violations`.
+pub fn enforced_schema(input: &Schema, checker: &Checker, mode: EnforceMode) -> Schema {
+    let mut fields: Vec<_> = input.fields().iter().cloned().collect();
+    for (index, field) in checker.conformed_fields() {
+        if let Some(slot) = fields.get_mut(index) {
+            *slot = Arc::new(field);
         }
-        EnforceMode::DropInvalid => input.clone(),
     }
+    if mode == EnforceMode::Annotate {
+        fields.push(Arc::new(violations_field()));
+    }
+    Schema::new_with_metadata(fields, input.metadata().clone())
 }
 
 /// Physical contract enforcement.
@@ -95,6 +100,8 @@ pub struct ContractEnforceExec {
     /// Where the contract is enforced (`sinks`, or a source/step name).
     label: String,
     checker: Arc<Mutex<Checker>>,
+    /// Input index of each contract column, in contract order.
+    conformed: Arc<Vec<usize>>,
     stats: Arc<EnforceStats>,
     properties: Arc<PlanProperties>,
 }
@@ -109,7 +116,12 @@ impl ContractEnforceExec {
         stats: Arc<EnforceStats>,
     ) -> Result<Self> {
         let checker = Checker::new(&contract, &input.schema())?;
-        let schema: SchemaRef = Arc::new(enforced_schema(&input.schema(), mode));
+        let schema: SchemaRef = Arc::new(enforced_schema(&input.schema(), &checker, mode));
+        let conformed = checker
+            .conformed_fields()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
         let properties = Arc::new(Self::properties_for(&input, schema));
         Ok(Self {
             contract_hash: contract.hash(),
@@ -118,6 +130,7 @@ impl ContractEnforceExec {
             mode,
             label: label.into(),
             checker: Arc::new(Mutex::new(checker)),
+            conformed: Arc::new(conformed),
             stats,
             properties,
         })
@@ -206,6 +219,7 @@ impl ExecutionPlan for ContractEnforceExec {
                 mode: self.mode,
                 label: self.label.clone(),
                 checker: Arc::clone(&self.checker),
+                conformed: Arc::clone(&self.conformed),
                 stats: Arc::clone(&self.stats),
                 properties: Arc::clone(&self.properties),
             })),
@@ -242,6 +256,7 @@ impl ExecutionPlan for ContractEnforceExec {
         let input = self.input.execute(partition, context)?;
         let schema = self.schema();
         let checker = Arc::clone(&self.checker);
+        let conformed = Arc::clone(&self.conformed);
         let stats = Arc::clone(&self.stats);
         let mode = self.mode;
         let out_schema = Arc::clone(&schema);
@@ -252,7 +267,8 @@ impl ExecutionPlan for ContractEnforceExec {
             .max(1);
         let stream = input.map(move |batch| {
             let batch = batch?;
-            let (out, state_bytes) = enforce_batch(&batch, &checker, &stats, mode, &out_schema)?;
+            let (out, state_bytes) =
+                enforce_batch(&batch, &checker, &conformed, &stats, mode, &out_schema)?;
             // Each partition reserves its share of the shared checker's state.
             reservation.try_resize(state_bytes / partitions)?;
             Ok(out)
@@ -265,6 +281,7 @@ impl ExecutionPlan for ContractEnforceExec {
 fn enforce_batch(
     batch: &RecordBatch,
     checker: &Mutex<Checker>,
+    conformed: &[usize],
     stats: &EnforceStats,
     mode: EnforceMode,
     out_schema: &SchemaRef,
@@ -278,21 +295,21 @@ fn enforce_batch(
     };
     let valid_rows = outcome.valid.true_count();
     stats.add(batch.num_rows(), valid_rows, &outcome.counts);
-    match mode {
-        EnforceMode::Annotate => {
-            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-            columns.push(Arc::new(outcome.violations));
-            let out = RecordBatch::try_new(Arc::clone(out_schema), columns)
-                .map_err(DataFusionError::from)?;
-            Ok((out, state_bytes))
-        }
-        EnforceMode::DropInvalid => {
-            let out = if valid_rows == batch.num_rows() {
-                batch.clone()
-            } else {
-                filter_record_batch(batch, &outcome.valid).map_err(DataFusionError::from)?
-            };
-            Ok((out, state_bytes))
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    for (&index, column) in conformed.iter().zip(outcome.columns) {
+        if let Some(slot) = columns.get_mut(index) {
+            *slot = column;
         }
     }
+    if mode == EnforceMode::Annotate {
+        columns.push(Arc::new(outcome.violations));
+    }
+    let out =
+        RecordBatch::try_new(Arc::clone(out_schema), columns).map_err(DataFusionError::from)?;
+    let out = if mode == EnforceMode::DropInvalid && valid_rows < out.num_rows() {
+        filter_record_batch(&out, &outcome.valid).map_err(DataFusionError::from)?
+    } else {
+        out
+    };
+    Ok((out, state_bytes))
 }

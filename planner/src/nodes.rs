@@ -17,10 +17,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
-use datafusion::common::{DFSchema, DFSchemaRef, Result as DfResult};
+use datafusion::common::{DFSchema, DFSchemaRef, DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
-use runink_contracts::{Contract, violations_field};
-use runink_engine::enforce::{EnforceMode, short_hash};
+use runink_contracts::{Checker, Contract, violations_field};
+use runink_engine::enforce::{EnforceMode, enforced_schema, short_hash};
 use runink_engine::lineage::TapKind;
 use runink_engine::sink::{SinkSpec, summary_schema};
 
@@ -96,7 +96,7 @@ impl ContractEnforceNode {
         mode: EnforceMode,
         label: impl Into<String>,
     ) -> DfResult<Self> {
-        let schema = enforced_df_schema(input.schema(), mode)?;
+        let schema = enforced_df_schema(input.schema(), &contract, mode)?;
         Ok(Self {
             hash: contract.hash(),
             input,
@@ -108,21 +108,27 @@ impl ContractEnforceNode {
     }
 }
 
-fn enforced_df_schema(input: &DFSchemaRef, mode: EnforceMode) -> DfResult<DFSchemaRef> {
-    match mode {
-        EnforceMode::DropInvalid => Ok(Arc::clone(input)),
-        EnforceMode::Annotate => {
-            let mut fields: Vec<_> = input
-                .iter()
-                .map(|(q, f)| (q.cloned(), Arc::clone(f)))
-                .collect();
-            fields.push((None, Arc::new(violations_field())));
-            Ok(Arc::new(DFSchema::new_with_metadata(
-                fields,
-                input.metadata().clone(),
-            )?))
-        }
+fn enforced_df_schema(
+    input: &DFSchemaRef,
+    contract: &Contract,
+    mode: EnforceMode,
+) -> DfResult<DFSchemaRef> {
+    let checker = Checker::new(contract, input.as_arrow())
+        .map_err(|e| DataFusionError::Plan(e.to_string()))?;
+    // Same columns as the engine's `enforced_schema`, keeping each column's qualifier.
+    let arrow = enforced_schema(input.as_arrow(), &checker, mode);
+    let mut fields: Vec<_> = input
+        .iter()
+        .zip(arrow.fields())
+        .map(|((q, _), f)| (q.cloned(), Arc::clone(f)))
+        .collect();
+    if mode == EnforceMode::Annotate {
+        fields.push((None, Arc::new(violations_field())));
     }
+    Ok(Arc::new(DFSchema::new_with_metadata(
+        fields,
+        input.metadata().clone(),
+    )?))
 }
 
 impl PartialEq for ContractEnforceNode {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::support::{Project, count_rows};
+use crate::support::{Project, count_rows, parquet_column_type};
 
 fn expected(p: &Project) -> Value {
     serde_json::from_str(&p.read("data/expected.json")).unwrap()
@@ -77,6 +77,13 @@ fn example_counts_match_the_generator() {
         large
     );
     assert!(large > 0);
+    // Valid output has the contract's types: the CSV's timestamps are timestamps now.
+    let silver_dir = p.path().join("out/trades_silver");
+    assert_eq!(
+        parquet_column_type(&silver_dir, "traded_at"),
+        "Timestamp(µs)"
+    );
+    assert_eq!(parquet_column_type(&silver_dir, "quantity"), "Int64");
 
     // Every rejected row carries exactly the one rule it breaks, with its column.
     let mut tally: BTreeMap<String, u64> = BTreeMap::new();

@@ -166,6 +166,27 @@ impl Project {
     }
 }
 
+/// The Arrow type of `column` in a Parquet file or directory.
+pub fn parquet_column_type(path: &Path, column: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use datafusion::prelude::*;
+        let ctx = SessionContext::new();
+        ctx.register_parquet("t", path.to_str().unwrap(), ParquetReadOptions::default())
+            .await
+            .unwrap();
+        let df = ctx.table("t").await.unwrap();
+        df.schema()
+            .field_with_unqualified_name(column)
+            .unwrap()
+            .data_type()
+            .to_string()
+    })
+}
+
 /// Rows in Parquet / Arrow / NDJSON / CSV output, counted with DataFusion.
 pub fn count_rows(path: &Path, sql_filter: Option<&str>) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread()
