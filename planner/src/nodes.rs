@@ -297,6 +297,13 @@ impl SinksNode {
         input_of: Vec<usize>,
         predicates: Vec<Option<Expr>>,
     ) -> DfResult<Self> {
+        if input_of.iter().any(|&i| i >= inputs.len()) {
+            return datafusion::common::plan_err!(
+                "SinksNode: a sink reads input {:?} of {}",
+                input_of.iter().max(),
+                inputs.len()
+            );
+        }
         if sinks.len() != input_of.len() || sinks.len() != predicates.len() {
             return datafusion::common::internal_err!(
                 "SinksNode: per-sink vectors differ in length"

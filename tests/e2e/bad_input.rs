@@ -199,3 +199,27 @@ fn corrupt_parquet_and_json_sources() {
     out.fails(code, &["rows"]);
     assert!(!p.path().join("out/x.ndjson").exists());
 }
+
+#[test]
+fn tampered_dag_plan() {
+    let p = Project::fixture("orders");
+    p.runi(&[
+        "compile",
+        "--scenario",
+        "orders.feature",
+        "--name",
+        "Route orders",
+        "--out",
+        "o.dag",
+    ])
+    .ok();
+    let mut dag: serde_json::Value = serde_json::from_str(&p.read("o.dag")).unwrap();
+    dag["plan"]["base64"] = serde_json::Value::String("AAAA".into());
+    p.write("bad-plan.dag", &dag.to_string());
+    p.runi(&["run", "--dag", "bad-plan.dag"])
+        .fails(2, &["bad-plan.dag", "plan does not decode"]);
+    dag["plan"]["base64"] = serde_json::Value::String("***".into());
+    p.write("bad-b64.dag", &dag.to_string());
+    p.runi(&["run", "--dag", "bad-b64.dag"])
+        .fails(2, &["bad-b64.dag", "base64"]);
+}
