@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system packages Runink's build needs, idempotently (Debian/Ubuntu, as root
-# or with sudo). Today the build needs a C toolchain and pkg-config (compression codecs of
-# Parquet compile C); the Rust toolchain itself comes from rustup and is checked here.
+# or with sudo). The build needs a C toolchain and pkg-config (compression codecs of
+# Parquet compile C), libclang-dev (bindgen, for librocksdb-sys) and librocksdb-dev (Barn's
+# RocksDB is Debian's, linked through .cargo/config.toml instead of compiled from C++: see
+# ../shared/BUILD.md). The Rust toolchain itself comes from rustup and is checked here.
 set -euo pipefail
 
-packages=(build-essential pkg-config)
+packages=(build-essential pkg-config libclang-dev librocksdb-dev)
 
 missing=()
 for p in "${packages[@]}"; do
