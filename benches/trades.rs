@@ -29,11 +29,14 @@ type BoxError = Box<dyn std::error::Error>;
 fn main() -> Result<(), BoxError> {
     let mut rows = 1_000_000usize;
     let mut iterations = 5usize;
+    let mut contract: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rows" => rows = args.next().ok_or("--rows N")?.parse()?,
             "--iterations" => iterations = args.next().ok_or("--iterations K")?.parse()?,
+            // Another contract for the same Scenario, to see what each rule costs.
+            "--contract" => contract = Some(std::fs::canonicalize(args.next().ok_or("--contract FILE")?)?),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -58,14 +61,19 @@ fn main() -> Result<(), BoxError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(bench(rows, iterations, &work))
+    rt.block_on(bench(rows, iterations, &work, contract))
 }
 
-async fn bench(rows: usize, iterations: usize, work: &Path) -> Result<(), BoxError> {
+async fn bench(
+    rows: usize,
+    iterations: usize,
+    work: &Path,
+    contract: Option<PathBuf>,
+) -> Result<(), BoxError> {
     let options = CompileOptions {
         feature_file: PathBuf::from("trades.feature"),
         scenario: None,
-        contract_file: None,
+        contract_file: contract,
         herd: None,
     };
     let ctx = runink_planner::new_context(

@@ -18,7 +18,7 @@
 //! mask. Messages are formatted only for violating rows.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, LargeStringArray,
@@ -95,14 +95,18 @@ impl CheckOutcome {
 /// Holds the state of the `unique` rules: values seen in earlier batches
 /// count as duplicates, so use one checker per run (per stream key for
 /// keyed streams). That state grows with the number of distinct values.
-#[derive(Debug)]
+///
+/// Clones share that state (behind a lock per `unique` column) and nothing else, so a
+/// parallel plan gives each partition its own clone: the vectorized rules run in parallel,
+/// and a value seen by any partition is a duplicate in every other.
+#[derive(Clone, Debug)]
 pub struct Checker {
     contract: String,
     input_width: usize,
     columns: Vec<ColumnCheck>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct ColumnCheck {
     name: String,
     input_index: usize,
@@ -114,7 +118,7 @@ struct ColumnCheck {
     /// The contract type in messages.
     type_name: String,
     required: bool,
-    unique: Option<Seen>,
+    unique: Option<Arc<Mutex<Seen>>>,
     valid_values: Option<ValidValues>,
     pattern: Option<(Regex, String)>,
     bounds: Vec<Bound>,
@@ -145,7 +149,7 @@ impl std::fmt::Debug for Seen {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct ValidValues {
     /// Each allowed value as a one-row array of the target type; OR-ed `eq`.
     scalars: Vec<ArrayRef>,
@@ -161,7 +165,7 @@ const VALID_VALUES_EQ_MAX: usize = 16;
 /// Formatted values are cut to this many characters in messages.
 const MESSAGE_VALUE_CHARS_MAX: usize = 80;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Bound {
     rule: &'static str,
     /// The comparison that *violates* the bound.
@@ -232,7 +236,7 @@ impl Checker {
             }
 
             let unique = if f.unique {
-                Some(if types::is_string(&target) {
+                let seen = if types::is_string(&target) {
                     Seen::Strings(SeenBytes::new())
                 } else if target == DataType::Int64 {
                     Seen::Ints(seen_ints())
@@ -249,7 +253,8 @@ impl Checker {
                         converter,
                         seen: SeenBytes::new(),
                     }
-                })
+                };
+                Some(Arc::new(Mutex::new(seen)))
             } else {
                 None
             };
@@ -362,10 +367,13 @@ impl Checker {
         self.columns
             .iter()
             .filter_map(|c| c.unique.as_ref())
-            .map(|seen| match seen {
-                Seen::Strings(s) => s.heap_bytes(),
-                Seen::Ints(s) => seen_ints_heap_bytes(s),
-                Seen::Rows { seen, .. } => seen.heap_bytes(),
+            .map(|seen| match seen.lock() {
+                Ok(seen) => match &*seen {
+                    Seen::Strings(s) => s.heap_bytes(),
+                    Seen::Ints(s) => seen_ints_heap_bytes(s),
+                    Seen::Rows { seen, .. } => seen.heap_bytes(),
+                },
+                Err(_) => 0,
             })
             .sum()
     }
@@ -544,8 +552,11 @@ impl ColumnCheck {
         let is_valid = |i: usize| valid.is_none_or(|v| v.is_valid(i));
         let rows = col.len();
 
-        if let Some(seen) = &mut self.unique {
-            let bits = match seen {
+        if let Some(seen) = &self.unique {
+            let mut seen = seen.lock().map_err(|_| {
+                ContractError::Internal(format!("unique state of `{}` is poisoned", self.name))
+            })?;
+            let bits = match &mut *seen {
                 Seen::Strings(set) => {
                     let s =
                         Strs::new(col.as_ref()).ok_or_else(|| internal("unique strings", col))?;

@@ -6,8 +6,9 @@
 //! pick valid or rejected rows. In [`EnforceMode::DropInvalid`] (a `contract=` on a source
 //! or step) it passes only the valid rows on and counts the others.
 //!
-//! One checker serves all partitions of the operator: uniqueness holds across the whole
-//! run, not per partition or per batch.
+//! Each partition checks with its own clone of one [`Checker`]: the vectorized rules run in
+//! parallel, while the clones share the values `unique` rules have seen, so uniqueness holds
+//! across the whole run, not per partition or per batch.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,7 +33,7 @@ use futures::StreamExt;
 use runink_contracts::{Checker, Contract, violations_field};
 use serde::{Deserialize, Serialize};
 
-use crate::{EngineError, Result};
+use crate::Result;
 
 /// What the operator does with rows that break the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -99,7 +100,8 @@ pub struct ContractEnforceExec {
     mode: EnforceMode,
     /// Where the contract is enforced (`sinks`, or a source/step name).
     label: String,
-    checker: Arc<Mutex<Checker>>,
+    /// Cloned per partition; clones share the `unique` state.
+    checker: Checker,
     /// Input index of each contract column, in contract order.
     conformed: Arc<Vec<usize>>,
     stats: Arc<EnforceStats>,
@@ -129,7 +131,7 @@ impl ContractEnforceExec {
             contract,
             mode,
             label: label.into(),
-            checker: Arc::new(Mutex::new(checker)),
+            checker,
             conformed: Arc::new(conformed),
             stats,
             properties,
@@ -218,7 +220,7 @@ impl ExecutionPlan for ContractEnforceExec {
                 contract_hash: self.contract_hash.clone(),
                 mode: self.mode,
                 label: self.label.clone(),
-                checker: Arc::clone(&self.checker),
+                checker: self.checker.clone(),
                 conformed: Arc::clone(&self.conformed),
                 stats: Arc::clone(&self.stats),
                 properties: Arc::clone(&self.properties),
@@ -255,7 +257,7 @@ impl ExecutionPlan for ContractEnforceExec {
             .register(context.memory_pool());
         let input = self.input.execute(partition, context)?;
         let schema = self.schema();
-        let checker = Arc::clone(&self.checker);
+        let mut checker = self.checker.clone();
         let conformed = Arc::clone(&self.conformed);
         let stats = Arc::clone(&self.stats);
         let mode = self.mode;
@@ -268,7 +270,7 @@ impl ExecutionPlan for ContractEnforceExec {
         let stream = input.map(move |batch| {
             let batch = batch?;
             let (out, state_bytes) =
-                enforce_batch(&batch, &checker, &conformed, &stats, mode, &out_schema)?;
+                enforce_batch(&batch, &mut checker, &conformed, &stats, mode, &out_schema)?;
             // Each partition reserves its share of the shared checker's state.
             reservation.try_resize(state_bytes / partitions)?;
             Ok(out)
@@ -280,19 +282,14 @@ impl ExecutionPlan for ContractEnforceExec {
 /// Checks one batch; returns the output batch and the checker's state size after it.
 fn enforce_batch(
     batch: &RecordBatch,
-    checker: &Mutex<Checker>,
+    checker: &mut Checker,
     conformed: &[usize],
     stats: &EnforceStats,
     mode: EnforceMode,
     out_schema: &SchemaRef,
 ) -> Result<(RecordBatch, usize)> {
-    let (outcome, state_bytes) = {
-        let mut checker = checker
-            .lock()
-            .map_err(|_| EngineError::Internal("contract checker lock poisoned".into()))?;
-        let outcome = checker.check(batch)?;
-        (outcome, checker.state_bytes())
-    };
+    let outcome = checker.check(batch)?;
+    let state_bytes = checker.state_bytes();
     let valid_rows = outcome.valid.true_count();
     stats.add(batch.num_rows(), valid_rows, &outcome.counts);
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
