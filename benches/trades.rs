@@ -30,13 +30,19 @@ fn main() -> Result<(), BoxError> {
     let mut rows = 1_000_000usize;
     let mut iterations = 5usize;
     let mut contract: Option<PathBuf> = None;
+    let mut explain = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rows" => rows = args.next().ok_or("--rows N")?.parse()?,
             "--iterations" => iterations = args.next().ok_or("--iterations K")?.parse()?,
             // Another contract for the same Scenario, to see what each rule costs.
-            "--contract" => contract = Some(std::fs::canonicalize(args.next().ok_or("--contract FILE")?)?),
+            "--explain" => explain = true,
+            "--contract" => {
+                contract = Some(std::fs::canonicalize(
+                    args.next().ok_or("--contract FILE")?,
+                )?)
+            }
             _ => {} // cargo bench passes --bench
         }
     }
@@ -61,7 +67,7 @@ fn main() -> Result<(), BoxError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(bench(rows, iterations, &work, contract))
+    rt.block_on(bench(rows, iterations, &work, contract, explain))
 }
 
 async fn bench(
@@ -69,6 +75,7 @@ async fn bench(
     iterations: usize,
     work: &Path,
     contract: Option<PathBuf>,
+    explain: bool,
 ) -> Result<(), BoxError> {
     let options = CompileOptions {
         feature_file: PathBuf::from("trades.feature"),
@@ -84,6 +91,19 @@ async fn bench(
     let with = compiled.plan.clone();
     let without = strip_runink_operators(with.clone())?;
     println!("workload: {rows} trades in {}", work.display());
+    if explain {
+        for (name, plan) in [("with", &with), ("without", &without)] {
+            let ctx = runink_planner::new_context(
+                &SessionLimits::default(),
+                Arc::new(RunContext::new("x")),
+            )?;
+            let physical = ctx.state().create_physical_plan(plan).await?;
+            println!(
+                "== {name}\n{}",
+                datafusion::physical_plan::displayable(physical.as_ref()).indent(false)
+            );
+        }
+    }
 
     // Warm the page cache and the allocator once for each variant.
     run_plan(&with).await?;
