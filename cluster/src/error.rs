@@ -19,6 +19,9 @@ pub enum BarnError {
     /// The state directory is a database, but not one in Barn's format (or a newer one).
     #[error("the Barn state directory {path} is not usable: {message}")]
     Format { path: PathBuf, message: String },
+    /// Raft itself failed (start, election, a write or read that could not complete).
+    #[error("Barn at {path}: {message}")]
+    Raft { path: PathBuf, message: String },
     /// Reading or writing stored data failed, or what was stored did not decode.
     #[error("Barn storage: {0}")]
     Storage(#[from] StorageError),

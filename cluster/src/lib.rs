@@ -16,18 +16,22 @@
 //!                                 snapshots in RocksDB cf `sm`
 //! ```
 //!
-//! Where to start: [`state`] for what Barn stores and the [`Command`]s that change it,
-//! [`store`] for how it lands on disk ([`open`] returns the two halves openraft needs),
-//! [`types`] for the openraft type configuration.
+//! Where to start: [`Barn`] (the embedded single-node Barn `runi` opens in a state
+//! directory), [`state`] for what Barn stores and the [`Command`]s that change it, [`store`]
+//! for how it lands on disk ([`open`] returns the two halves openraft needs), [`types`] for
+//! the openraft type configuration.
 //!
-//! Not here yet: the Raft network, the embedded single-node Barn that `runi` opens, the
-//! control-plane API, the scheduler and the agent.
+//! Not here yet: the gRPC Raft network of a cluster, the control-plane API, the scheduler and
+//! the agent; `runi` does not open Barn yet.
 
+pub mod barn;
 pub mod error;
+pub mod network;
 pub mod state;
 pub mod store;
 pub mod types;
 
+pub use barn::Barn;
 pub use error::{BarnError, Result};
 pub use state::{Command, Rejection, Response, StateMachineData};
 pub use store::{LogStore, StateMachineStore, open};

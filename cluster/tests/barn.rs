@@ -8,18 +8,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
-use openraft::network::RPCOption;
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{
-    AnyError, BasicNode, CommittedLeaderId, EntryPayload, Membership, Raft, RaftLogReader,
-    RaftNetwork, RaftNetworkFactory, RaftSnapshotBuilder, SnapshotPolicy, StorageIOError,
+    BasicNode, CommittedLeaderId, EntryPayload, Membership, Raft, RaftLogReader,
+    RaftSnapshotBuilder, SnapshotPolicy, StorageIOError,
 };
+use runink_cluster::network::SingleNode;
 use runink_cluster::state::{
     AuditEntry, ContractRef, Dataset, EnforcementRows, Herd, LineageEdge, LineageKind, LineageNode,
     RelationRows, ResourceQuotas, RunCounters, RunState, SinkRows,
@@ -27,7 +22,7 @@ use runink_cluster::state::{
 use runink_cluster::store::{CF_LOGS, CF_META, CF_SM};
 use runink_cluster::types::{Entry, LogId, StorageError, Vote};
 use runink_cluster::{
-    BarnError, Command, LogStore, Rejection, Response, StateMachineData, StateMachineStore,
+    Barn, BarnError, Command, LogStore, Rejection, Response, StateMachineData, StateMachineStore,
     TypeConfig, open,
 };
 use tempfile::TempDir;
@@ -680,7 +675,7 @@ async fn a_single_node_raft_commits_compacts_and_recovers() {
 
     let snapshot_id = {
         let (log, sm) = open(dir.path()).unwrap();
-        let raft = Raft::new(1, config.clone(), NoNetwork, log, sm.clone())
+        let raft = Raft::new(1, config.clone(), SingleNode, log, sm.clone())
             .await
             .unwrap();
         raft.initialize(BTreeMap::from([(1, BasicNode::new("127.0.0.1:0"))]))
@@ -736,7 +731,7 @@ async fn a_single_node_raft_commits_compacts_and_recovers() {
         Some(snapshot_id),
         "the state machine restarts from the snapshot"
     );
-    let raft = Raft::new(1, config, NoNetwork, log, sm.clone())
+    let raft = Raft::new(1, config, SingleNode, log, sm.clone())
         .await
         .unwrap();
     // openraft re-applies the committed entries after the snapshot while it starts.
@@ -749,52 +744,6 @@ async fn a_single_node_raft_commits_compacts_and_recovers() {
     assert_eq!(run.state, RunState::Succeeded);
     assert!(sm.read(|d| d.herd("finance").is_some()).unwrap());
     raft.shutdown().await.unwrap();
-}
-
-/// A single node never sends RPCs; any attempt is a bug in the test.
-struct NoNetwork;
-
-impl RaftNetworkFactory<TypeConfig> for NoNetwork {
-    type Network = NoNetwork;
-
-    async fn new_client(&mut self, _target: u64, _node: &BasicNode) -> Self::Network {
-        NoNetwork
-    }
-}
-
-fn unreachable<E: std::error::Error>() -> RPCError<u64, BasicNode, RaftError<u64, E>> {
-    RPCError::Unreachable(Unreachable::new(&AnyError::error(
-        "a single node has no peers",
-    )))
-}
-
-impl RaftNetwork<TypeConfig> for NoNetwork {
-    async fn append_entries(
-        &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        Err(unreachable())
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<u64>,
-        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
-    > {
-        Err(unreachable())
-    }
-
-    async fn vote(
-        &mut self,
-        _rpc: VoteRequest<u64>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        Err(unreachable())
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -997,4 +946,54 @@ fn raw_get(path: &Path, family: &str, key: &[u8]) -> Option<Vec<u8>> {
 fn raw_delete(path: &Path, family: &str, key: &[u8]) {
     let db = raw_db(path);
     db.delete_cf(db.cf_handle(family).unwrap(), key).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// The embedded Barn
+
+#[tokio::test]
+async fn the_embedded_barn_keeps_what_it_committed_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join(".runink");
+    let barn = Barn::open(&home).await.unwrap();
+    assert_eq!(
+        barn.write(put_herd("finance")).await.unwrap(),
+        Response::Applied
+    );
+    assert_eq!(
+        barn.write(start_run("r1", "finance")).await.unwrap(),
+        Response::Applied
+    );
+    assert!(barn.read(|d| d.herd("finance").is_some()).await.unwrap());
+    barn.shutdown().await.unwrap();
+
+    let barn = Barn::open(&home).await.unwrap();
+    assert!(barn.read(|d| d.herd("finance").is_some()).await.unwrap());
+    assert_eq!(
+        barn.read(|d| d.run("r1").map(|r| r.state)).await.unwrap(),
+        Some(RunState::Pending)
+    );
+    barn.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_barn_on_the_same_directory_waits_then_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Barn::open(dir.path()).await.unwrap();
+    let second = Barn::open(dir.path()).await;
+    let message = second.unwrap_err().to_string();
+    assert!(
+        message.contains("another runi process is using it"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
+    // The first is unharmed and still writes.
+    assert_eq!(
+        first.write(put_herd("finance")).await.unwrap(),
+        Response::Applied
+    );
+    first.shutdown().await.unwrap();
 }

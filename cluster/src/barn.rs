@@ -1,0 +1,153 @@
+//! The embedded Barn: a one-member Raft group in a state directory.
+//!
+//! With no server configured, `runi` opens Barn in `$RUNINK_HOME` (default `.runink/`): the
+//! same openraft code path as a cluster — every change is a [`Command`] written through
+//! `client_write`, committed, applied — with one voter. Reads that must be current go
+//! through [`Barn::read`], which confirms leadership first (a linearizable read).
+//!
+//! Two processes on one directory: RocksDB's `LOCK` file lets only one open it; the other
+//! retries for [`OPEN_WAIT`] and then fails with [`BarnError::Open`] naming the directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+
+use crate::error::{BarnError, Result};
+use crate::network::SingleNode;
+use crate::state::{Command, Response, StateMachineData};
+use crate::store::{StateMachineStore, open};
+use crate::types::{NodeId, TypeConfig};
+
+/// The id of the embedded Barn's only member.
+pub const EMBEDDED_NODE_ID: NodeId = 1;
+/// How long opening waits for another process to release the directory.
+pub const OPEN_WAIT: Duration = Duration::from_secs(3);
+/// Pause between attempts while another process holds the directory.
+const OPEN_RETRY: Duration = Duration::from_millis(100);
+/// How long a fresh or restarted node may take to lead (it only has to elect itself).
+pub const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// Log entries kept after a snapshot; snapshots are taken every this many entries.
+pub const SNAPSHOT_EVERY_ENTRIES: u64 = 5_000;
+
+/// An open embedded Barn.
+pub struct Barn {
+    raft: Raft<TypeConfig>,
+    state: StateMachineStore,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Barn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Barn").field("dir", &self.dir).finish()
+    }
+}
+
+fn raft_error(dir: &Path, what: &str, e: impl std::fmt::Display) -> BarnError {
+    BarnError::Raft {
+        path: dir.to_path_buf(),
+        message: format!("{what}: {e}"),
+    }
+}
+
+impl Barn {
+    /// Opens (creating if needed) the embedded Barn in `dir` and waits until it leads.
+    pub async fn open(dir: &Path) -> Result<Barn> {
+        std::fs::create_dir_all(dir).map_err(|e| BarnError::Open {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let started = Instant::now();
+        let (log, state) = loop {
+            match open(dir) {
+                Ok(stores) => break stores,
+                // Another `runi` holds the directory: wait a little, then say so.
+                Err(BarnError::Open { message, .. })
+                    if message.contains("lock") && started.elapsed() < OPEN_WAIT =>
+                {
+                    tokio::time::sleep(OPEN_RETRY).await;
+                }
+                Err(BarnError::Open { path, message }) if message.contains("lock") => {
+                    return Err(BarnError::Open {
+                        path,
+                        message: format!(
+                            "another runi process is using it (waited {}s): {message}",
+                            OPEN_WAIT.as_secs()
+                        ),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let config = Config {
+            cluster_name: "runink-barn".into(),
+            heartbeat_interval: 50,
+            election_timeout_min: 150,
+            election_timeout_max: 300,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+            max_in_snapshot_log_to_keep: 100,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| raft_error(dir, "bad Raft configuration", e))?;
+        let raft = Raft::new(
+            EMBEDDED_NODE_ID,
+            Arc::new(config),
+            SingleNode,
+            log,
+            state.clone(),
+        )
+        .await
+        .map_err(|e| raft_error(dir, "cannot start Raft", e))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| raft_error(dir, "cannot read membership", e))?;
+        if !initialized {
+            raft.initialize(BTreeMap::from([(
+                EMBEDDED_NODE_ID,
+                BasicNode::new("embedded"),
+            )]))
+            .await
+            .map_err(|e| raft_error(dir, "cannot initialize", e))?;
+        }
+        raft.wait(Some(LEADER_WAIT))
+            .current_leader(EMBEDDED_NODE_ID, "the embedded Barn leads")
+            .await
+            .map_err(|e| raft_error(dir, "no leader", e))?;
+        Ok(Barn {
+            raft,
+            state,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Proposes a command; returns once it is committed and applied.
+    pub async fn write(&self, command: Command) -> Result<Response> {
+        let written = self
+            .raft
+            .client_write(command)
+            .await
+            .map_err(|e| raft_error(&self.dir, "write", e))?;
+        Ok(written.data)
+    }
+
+    /// A linearizable read of the state.
+    pub async fn read<T>(&self, read: impl FnOnce(&StateMachineData) -> T) -> Result<T> {
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map_err(|e| raft_error(&self.dir, "read", e))?;
+        self.state.read(read)
+    }
+
+    /// Stops Raft and releases the directory.
+    pub async fn shutdown(self) -> Result<()> {
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| raft_error(&self.dir, "shutdown", e))
+    }
+}
