@@ -19,6 +19,14 @@ pub enum BarnError {
     /// The state directory is a database, but not one in Barn's format (or a newer one).
     #[error("the Barn state directory {path} is not usable: {message}")]
     Format { path: PathBuf, message: String },
+    /// A herd file that does not parse or does not describe a valid herd.
+    #[error("{file}:{line}:{column}: {message}")]
+    Herd {
+        file: String,
+        line: u32,
+        column: u32,
+        message: String,
+    },
     /// Raft itself failed (start, election, a write or read that could not complete).
     #[error("Barn at {path}: {message}")]
     Raft { path: PathBuf, message: String },

@@ -26,6 +26,7 @@
 
 pub mod barn;
 pub mod error;
+pub mod herd;
 pub mod network;
 pub mod state;
 pub mod store;
@@ -33,6 +34,7 @@ pub mod types;
 
 pub use barn::Barn;
 pub use error::{BarnError, Result};
+pub use herd::parse_herd;
 pub use state::{Command, Rejection, Response, StateMachineData};
 pub use store::{LogStore, StateMachineStore, open};
 pub use types::{NodeId, TypeConfig};

@@ -997,3 +997,104 @@ async fn a_second_barn_on_the_same_directory_waits_then_fails_clearly() {
     );
     first.shutdown().await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// Herd files
+
+mod herd_files {
+    use proptest::prelude::*;
+    use runink_cluster::parse_herd;
+    use runink_cluster::state::{MaskKind, RbacPolicy};
+
+    const SPEC_EXAMPLE: &str = include_str!("../../examples/trades/herd.toml");
+
+    #[test]
+    fn the_spec_example_parses() {
+        let h = parse_herd("herd.toml", SPEC_EXAMPLE).unwrap();
+        assert_eq!(h.id, "finance");
+        assert_eq!(h.description, "Trading and risk");
+        assert_eq!(h.resource_quotas.slices_max, Some(16));
+        assert_eq!(h.resource_quotas.cpu_millis, Some(4000));
+        assert_eq!(h.resource_quotas.memory_bytes, Some(8 << 30));
+        assert_eq!(
+            h.rbac_policies[0],
+            RbacPolicy {
+                role: "analyst".into(),
+                actions: vec!["read:datasets".into(), "read:lineage".into()]
+            }
+        );
+        assert_eq!(h.rbac_policies[1].actions.len(), 4);
+        assert_eq!(h.masking_policies.default, Some(MaskKind::Redact));
+        assert_eq!(
+            h.masking_policies.field_level_overrides.get("trader_email"),
+            Some(&MaskKind::Hash)
+        );
+        assert!(h.default_contract_policy.block_on_drift);
+    }
+
+    fn error(text: &str) -> String {
+        parse_herd("h.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_herd_files_name_the_place() {
+        let e = error("[herd]\nid = \"finance\"\n[herd.resource_quotas\nslices_max = 1\n");
+        assert!(e.starts_with("h.toml:3:"), "{e}");
+        let e = error("[herd]\nid = \"finance\"\n[herd.resource_quotas]\nslice_max = 16\n");
+        assert!(
+            e.starts_with("h.toml:4:1:") && e.contains("slice_max"),
+            "{e}"
+        );
+        let e = error("[herd]\nid = \"finance\"\n[herd.resource_quotas]\ncpu_limit = \"four\"\n");
+        assert!(
+            e.starts_with("h.toml:4:13:") && e.contains("cpu_limit `four`"),
+            "{e}"
+        );
+        let e = error(
+            "[herd]\nid = \"finance\"\n[herd.resource_quotas]\nmemory_limit = \"8 bananas\"\n",
+        );
+        assert!(
+            e.starts_with("h.toml:4:16:") && e.contains("memory_limit"),
+            "{e}"
+        );
+        let e = error("[herd]\nid = \"Finance Team\"\n");
+        assert!(e.starts_with("h.toml:2:6:") && e.contains("herd id"), "{e}");
+        let e = error("[herd]\ndescription = \"x\"\n");
+        assert!(e.contains("id"), "{e}");
+        let e = error("[herd]\nid = \"f\"\n[herd.masking_policies]\ndefault = \"blur\"\n");
+        assert!(e.starts_with("h.toml:4:") && e.contains("blur"), "{e}");
+        let e = error(
+            "[herd]\nid = \"f\"\n[[herd.rbac_policies]]\nrole = \"a\"\nactions = [\"read:x\", \"dance\"]\n",
+        );
+        assert!(
+            e.starts_with("h.toml:5:22:") && e.contains("`dance`"),
+            "{e}"
+        );
+        let e = error("");
+        assert!(e.starts_with("h.toml:1:1:") && e.contains("herd"), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn no_input_panics(text in "\\PC{0,300}") {
+            let _ = parse_herd("p.toml", &text);
+        }
+
+        #[test]
+        fn no_herd_shaped_input_panics(
+            lines in proptest::collection::vec(
+                prop_oneof![
+                    Just("[herd]".to_string()),
+                    Just("[herd.resource_quotas]".to_string()),
+                    Just("[[herd.rbac_policies]]".to_string()),
+                    "[a-z_]{1,12} = \"[^\"\\n]{0,12}\"",
+                    "[a-z_]{1,12} = [0-9]{1,22}",
+                    "\\PC{0,20}",
+                ],
+                0..12,
+            )
+        ) {
+            let _ = parse_herd("p.toml", &lines.join("\n"));
+        }
+    }
+}
