@@ -24,6 +24,15 @@ pub struct Global {
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// The embedded Barn's state directory.
+    #[arg(
+        long,
+        global = true,
+        env = "RUNINK_HOME",
+        default_value = ".runink",
+        value_name = "DIR"
+    )]
+    pub home: PathBuf,
     /// More log output (-v info, -vv debug); logs are JSON lines on stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -45,6 +54,40 @@ pub enum Command {
     Run(RunArgs),
     /// Validate, hash or inspect contracts.
     Contract(ContractArgs),
+    /// Create, register and inspect herds (tenants).
+    Herd(HerdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HerdArgs {
+    #[command(subcommand)]
+    pub command: HerdCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HerdCommand {
+    /// Register a herd and scaffold a project folder with a sample pipeline that runs.
+    Init {
+        /// The herd's id (lowercase letters, digits, `_`, `-`).
+        name: String,
+        /// A herd file to register instead of the default one (its id must be NAME).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Where to scaffold (default: the working directory). Files that exist are kept.
+        #[arg(long, value_name = "PATH")]
+        dir: Option<PathBuf>,
+    },
+    /// Register or update a herd from its file.
+    Apply {
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// List registered herds.
+    List,
+    /// Show one herd.
+    Show { name: String },
+    /// Remove a herd (and its datasets).
+    Delete { name: String },
 }
 
 /// Which Scenario to compile.

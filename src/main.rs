@@ -9,6 +9,7 @@ mod cli;
 mod compile;
 mod contract;
 mod exit;
+mod herd;
 mod output;
 mod run;
 
@@ -32,6 +33,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Compile(args) => compile::compile(&cli.global, args).await,
             cli::Command::Run(args) => run::run(&cli.global, args).await,
             cli::Command::Contract(args) => contract::contract(&cli.global, args),
+            cli::Command::Herd(args) => herd::herd(&cli.global, args).await,
         }
     });
     exit::report(result)

@@ -8,4 +8,5 @@ mod deps;
 mod example;
 mod explain;
 mod fixtures;
+mod herd;
 mod support;

@@ -1,0 +1,100 @@
+//! Herds in the embedded Barn: `runi herd init|apply|list|show|delete`.
+
+use crate::support::{Project, repo};
+
+#[test]
+fn init_scaffolds_a_project_whose_sample_runs() {
+    let p = Project::empty();
+    let out = p.runi(&["herd", "init", "finance"]).ok();
+    assert!(
+        out.stdout.contains("herd `finance` registered"),
+        "{}",
+        out.stdout
+    );
+    for f in [
+        "herd.toml",
+        "features/sample.feature",
+        "contracts/customer.yaml",
+        "data/customers.csv",
+    ] {
+        assert!(p.path().join(f).is_file(), "{f} missing");
+    }
+    for d in ["golden", "dags"] {
+        assert!(p.path().join(d).is_dir(), "{d} missing");
+    }
+    let run = p
+        .runi(&["run", "--scenario", "features/sample.feature", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(run["herd"], "finance");
+    assert_eq!(run["contracts"][0]["valid"], 2);
+    assert_eq!(run["contracts"][0]["rejected"], 3);
+
+    // A second init keeps what is there.
+    let again = p.runi(&["herd", "init", "finance"]).ok();
+    assert!(again.stdout.contains("kept"), "{}", again.stdout);
+}
+
+#[test]
+fn herds_survive_across_processes_and_can_be_changed_and_deleted() {
+    let p = Project::empty();
+    let herd_file = repo().join("examples/trades/herd.toml");
+    p.runi(&["herd", "apply", "-f", herd_file.to_str().unwrap()])
+        .ok();
+    let list = p.runi(&["herd", "list", "-o", "json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let show = p
+        .runi(&["herd", "show", "finance", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["resource_quotas"]["cpu_millis"], 4000);
+    assert_eq!(show["resource_quotas"]["memory_bytes"], 8u64 << 30);
+    assert_eq!(
+        show["masking_policies"]["field_level_overrides"]["trader_email"],
+        "hash"
+    );
+
+    p.write("herd.toml", "[herd]\nid = \"finance\"\ndescription = \"smaller\"\n[herd.resource_quotas]\nslices_max = 2\n");
+    p.runi(&["herd", "apply", "-f", "herd.toml"]).ok();
+    let show = p
+        .runi(&["herd", "show", "finance", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["description"], "smaller");
+    assert_eq!(show["resource_quotas"]["slices_max"], 2);
+
+    p.runi(&["herd", "delete", "finance"]).ok();
+    p.runi(&["herd", "show", "finance"])
+        .fails(2, &["no herd named `finance`"]);
+    p.runi(&["herd", "delete", "finance"])
+        .fails(2, &["unknown herd `finance`"]);
+}
+
+#[test]
+fn bad_herd_files_and_names() {
+    let p = Project::empty();
+    p.write(
+        "h.toml",
+        "[herd]\nid = \"finance\"\n[herd.resource_quotas]\ncpu_limit = \"lots\"\n",
+    );
+    p.runi(&["herd", "apply", "-f", "h.toml"])
+        .fails(2, &["h.toml:4:13:", "cpu_limit `lots`"]);
+    p.write("h2.toml", "[herd\nid = 1\n");
+    p.runi(&["herd", "apply", "-f", "h2.toml"])
+        .fails(2, &["h2.toml:1:"]);
+    p.runi(&["herd", "init", "Bad Name"])
+        .fails(2, &["cannot name a herd"]);
+    p.runi(&["herd", "apply", "-f", "missing.toml"])
+        .fails(2, &["missing.toml"]);
+}
+
+#[test]
+fn a_state_directory_that_is_not_barn_fails_clearly() {
+    let p = Project::empty();
+    p.write(".runink/CURRENT", "garbage\n");
+    p.runi(&["herd", "list"]).fails(1, &[".runink"]);
+    let q = Project::empty();
+    q.write("notadir", "x");
+    q.runi(&["--home", "notadir", "herd", "list"])
+        .fails(1, &["notadir"]);
+}
