@@ -1,4 +1,4 @@
-//! `runi contract validate|hash`.
+//! `runi contract validate|hash|diff`.
 
 use anyhow::{Context, anyhow};
 use runink_contracts::Contract;
@@ -56,6 +56,55 @@ pub fn contract(global: &Global, args: &ContractArgs) -> CmdResult {
             } else {
                 Err(Failure::input(anyhow!("{}", failed.join("\n"))))
             }
+        }
+        ContractCommand::Diff { old, new } => {
+            let (a, b) = (
+                load(old).map_err(Failure::input)?,
+                load(new).map_err(Failure::input)?,
+            );
+            let d = runink_contracts::diff(&a, &b);
+            match global.output {
+                OutputFormat::Table => {
+                    println!(
+                        "{} {} -> {} {}: {} changes",
+                        a.id,
+                        a.version,
+                        b.id,
+                        b.version,
+                        d.changes.len()
+                    );
+                    for c in &d.changes {
+                        let tag = if c.breaking { "BREAKING" } else { "ok" };
+                        println!("  {tag:<8}  {}", c.message);
+                    }
+                }
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "old": {"id": a.id, "version": a.version, "hash": a.hash()},
+                        "new": {"id": b.id, "version": b.version, "hash": b.hash()},
+                        "breaking": d.is_breaking(),
+                        "changes": d.changes,
+                    }))
+                    .map_err(Failure::run)?
+                ),
+                OutputFormat::Yaml => print!(
+                    "{}",
+                    crate::output::to_yaml(&serde_json::json!({
+                        "breaking": d.is_breaking(), "changes": d.changes,
+                    }))
+                    .map_err(Failure::run)?
+                ),
+            }
+            if d.is_breaking() {
+                let n = d.changes.iter().filter(|c| c.breaking).count();
+                return Err(Failure::run(anyhow!(
+                    "{n} breaking change(s) from {} to {}",
+                    old.display(),
+                    new.display()
+                )));
+            }
+            Ok(())
         }
         ContractCommand::Hash { files } => {
             for file in files {

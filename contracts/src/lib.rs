@@ -26,6 +26,7 @@
 //! ```
 
 mod check;
+pub mod diff;
 mod error;
 pub mod go;
 pub mod hash;
@@ -35,6 +36,7 @@ mod seen;
 mod types;
 
 pub use check::{CheckOutcome, Checker, violations_data_type, violations_field};
+pub use diff::{Change, ContractDiff, diff};
 pub use error::{ContractError, Result};
 pub use model::{Contract, Field, RuleRef, SourceFormat, rule};
 pub use types::type_name;

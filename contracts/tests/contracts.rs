@@ -943,3 +943,99 @@ mod props {
         }
     }
 }
+
+mod drift {
+    use arrow::datatypes::DataType;
+    use runink_contracts::diff;
+
+    use super::{trade_go, trade_yaml};
+
+    fn messages(d: &runink_contracts::ContractDiff) -> Vec<(String, bool)> {
+        d.changes
+            .iter()
+            .map(|c| (c.message.clone(), c.breaking))
+            .collect()
+    }
+
+    #[test]
+    fn the_same_contract_in_both_forms_has_no_drift() {
+        let d = diff(&trade_yaml(), &trade_go());
+        assert!(d.changes.is_empty(), "{d:?}");
+        assert!(!d.is_breaking());
+    }
+
+    #[test]
+    fn loosening_and_optional_additions_are_not_breaking() {
+        let old = trade_yaml();
+        let mut new = old.clone();
+        new.version = "1.3.0".into();
+        let side = new.fields.iter_mut().find(|f| f.name == "side").unwrap();
+        side.valid_values = Some(vec!["BUY".into(), "SELL".into(), "SHORT".into()]);
+        let price = new.fields.iter_mut().find(|f| f.name == "price").unwrap();
+        price.maximum = Some(1_000_000.0);
+        let quantity = new
+            .fields
+            .iter_mut()
+            .find(|f| f.name == "quantity")
+            .unwrap();
+        quantity.data_type = DataType::Int64;
+        let mut venue = new.fields[1].clone();
+        venue.name = "venue".into();
+        venue.required = false;
+        venue.unique = false;
+        venue.primary_key = false;
+        new.fields.push(venue);
+        let d = diff(&old, &new);
+        assert!(!d.is_breaking(), "{:?}", messages(&d));
+        assert_eq!(
+            messages(&d),
+            vec![
+                ("`side` now also allows SHORT".to_string(), false),
+                ("`price` maximum 100000 -> 1000000".to_string(), false),
+                ("field `venue` added (Utf8, optional)".to_string(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn breaking_changes_are_named_and_need_a_major_version() {
+        let old = trade_yaml();
+        let mut new = old.clone();
+        new.version = "1.3.0".into();
+        new.fields.retain(|f| f.name != "traded_at");
+        let email = new
+            .fields
+            .iter_mut()
+            .find(|f| f.name == "trader_email")
+            .unwrap();
+        email.classification = None;
+        let side = new.fields.iter_mut().find(|f| f.name == "side").unwrap();
+        side.valid_values = Some(vec!["BUY".into()]);
+        let qty = new
+            .fields
+            .iter_mut()
+            .find(|f| f.name == "quantity")
+            .unwrap();
+        qty.data_type = DataType::Int32;
+        let d = diff(&old, &new);
+        assert!(d.is_breaking());
+        assert_eq!(
+            messages(&d),
+            vec![
+                ("`side` no longer allows SELL".to_string(), true),
+                ("`quantity` type Int64 -> Int32".to_string(), true),
+                (
+                    "`trader_email` lost its classification `pii`".to_string(),
+                    true
+                ),
+                ("field `traded_at` removed".to_string(), true),
+                (
+                    "breaking changes without a new major version (1.2.0 -> 1.3.0)".to_string(),
+                    true
+                ),
+            ]
+        );
+        new.version = "2.0.0".into();
+        assert_eq!(diff(&old, &new).changes.len(), 4);
+    }
+}

@@ -248,3 +248,46 @@ fn every_source_format_and_sql_files() {
     assert_eq!(p.read("out/together.ndjson").lines().count(), 11);
     assert_eq!(count_rows(&p.path().join("out/plain.parquet"), None), 12);
 }
+
+#[test]
+fn contract_diff_reports_breaking_changes() {
+    let p = Project::fixture("orders");
+    p.write(
+        "orders2.yaml",
+        &p.read("orders.yaml")
+            .replace("version: 0.3.0", "version: 0.4.0")
+            .replace(
+                "validValues: [NEW, SHIPPED, CANCELLED]",
+                "validValues: [NEW, SHIPPED]",
+            )
+            .replace("          maximum: 1000\n", "          maximum: 5000\n"),
+    );
+    let out = p
+        .runi(&["contract", "diff", "orders.yaml", "orders2.yaml"])
+        .fails(1, &["breaking change(s)"]);
+    assert!(
+        out.stdout
+            .contains("BREAKING  `status` no longer allows CANCELLED"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("ok        `amount` maximum 1000 -> 5000"),
+        "{}",
+        out.stdout
+    );
+    let same = p
+        .runi(&[
+            "contract",
+            "diff",
+            "orders.yaml",
+            "orders.yaml",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(same["breaking"], false);
+    assert_eq!(same["changes"].as_array().unwrap().len(), 0);
+}
