@@ -72,6 +72,9 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     let execution = runink_engine::run::execute(physical, ctx.task_ctx(), &run_ctx);
     tokio::pin!(execution);
     let mut ticker = tokio::time::interval(PROGRESS_TICK);
+    // One listener for the whole run, so a Ctrl-C between two ticks is not missed.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     let result = loop {
         tokio::select! {
             r = &mut execution => break r,
@@ -81,7 +84,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
                     bar.set_message(format!("read {} rows · valid {} · rejected {}", p.rows_read, p.valid, p.rejected));
                 }
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut interrupted => {
                 if let Some(bar) = &bar { bar.finish_and_clear(); }
                 run_ctx.commit.abort();
                 return Err(Failure::Interrupted);
