@@ -36,8 +36,13 @@ fn main() -> std::process::ExitCode {
             cli::Command::Herd(args) => herd::herd(&cli.global, args).await,
         }
     });
+    // Blocking tasks (an `exec=` program's reader) must not keep the process alive forever.
+    runtime.shutdown_timeout(SHUTDOWN_WAIT);
     exit::report(result)
 }
+
+/// How long exiting waits for blocking tasks still running.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn init_logging(verbose: u8) {
     let default = match verbose {

@@ -52,6 +52,12 @@ fn raft_error(dir: &Path, what: &str, e: impl std::fmt::Display) -> BarnError {
     }
 }
 
+/// RocksDB's words for "another process has the LOCK file" (not any error mentioning a
+/// block or a path that happens to contain "lock").
+fn held_by_another(message: &str) -> bool {
+    message.contains("/LOCK") || message.contains("lock hold by current process")
+}
+
 impl Barn {
     /// Opens (creating if needed) the embedded Barn in `dir` and waits until it leads.
     pub async fn open(dir: &Path) -> Result<Barn> {
@@ -65,11 +71,11 @@ impl Barn {
                 Ok(stores) => break stores,
                 // Another `runi` holds the directory: wait a little, then say so.
                 Err(BarnError::Open { message, .. })
-                    if message.contains("lock") && started.elapsed() < OPEN_WAIT =>
+                    if held_by_another(&message) && started.elapsed() < OPEN_WAIT =>
                 {
                     tokio::time::sleep(OPEN_RETRY).await;
                 }
-                Err(BarnError::Open { path, message }) if message.contains("lock") => {
+                Err(BarnError::Open { path, message }) if held_by_another(&message) => {
                     return Err(BarnError::Open {
                         path,
                         message: format!(

@@ -22,7 +22,8 @@
 //! the openraft type configuration.
 //!
 //! Not here yet: the gRPC Raft network of a cluster, the control-plane API, the scheduler and
-//! the agent; `runi` does not open Barn yet.
+//! the agent. `runi herd …` opens the embedded Barn; runs, datasets and lineage are not
+//! recorded in it yet.
 
 pub mod barn;
 pub mod error;

@@ -5,7 +5,8 @@
 //! new one (a tightened rule, a new required field, a changed type), when a consumer loses
 //! something it could rely on (a removed field, a dropped guarantee such as `required` or
 //! `unique`), or when protection weakens (a lost PII classification, a changed mask or
-//! access role). Loosening a rule or adding an optional field is not breaking.
+//! access role). Adding a field breaks producers, optional or not: enforcement needs every
+//! contract column in the data. Loosening a rule or widening a type is not breaking.
 
 use std::collections::BTreeSet;
 
@@ -58,9 +59,11 @@ pub fn diff(old: &Contract, new: &Contract) -> ContractDiff {
     }
     for nf in &new.fields {
         match old.fields.iter().find(|f| f.name == nf.name) {
+            // Enforcement needs every contract column in the data (required or not), so a
+            // new field breaks producers that do not emit it yet.
             None => push(
                 Some(&nf.name),
-                nf.required,
+                true,
                 format!(
                     "field `{}` added ({}{})",
                     nf.name,

@@ -15,7 +15,6 @@ use std::fmt;
 use std::io::{BufReader, BufWriter, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -159,14 +158,16 @@ impl ExecutionPlan for ExternalCommandExec {
         let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&schema), CHANNEL_BATCHES);
 
         // Feeder: pulls the input stream and hands batches to a blocking writer thread.
-        let (batch_tx, batch_rx) = sync_channel::<RecordBatch>(CHANNEL_BATCHES);
+        // A tokio channel: the feeder awaits room (a stalled program must not block a
+        // runtime worker), the writer thread blocks on it.
+        let (batch_tx, mut batch_rx) = tokio::sync::mpsc::channel::<RecordBatch>(CHANNEL_BATCHES);
         let writer = std::thread::spawn(move || -> std::result::Result<(), String> {
             let Some(stdin) = stdin else {
                 return Err("stdin was not captured".into());
             };
             let mut w = StreamWriter::try_new(BufWriter::new(stdin), &input_schema)
                 .map_err(|e| e.to_string())?;
-            for batch in batch_rx {
+            while let Some(batch) = batch_rx.blocking_recv() {
                 if let Err(e) = w.write(&batch) {
                     // The program closed stdin early; its exit status tells why.
                     return if is_broken_pipe(&e) {
@@ -184,7 +185,7 @@ impl ExecutionPlan for ExternalCommandExec {
         builder.spawn(async move {
             while let Some(batch) = input.next().await {
                 let batch = batch?;
-                if batch_tx.send(batch).is_err() {
+                if batch_tx.send(batch).await.is_err() {
                     break;
                 }
             }
@@ -218,11 +219,16 @@ impl ExecutionPlan for ExternalCommandExec {
                             RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())
                                 .map_err(|e| format!("output does not fit the schema: {e}"))?;
                         if tx.blocking_send(Ok(batch)).is_err() {
-                            break;
+                            return Ok(false);
                         }
                     }
-                    Ok(())
+                    Ok(true)
                 });
+            // Nobody reads the output any more (the run failed or was cancelled): stop the
+            // program rather than wait for it to notice.
+            if matches!(decoded, Ok(false)) {
+                let _ = child.kill();
+            }
             let status = child.wait();
             let writer_result = writer
                 .join()
@@ -234,10 +240,17 @@ impl ExecutionPlan for ExternalCommandExec {
                 Err(e) => Some(format!("`{command}`: cannot wait for the program: {e}")),
             };
             let message = match (exit, decoded, writer_result) {
+                // Stopped because nothing reads on; the run's own error says why.
+                (_, Ok(false), _) => None,
+                // A decode error closes stdout and the program then dies of SIGPIPE: the
+                // decode error is the cause worth reporting.
+                (Some(exit), Err(e), _) if exit.contains("signal 13") => {
+                    Some(format!("`{command}`: {e}"))
+                }
                 (Some(exit), _, _) => Some(exit),
                 (None, Err(e), _) => Some(format!("`{command}`: {e}")),
-                (None, Ok(()), Err(e)) => Some(format!("`{command}`: cannot write its input: {e}")),
-                (None, Ok(()), Ok(())) => None,
+                (None, Ok(_), Err(e)) => Some(format!("`{command}`: cannot write its input: {e}")),
+                (None, Ok(_), Ok(())) => None,
             };
             match message {
                 None => Ok(()),

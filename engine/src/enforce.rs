@@ -41,7 +41,7 @@ use crate::Result;
 pub enum EnforceMode {
     /// Keep every row, add `_violations`.
     Annotate,
-    /// Keep valid rows only (the schema is unchanged).
+    /// Keep valid rows only (no `_violations`; the contract's columns take its types).
     DropInvalid,
 }
 

@@ -428,16 +428,12 @@ impl Builder<'_> {
             )),
             None => None,
         };
-        let table = match &contract {
-            Some((c, _)) => SourceTable::new(
-                name.value.clone(),
-                location.clone(),
-                Arc::new(c.arrow_schema()),
-            ),
-            None => SourceTable::infer(name.value.clone(), location.clone(), &self.ctx.state())
-                .await
-                .map_err(|e| self.err(uri.span, e.to_string()))?,
-        };
+        // The data is read with its inferred schema even when a contract is given: the
+        // contract's types are applied by enforcement, so a bad value is a `type`
+        // violation of one row, not a reader error that fails the run.
+        let table = SourceTable::infer(name.value.clone(), location.clone(), &self.ctx.state())
+            .await
+            .map_err(|e| self.err(uri.span, e.to_string()))?;
         use datafusion::catalog::TableProvider as _;
         let schema = table.schema();
         let scan = LogicalPlanBuilder::scan(
@@ -448,11 +444,18 @@ impl Builder<'_> {
         .build()?;
         let mut plan = tap(scan, &name.value.to_ascii_lowercase(), TapKind::Source);
         if let Some((c, path)) = &contract {
+            let bound = source.contract.as_ref().map_or(uri.span, |b| b.span);
+            Checker::new(c, plan.schema().as_arrow()).map_err(|e| {
+                self.err(
+                    bound,
+                    format!("the contract does not fit source `{}`: {e}", name.value),
+                )
+            })?;
             plan = enforce(
                 plan,
                 c,
                 EnforceMode::DropInvalid,
-                &name.value.to_ascii_lowercase(),
+                &format!("source:{}", name.value.to_ascii_lowercase()),
             )?;
             contracts.push(ContractMeta {
                 id: c.id.clone(),
@@ -707,11 +710,20 @@ impl Builder<'_> {
             }
             let location =
                 FileLocation::parse(&uri.value, None).map_err(|m| self.err(uri.span, m))?;
-            let target = location.path.trim_end_matches('/').to_string();
-            if targets.contains(&target) {
+            // Compare normalised paths: `./out/x.csv` is `out/x.csv`, and a file inside
+            // another sink's directory would be destroyed when that directory is replaced.
+            let target = normalise(&location.path);
+            if let Some(other) = targets.iter().find(|t| {
+                **t == target
+                    || t.starts_with(&format!("{target}/"))
+                    || target.starts_with(&format!("{t}/"))
+            }) {
                 return Err(self.err(
                     uri.span,
-                    format!("another sink already writes `{}`", location.path),
+                    format!(
+                        "this sink's `{}` overlaps another sink's `{other}`: sinks need separate files or directories",
+                        location.path
+                    ),
                 ));
             }
             targets.push(target);
@@ -750,6 +762,19 @@ impl Builder<'_> {
                         self.relations.get(&from).cloned().ok_or_else(|| {
                             self.err(sink.span, format!("unknown relation `{from}`"))
                         })?;
+                    // Sinks read `_violations` as the contract's verdict; data that already
+                    // has such a column (a re-read rejects file) would be taken for one.
+                    if base
+                        .schema()
+                        .has_column_with_unqualified_name(runink_engine::sink::VIOLATIONS_COLUMN)
+                    {
+                        return Err(self.err(
+                            sink.span,
+                            format!(
+                                "relation `{from}` already has a column `_violations`, which Runink reserves for contract violations: rename or drop it in a step (e.g. SELECT * EXCLUDE (_violations) FROM input)"
+                            ),
+                        ));
+                    }
                     let plan = match contract {
                         Some(c) => {
                             Checker::new(c, base.schema().as_arrow()).map_err(|e| {
@@ -787,6 +812,31 @@ impl Builder<'_> {
         Ok(LogicalPlan::Extension(Extension {
             node: Arc::new(node),
         }))
+    }
+}
+
+/// A path with `.` and empty segments removed and `..` applied, for comparing sink targets.
+fn normalise(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !absolute {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
     }
 }
 

@@ -291,3 +291,44 @@ fn contract_diff_reports_breaking_changes() {
     assert_eq!(same["breaking"], false);
     assert_eq!(same["changes"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn a_source_contract_drops_bad_rows_without_failing_the_run() {
+    let p = Project::fixture("orders");
+    p.write(
+        "src.feature",
+        "Feature: S\n  Scenario: S\n    @source(\"csv://orders.csv\", contract=\"orders.yaml\")\n    @sink(\"json://out/ok.ndjson\")\n",
+    );
+    let run = p
+        .runi(&["run", "--scenario", "src.feature", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(run["contracts"][0]["at"], "source:orders");
+    assert_eq!(run["contracts"][0]["valid"], 5);
+    assert_eq!(run["contracts"][0]["rejected"], 7);
+    assert_eq!(p.read("out/ok.ndjson").lines().count(), 5);
+}
+
+#[test]
+fn overlapping_sinks_and_reserved_columns_are_compile_errors() {
+    let p = Project::fixture("orders");
+    p.write(
+        "overlap.feature",
+        "Feature: O\n  Scenario: O\n    @source(\"csv://orders.csv\")\n    @sink(\"parquet://out/\")\n    @sink(\"json://./out/x.ndjson\")\n",
+    );
+    p.runi(&["compile", "--scenario", "overlap.feature", "--dry-run"])
+        .fails(
+            2,
+            &["overlap.feature:5:11:", "overlaps another sink's `out`"],
+        );
+    p.write("old.ndjson", "{\"a\": 1, \"_violations\": []}\n");
+    p.write(
+        "reserved.feature",
+        "Feature: R\n  Scenario: R\n    @source(\"json://old.ndjson\")\n    @sink(\"json://out/y.ndjson\")\n",
+    );
+    p.runi(&["compile", "--scenario", "reserved.feature", "--dry-run"])
+        .fails(
+            2,
+            &["reserved.feature:4:", "reserves for contract violations"],
+        );
+}
