@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use runink_cluster::herd::parse_bytes;
 use runink_engine::run::{RunContext, new_run_id};
-use runink_engine::session::{SessionLimits, parse_bytes};
+use runink_engine::session::SessionLimits;
 use runink_planner::dag::{self, DagMeta};
 
 use crate::cli::{Global, RunArgs};
@@ -47,11 +48,13 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
 
     let mut limits = SessionLimits::default();
     if let Some(memory) = &meta.resources.memory {
-        limits.memory_pool_bytes = parse_bytes(memory).ok_or_else(|| {
-            Failure::input(anyhow!(
-                "@requires(memory=\"{memory}\") is not a quantity like 512Mi or 2Gi"
-            ))
-        })?;
+        limits.memory_pool_bytes = parse_bytes(memory)
+            .and_then(|b| usize::try_from(b).ok())
+            .ok_or_else(|| {
+                Failure::input(anyhow!(
+                    "@requires(memory=\"{memory}\") is not a quantity like 512Mi or 2Gi"
+                ))
+            })?;
     }
     let run_ctx = Arc::new(RunContext::new(new_run_id()));
     let ctx = runink_planner::new_context(&limits, Arc::clone(&run_ctx)).map_err(Failure::run)?;

@@ -248,3 +248,20 @@ fn line_column(text: &str, offset: usize) -> (u32, u32) {
         u32::try_from(column).unwrap_or(u32::MAX),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_bytes, parse_cpu_millis};
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_bytes("512Mi"), Some(512 * 1024 * 1024));
+        assert_eq!(parse_bytes("1G"), Some(1_000_000_000));
+        assert_eq!(parse_bytes("42"), Some(42));
+        assert_eq!(parse_bytes("12 parsecs"), None);
+        assert_eq!(parse_bytes(""), None);
+        assert_eq!(parse_cpu_millis("4000m"), Some(4000));
+        assert_eq!(parse_cpu_millis("0.5"), Some(500));
+        assert_eq!(parse_cpu_millis("-1"), None);
+    }
+}
