@@ -414,6 +414,21 @@ impl Checker {
             c.run(ci, input, &col, &mut masks)?;
             conformed.push(col);
         }
+        if self.columns.iter().any(|c| c.unique.is_some()) {
+            // Rows rejected so far (by any rule of any column) take no part in uniqueness;
+            // a duplicate found in one column rejects its row for the next ones too.
+            let mut rejected = BooleanBuffer::new_unset(rows);
+            for m in &masks {
+                rejected = &rejected | &m.bits;
+            }
+            for (ci, c) in self.columns.iter().enumerate() {
+                let before = masks.len();
+                c.run_unique(ci, &conformed[ci], &rejected, &mut masks)?;
+                if let Some(m) = masks.get(before) {
+                    rejected = &rejected | &m.bits;
+                }
+            }
+        }
 
         if masks.is_empty() {
             return Ok(CheckOutcome {
@@ -501,6 +516,63 @@ impl Checker {
 }
 
 impl ColumnCheck {
+    /// The `unique` rule, run after every other rule of every column: only rows that are
+    /// valid so far (`rejected` unset) are checked and remembered, so a rejected row never
+    /// claims a key that a later valid row carries, and the valid output is unique.
+    fn run_unique(
+        &self,
+        ci: usize,
+        col: &ArrayRef,
+        rejected: &BooleanBuffer,
+        masks: &mut Vec<Mask>,
+    ) -> Result<()> {
+        let Some(seen) = &self.unique else {
+            return Ok(());
+        };
+        let rows = col.len();
+        let valid = col.logical_nulls();
+        let valid = valid.as_ref();
+        let is_valid = |i: usize| !rejected.value(i) && valid.is_none_or(|v| v.is_valid(i));
+        let mut seen = seen.lock().map_err(|_| {
+            ContractError::Internal(format!("unique state of `{}` is poisoned", self.name))
+        })?;
+        let bits = match &mut *seen {
+            Seen::Strings(set) => {
+                let s = Strs::new(col.as_ref()).ok_or_else(|| internal("unique strings", col))?;
+                BooleanBuffer::collect_bool(rows, |i| {
+                    if !is_valid(i) {
+                        return false;
+                    }
+                    set.seen_before(s.value(i).as_bytes())
+                })
+            }
+            Seen::Ints(set) => {
+                let a = col
+                    .as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| internal("unique integers", col))?;
+                BooleanBuffer::collect_bool(rows, |i| is_valid(i) && !set.insert(a.value(i)))
+            }
+            Seen::Rows { converter, seen } => {
+                let converted = converter.convert_columns(std::slice::from_ref(col))?;
+                BooleanBuffer::collect_bool(rows, |i| {
+                    is_valid(i) && seen.seen_before(converted.row(i).as_ref())
+                })
+            }
+        };
+        let count = bits.count_set_bits();
+        if count > 0 {
+            masks.push(Mask {
+                column: ci,
+                rule: rule::UNIQUE,
+                bits,
+                count,
+                lengths: None,
+                bound: None,
+            });
+        }
+        Ok(())
+    }
+
     /// Runs every rule of this column over one batch, pushing a mask per
     /// rule with violations, in `rule::ALL` order.
     fn run(
@@ -551,37 +623,6 @@ impl ColumnCheck {
         let valid = valid.as_ref();
         let is_valid = |i: usize| valid.is_none_or(|v| v.is_valid(i));
         let rows = col.len();
-
-        if let Some(seen) = &self.unique {
-            let mut seen = seen.lock().map_err(|_| {
-                ContractError::Internal(format!("unique state of `{}` is poisoned", self.name))
-            })?;
-            let bits = match &mut *seen {
-                Seen::Strings(set) => {
-                    let s =
-                        Strs::new(col.as_ref()).ok_or_else(|| internal("unique strings", col))?;
-                    BooleanBuffer::collect_bool(rows, |i| {
-                        if !is_valid(i) {
-                            return false;
-                        }
-                        set.seen_before(s.value(i).as_bytes())
-                    })
-                }
-                Seen::Ints(set) => {
-                    let a = col
-                        .as_primitive_opt::<Int64Type>()
-                        .ok_or_else(|| internal("unique integers", col))?;
-                    BooleanBuffer::collect_bool(rows, |i| is_valid(i) && !set.insert(a.value(i)))
-                }
-                Seen::Rows { converter, seen } => {
-                    let converted = converter.convert_columns(std::slice::from_ref(col))?;
-                    BooleanBuffer::collect_bool(rows, |i| {
-                        is_valid(i) && seen.seen_before(converted.row(i).as_ref())
-                    })
-                }
-            };
-            push(rule::UNIQUE, bits, None, None);
-        }
 
         if let Some(vv) = &self.valid_values {
             let allowed = match (&vv.set, Strs::new(col.as_ref())) {

@@ -705,13 +705,10 @@ schema:
                         r#"value [1, 2] has length 2, more than maximum length 1"#
                     ),
                 ],
+                // Also a duplicate `day`, but `unique` only judges rows every other rule
+                // accepted: this row is rejected already.
                 vec![
                     v("minimum", "score", "value 0.25 is less than minimum 0.5"),
-                    v(
-                        "unique",
-                        "day",
-                        "duplicate value 2024-05-01 (first seen earlier in this run)"
-                    ),
                     v("type", "level", "value 4000000000 is not a valid Int32"),
                 ],
             ]
@@ -1042,5 +1039,44 @@ mod drift {
         );
         new.version = "2.0.0".into();
         assert_eq!(diff(&old, &new).changes.len(), 4);
+    }
+}
+
+mod unique_semantics {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, RecordBatch, StringArray};
+
+    use super::trade_yaml;
+    use runink_contracts::Checker;
+
+    /// A row rejected for another rule does not claim its key: the later valid row with the
+    /// same `trade_id` is accepted, so the valid output holds exactly one row per key.
+    #[test]
+    fn a_rejected_row_does_not_claim_its_key() {
+        let contract = trade_yaml();
+        let schema = Arc::new(contract.arrow_schema());
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let columns: Vec<arrow::array::ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| -> arrow::array::ArrayRef {
+                match f.name().as_str() {
+                    "trade_id" => {
+                        Arc::new(StringArray::from(vec!["T0000001", "T0000001", "T0000001"]))
+                    }
+                    "symbol" => Arc::new(StringArray::from(vec!["AAPL", "AAPL", "AAPL"])),
+                    "side" => Arc::new(StringArray::from(vec!["HOLD", "BUY", "SELL"])),
+                    "price" => Arc::new(Float64Array::from(vec![1.0, 1.0, 1.0])),
+                    _ => arrow::array::new_null_array(f.data_type(), 3),
+                }
+            })
+            .collect();
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+        let out = checker.check(&batch).unwrap();
+        let valid: Vec<bool> = out.valid.iter().map(|v| v.unwrap()).collect();
+        assert_eq!(valid, vec![false, true, false]);
+        assert_eq!(out.counts.get("side:valid_values"), Some(&1));
+        assert_eq!(out.counts.get("trade_id:unique"), Some(&1));
     }
 }
