@@ -166,13 +166,18 @@ impl Project {
     }
 }
 
-/// The Arrow type of `column` in a Parquet file or directory.
-pub fn parquet_column_type(path: &Path, column: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// Runs a DataFusion check on a current-thread runtime of its own.
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
+        .unwrap()
+        .block_on(f)
+}
+
+/// The Arrow type of `column` in a Parquet file or directory.
+pub fn parquet_column_type(path: &Path, column: &str) -> String {
+    block_on(async {
         use datafusion::prelude::*;
         let ctx = SessionContext::new();
         ctx.register_parquet("t", path.to_str().unwrap(), ParquetReadOptions::default())
@@ -189,11 +194,7 @@ pub fn parquet_column_type(path: &Path, column: &str) -> String {
 
 /// Rows in Parquet / Arrow / NDJSON / CSV output, counted with DataFusion.
 pub fn count_rows(path: &Path, sql_filter: Option<&str>) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         use datafusion::datasource::file_format::options::{ArrowReadOptions, JsonReadOptions};
         use datafusion::prelude::*;
         let ctx = SessionContext::new();
