@@ -81,7 +81,7 @@ async fn bench(
         feature_file: PathBuf::from("trades.feature"),
         scenario: None,
         contract_file: contract,
-        herd: None,
+        ..Default::default()
     };
     let ctx = runink_planner::new_context(
         &SessionLimits::default(),

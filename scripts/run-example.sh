@@ -13,6 +13,7 @@ runi="$CARGO_TARGET_DIR/debug/runi"
 
 cd examples/trades
 [ -f data/trades.csv ] || "$CARGO_TARGET_DIR/debug/gen-trades" --rows 100000 --out data
+"$runi" herd apply -f herd.toml
 "$runi" compile --scenario trades.feature --out dags/trades.dag
 "$runi" run --dag dags/trades.dag "$@"
 echo

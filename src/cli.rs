@@ -38,12 +38,29 @@ pub struct Global {
     pub verbose: u8,
 }
 
-/// How results are printed.
+/// How results are printed. Every command prints `table`, `json` and `yaml`; `csv` is
+/// for `runi sql`, `openlineage` and `dot` for `runi lineage`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Table,
     Json,
     Yaml,
+    Csv,
+    Openlineage,
+    Dot,
+}
+
+impl OutputFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Table => "table",
+            Self::Json => "json",
+            Self::Yaml => "yaml",
+            Self::Csv => "csv",
+            Self::Openlineage => "openlineage",
+            Self::Dot => "dot",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +73,40 @@ pub enum Command {
     Contract(ContractArgs),
     /// Create, register and inspect herds (tenants).
     Herd(HerdArgs),
+    /// List runs, or show one: state, rows per source, step and sink, rejected per rule.
+    Status(StatusArgs),
+    /// Query a herd's datasets with SQL; without a query, an interactive shell.
+    Sql(SqlArgs),
+    /// Export lineage of a dataset or a run (json, openlineage, dot).
+    Lineage(LineageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show this run (an id, or a unique prefix of one).
+    #[arg(long, value_name = "ID")]
+    pub runid: Option<String>,
+    /// Show at most this many runs, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query; without one, `runi sql` reads statements from the terminal (or stdin).
+    #[arg(value_name = "QUERY")]
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct LineageArgs {
+    /// A dataset, as HERD.NAME.
+    #[arg(long, value_name = "HERD.NAME")]
+    pub dataset: Option<String>,
+    /// A run (an id, or a unique prefix of one).
+    #[arg(long, value_name = "ID")]
+    pub runid: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +203,8 @@ pub enum ContractCommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// List the contract versions registered in Barn (by runs), optionally of one herd.
+    List,
     /// What changed from OLD to NEW; exit 1 when a change is breaking.
     Diff {
         #[arg(value_name = "OLD")]

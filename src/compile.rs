@@ -25,11 +25,28 @@ pub async fn compile_scenario(
         Arc::new(RunContext::new("compile")),
     )
     .map_err(Failure::run)?;
+    // `dataset://HERD/NAME` sources name datasets registered in Barn; open it only then.
+    let mentions_datasets = std::fs::read_to_string(&feature_file)
+        .map(|t| t.contains("dataset://"))
+        .unwrap_or(false);
+    let datasets = if mentions_datasets {
+        crate::barn::read_once(global, |state| {
+            state
+                .herds()
+                .flat_map(|h| state.datasets(&h.id))
+                .map(|d| (format!("{}/{}", d.herd, d.name), d.location.clone()))
+                .collect()
+        })
+        .await?
+    } else {
+        Default::default()
+    };
     let options = CompileOptions {
         feature_file,
         scenario: args.name.clone(),
         contract_file: args.contract.clone(),
         herd: global.herd.clone(),
+        datasets,
     };
     let compiled = runink_planner::compile(&ctx, &options)
         .await

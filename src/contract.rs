@@ -1,4 +1,4 @@
-//! `runi contract validate|hash|diff`.
+//! `runi contract validate|hash|diff|list`.
 
 use anyhow::{Context, anyhow};
 use runink_contracts::Contract;
@@ -6,8 +6,9 @@ use runink_contracts::Contract;
 use crate::cli::{ContractArgs, ContractCommand, Global, OutputFormat};
 use crate::exit::{CmdResult, Failure};
 
-pub fn contract(global: &Global, args: &ContractArgs) -> CmdResult {
+pub async fn contract(global: &Global, args: &ContractArgs) -> CmdResult {
     match &args.command {
+        ContractCommand::List => list(global).await,
         ContractCommand::Validate { files } => {
             let mut failed = Vec::new();
             let mut results = Vec::new();
@@ -39,7 +40,6 @@ pub fn contract(global: &Global, args: &ContractArgs) -> CmdResult {
                 }
             }
             match global.output {
-                OutputFormat::Table => {}
                 OutputFormat::Json => println!(
                     "{}",
                     serde_json::to_string_pretty(&results).map_err(Failure::run)?
@@ -50,6 +50,7 @@ pub fn contract(global: &Global, args: &ContractArgs) -> CmdResult {
                         crate::output::to_yaml(&results).map_err(Failure::run)?
                     )
                 }
+                _ => {}
             }
             if failed.is_empty() {
                 Ok(())
@@ -64,7 +65,10 @@ pub fn contract(global: &Global, args: &ContractArgs) -> CmdResult {
             );
             let d = runink_contracts::diff(&a, &b);
             match global.output {
-                OutputFormat::Table => {
+                OutputFormat::Table
+                | OutputFormat::Csv
+                | OutputFormat::Openlineage
+                | OutputFormat::Dot => {
                     println!(
                         "{} {} -> {} {}: {} changes",
                         a.id,
@@ -124,4 +128,90 @@ fn load(file: &std::path::Path) -> anyhow::Result<Contract> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     Ok(Contract::load(&file.display().to_string(), &text)?)
+}
+
+/// `runi contract list`: the contract versions runs registered, with the datasets that are
+/// registered with each; `--herd` keeps the versions that herd's datasets and runs use.
+async fn list(global: &Global) -> CmdResult {
+    #[derive(serde::Serialize)]
+    struct Row {
+        id: String,
+        version: String,
+        hash: String,
+        herds: Vec<String>,
+        datasets: Vec<String>,
+        runs: usize,
+    }
+    let herd = global.herd.clone();
+    let (rows, known) = crate::barn::read_once(global, |s| {
+        let rows: Vec<Row> = s
+            .contracts()
+            .map(|c| {
+                let same = |r: &Option<runink_cluster::state::ContractRef>| {
+                    r.as_ref()
+                        .is_some_and(|r| r.id == c.id && r.version == c.version)
+                };
+                let runs: Vec<_> = s.runs().filter(|r| same(&r.contract)).collect();
+                let mut herds: Vec<String> = runs.iter().map(|r| r.herd.clone()).collect();
+                let datasets: Vec<String> = s
+                    .herds()
+                    .flat_map(|h| s.datasets(&h.id))
+                    .filter(|d| same(&d.contract))
+                    .map(|d| format!("{}.{}", d.herd, d.name))
+                    .collect();
+                herds.extend(
+                    datasets
+                        .iter()
+                        .filter_map(|d| d.split('.').next().map(str::to_string)),
+                );
+                herds.sort();
+                herds.dedup();
+                Row {
+                    id: c.id.clone(),
+                    version: c.version.clone(),
+                    hash: c.hash.clone(),
+                    herds,
+                    datasets,
+                    runs: runs.len(),
+                }
+            })
+            .filter(|r| herd.as_ref().is_none_or(|h| r.herds.contains(h)))
+            .collect();
+        (rows, s.herd(herd.as_deref().unwrap_or_default()).is_some())
+    })
+    .await?;
+    if let Some(h) = &herd
+        && !known
+    {
+        return Err(Failure::input(anyhow!("unknown herd `{h}`")));
+    }
+    match global.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(Failure::run)?
+        ),
+        OutputFormat::Yaml => print!("{}", crate::output::to_yaml(&rows).map_err(Failure::run)?),
+        _ => {
+            println!(
+                "{:<24} {:<10} {:<20} {:>5}  datasets",
+                "contract", "version", "hash", "runs"
+            );
+            for r in &rows {
+                let short: String = r.hash.chars().take(19).collect();
+                println!(
+                    "{:<24} {:<10} {:<20} {:>5}  {}",
+                    r.id,
+                    r.version,
+                    short,
+                    r.runs,
+                    if r.datasets.is_empty() {
+                        "-".to_string()
+                    } else {
+                        r.datasets.join(", ")
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
-use runink_cluster::state::{Command, Herd, Response};
-use runink_cluster::{Barn, parse_herd};
+use runink_cluster::parse_herd;
+use runink_cluster::state::{Command, Herd};
+
+use crate::barn::{close, open, read, write};
 
 use crate::cli::{Global, HerdArgs, HerdCommand, OutputFormat};
 use crate::exit::{CmdResult, Failure};
@@ -78,8 +80,8 @@ pub async fn herd(global: &Global, args: &HerdArgs) -> CmdResult {
             let (herd, known) = found?;
             let herd = herd.ok_or_else(|| Failure::input(unknown(name, &known)))?;
             match global.output {
-                OutputFormat::Table | OutputFormat::Yaml => print_value(OutputFormat::Yaml, &herd)?,
                 OutputFormat::Json => print_value(OutputFormat::Json, &herd)?,
+                _ => print_value(OutputFormat::Yaml, &herd)?,
             }
             Ok(())
         }
@@ -174,32 +176,6 @@ fn read_herd_file(file: &Path) -> Result<Herd, Failure> {
     parse_herd(&file.display().to_string(), &text).map_err(Failure::input)
 }
 
-async fn open(global: &Global) -> Result<Barn, Failure> {
-    Barn::open(&global.home).await.map_err(Failure::run)
-}
-
-async fn close(barn: Barn) -> Result<(), Failure> {
-    barn.shutdown().await.map_err(Failure::run)
-}
-
-async fn read<T>(
-    barn: &Barn,
-    f: impl FnOnce(&runink_cluster::StateMachineData) -> T,
-) -> Result<T, Failure> {
-    barn.read(f).await.map_err(Failure::run)
-}
-
-/// Proposes one command; a rejected command is the user's error (exit 2).
-async fn write(global: &Global, command: Command) -> Result<(), Failure> {
-    let barn = open(global).await?;
-    let response = barn.write(command).await;
-    close(barn).await?;
-    match response.map_err(Failure::run)? {
-        Response::Rejected(why) => Err(Failure::input(anyhow!("{why}"))),
-        _ => Ok(()),
-    }
-}
-
 fn unknown(name: &str, known: &[String]) -> anyhow::Error {
     if known.is_empty() {
         anyhow!(
@@ -220,13 +196,11 @@ fn say(global: &Global, text: &str) {
 
 fn print_value(format: OutputFormat, value: &impl serde::Serialize) -> Result<(), Failure> {
     match format {
-        OutputFormat::Yaml | OutputFormat::Table => {
-            print!("{}", crate::output::to_yaml(value).map_err(Failure::run)?)
-        }
         OutputFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(value).map_err(Failure::run)?
         ),
+        _ => print!("{}", crate::output::to_yaml(value).map_err(Failure::run)?),
     }
     Ok(())
 }

@@ -5,13 +5,29 @@
 //! exit codes in one place: 2 for bad input (a Feature, contract or DAG file that does not
 //! load or compile), 1 for a run that failed, 130 for an interrupted run.
 
+/// `print!` and `println!` for this crate: like std's, but a closed stdout (`runi status |
+/// head`) ends the process quietly with 141 (128 + SIGPIPE), as other Unix tools do, instead
+/// of panicking.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+mod barn;
 mod cli;
 mod compile;
 mod contract;
 mod exit;
 mod herd;
+mod lineage;
 mod output;
+mod record;
 mod run;
+mod sql;
+mod status;
 
 use clap::Parser;
 
@@ -29,16 +45,55 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        check_output(&cli)?;
         match &cli.command {
             cli::Command::Compile(args) => compile::compile(&cli.global, args).await,
             cli::Command::Run(args) => run::run(&cli.global, args).await,
-            cli::Command::Contract(args) => contract::contract(&cli.global, args),
+            cli::Command::Contract(args) => contract::contract(&cli.global, args).await,
             cli::Command::Herd(args) => herd::herd(&cli.global, args).await,
+            cli::Command::Status(args) => status::status(&cli.global, args).await,
+            cli::Command::Sql(args) => sql::sql(&cli.global, args).await,
+            cli::Command::Lineage(args) => lineage::lineage(&cli.global, args).await,
         }
     });
     // Blocking tasks (an `exec=` program's reader) must not keep the process alive forever.
     runtime.shutdown_timeout(SHUTDOWN_WAIT);
     exit::report(result)
+}
+
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `-o csv` is for `runi sql`, `-o openlineage|dot` for `runi lineage`.
+fn check_output(cli: &cli::Cli) -> exit::CmdResult {
+    use cli::{Command, OutputFormat};
+    let format = cli.global.output;
+    let fits = match format {
+        OutputFormat::Table | OutputFormat::Json | OutputFormat::Yaml => true,
+        OutputFormat::Csv => matches!(cli.command, Command::Sql(_)),
+        OutputFormat::Openlineage | OutputFormat::Dot => matches!(cli.command, Command::Lineage(_)),
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(exit::Failure::input(anyhow::anyhow!(
+            "-o {} is not an output format of this command (table, json, yaml{})",
+            format.name(),
+            match cli.command {
+                Command::Sql(_) => ", csv",
+                Command::Lineage(_) => ", openlineage, dot",
+                _ => "",
+            }
+        )))
+    }
 }
 
 /// How long exiting waits for blocking tasks still running.

@@ -30,7 +30,7 @@ pub fn print_run(format: OutputFormat, meta: &DagMeta, report: &RunReport) -> an
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
         OutputFormat::Yaml => print!("{}", to_yaml(&summary)?),
-        OutputFormat::Table => print!("{}", table(meta, report)),
+        _ => print!("{}", table(meta, report)),
     }
     Ok(())
 }

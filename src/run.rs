@@ -11,28 +11,35 @@ use runink_engine::run::{RunContext, new_run_id};
 use runink_engine::session::SessionLimits;
 use runink_planner::dag::{self, DagMeta};
 
+use sha2::{Digest, Sha256};
+
 use crate::cli::{Global, RunArgs};
 use crate::compile::compile_scenario;
 use crate::exit::{CmdResult, Failure};
 use crate::output;
+use crate::record::{self, Outcome, RunLock, RunPlan};
 
 /// How often the progress bar refreshes.
 const PROGRESS_TICK: Duration = Duration::from_millis(100);
 
 pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     let overrides = parse_inputs(&args.inputs)?;
-    let (meta, plan) = match (&args.dag, &args.scenario.scenario) {
+    let (meta, plan, dag_bytes, dag_file) = match (&args.dag, &args.scenario.scenario) {
         (Some(path), _) => {
             let ctx = runink_planner::new_context(
                 &SessionLimits::default(),
                 Arc::new(RunContext::new("load")),
             )
             .map_err(Failure::run)?;
-            dag::read(path, &ctx).map_err(Failure::input)?
+            let (meta, plan) = dag::read(path, &ctx).map_err(Failure::input)?;
+            let bytes = std::fs::read(path).map_err(Failure::input)?;
+            (meta, plan, bytes, path.display().to_string())
         }
-        (None, Some(_)) => {
+        (None, Some(feature)) => {
             let (_, compiled) = compile_scenario(global, &args.scenario).await?;
-            (compiled.meta, compiled.plan)
+            let bytes = dag::encode(&compiled.meta, &compiled.plan).map_err(Failure::run)?;
+            let file = format!("(compiled from {})", feature.display());
+            (compiled.meta, compiled.plan, bytes, file)
         }
         (None, None) => {
             return Err(Failure::input(anyhow!(
@@ -40,6 +47,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
             )));
         }
     };
+    let sinks = runink_planner::nodes::sink_schemas(&plan);
     let plan = if overrides.is_empty() {
         plan
     } else {
@@ -63,6 +71,31 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
         .create_physical_plan(&plan)
         .await
         .map_err(|e| Failure::run(anyhow!("{}", runink_engine::user_message(&e))))?;
+
+    let herd = global
+        .herd
+        .clone()
+        .or_else(|| meta.herd.clone())
+        .unwrap_or_else(|| record::DEFAULT_HERD.to_string());
+    let dag_hash = hex::encode(Sha256::digest(&dag_bytes));
+    let record_plan = RunPlan {
+        run_id: &run_ctx.run_id,
+        herd: &herd,
+        meta: &meta,
+        dag_id: dag_hash[..16].to_string(),
+        dag_hash,
+        dag_file,
+        sinks,
+        contract_text: meta
+            .contract
+            .as_ref()
+            .and_then(|c| std::fs::read_to_string(&c.file).ok()),
+    };
+    // Held until this function returns: while it is, `runi status` knows the run is alive.
+    let _lock = RunLock::acquire(&global.home, &run_ctx.run_id)?;
+    record::start(global, &record_plan).await?;
+    let started = std::time::Instant::now();
+    let heartbeat = record::spawn_heartbeat(global, Arc::clone(&run_ctx), started);
 
     let show_bar = std::io::stderr().is_terminal();
     let bar = show_bar.then(|| progress_bar(&meta));
@@ -90,6 +123,9 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
             _ = &mut interrupted => {
                 if let Some(bar) = &bar { bar.finish_and_clear(); }
                 run_ctx.commit.abort();
+                heartbeat.stop().await;
+                let report = run_ctx.report(started.elapsed().as_millis() as u64);
+                record::finish(global, &record_plan, Outcome::Cancelled(&report)).await?;
                 return Err(Failure::Interrupted);
             }
         }
@@ -97,8 +133,33 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let mut report =
-        result.map_err(|e| Failure::run(anyhow!("run {} failed: {e}", run_ctx.run_id)))?;
+    heartbeat.stop().await;
+    let mut report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            let message = e.to_string();
+            let report = run_ctx.report(started.elapsed().as_millis() as u64);
+            record::finish(
+                global,
+                &record_plan,
+                Outcome::Failed(&report, message.clone()),
+            )
+            .await?;
+            return Err(Failure::run(anyhow!(
+                "run {} failed: {message}",
+                run_ctx.run_id
+            )));
+        }
+    };
+    record::finish(global, &record_plan, Outcome::Succeeded(&report))
+        .await
+        .map_err(|e| match e {
+            Failure::Input(e) | Failure::Run(e) => Failure::run(anyhow!(
+                "run {} succeeded and its outputs are committed, but Barn could not record its end: {e}",
+                run_ctx.run_id
+            )),
+            other => other,
+        })?;
     // Operators register in planning order; report in declaration order.
     let position =
         |names: Vec<&str>, name: &str| names.iter().position(|n| *n == name).unwrap_or(usize::MAX);

@@ -59,8 +59,14 @@ fn held_by_another(message: &str) -> bool {
 }
 
 impl Barn {
-    /// Opens (creating if needed) the embedded Barn in `dir` and waits until it leads.
+    /// Opens (creating if needed) the embedded Barn in `dir` and waits until it leads;
+    /// waits up to [`OPEN_WAIT`] for another process to release the directory.
     pub async fn open(dir: &Path) -> Result<Barn> {
+        Self::open_waiting(dir, OPEN_WAIT).await
+    }
+
+    /// [`Barn::open`], waiting up to `wait` for another process to release the directory.
+    pub async fn open_waiting(dir: &Path, wait: Duration) -> Result<Barn> {
         std::fs::create_dir_all(dir).map_err(|e| BarnError::Open {
             path: dir.to_path_buf(),
             message: e.to_string(),
@@ -71,7 +77,7 @@ impl Barn {
                 Ok(stores) => break stores,
                 // Another `runi` holds the directory: wait a little, then say so.
                 Err(BarnError::Open { message, .. })
-                    if held_by_another(&message) && started.elapsed() < OPEN_WAIT =>
+                    if held_by_another(&message) && started.elapsed() < wait =>
                 {
                     tokio::time::sleep(OPEN_RETRY).await;
                 }
@@ -79,8 +85,8 @@ impl Barn {
                     return Err(BarnError::Open {
                         path,
                         message: format!(
-                            "another runi process is using it (waited {}s): {message}",
-                            OPEN_WAIT.as_secs()
+                            "another runi process is using it (waited {:.1}s): {message}",
+                            wait.as_secs_f64()
                         ),
                     });
                 }

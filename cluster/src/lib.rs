@@ -22,8 +22,7 @@
 //! the openraft type configuration.
 //!
 //! Not here yet: the gRPC Raft network of a cluster, the control-plane API, the scheduler and
-//! the agent. `runi herd …` opens the embedded Barn; runs, datasets and lineage are not
-//! recorded in it yet.
+//! the agent. `runi` opens the embedded Barn for herds, runs, datasets and lineage.
 
 pub mod barn;
 pub mod error;

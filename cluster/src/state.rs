@@ -50,9 +50,13 @@ pub enum Command {
     StartRun {
         id: String,
         dag: String,
+        /// What ran, for people: `Feature / Scenario`.
+        job: String,
         herd: String,
         actor: String,
         contract: Option<ContractRef>,
+        /// What the run reads and writes, with schemas (for lineage exports).
+        io: RunIo,
         started_ms: u64,
     },
     /// Progress of a run that has not finished: `pending` or `running`, its counters so
@@ -266,6 +270,9 @@ pub struct RunRecord {
     /// What ran: a [`DagRecord`] id, or for a Scenario compiled on the fly, whatever the
     /// runner names it by. Not checked against the registered DAGs.
     pub dag: String,
+    /// What ran, for people: `Feature / Scenario`.
+    #[serde(default)]
+    pub job: String,
     pub herd: String,
     pub state: RunState,
     /// Who started it (a user or token subject).
@@ -277,6 +284,36 @@ pub struct RunRecord {
     pub counters: RunCounters,
     /// Why it failed (for `failed` runs).
     pub error: Option<String>,
+    /// What it reads and writes.
+    #[serde(default)]
+    pub io: RunIo,
+}
+
+/// The inputs and outputs of a run, as known when it starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunIo {
+    pub inputs: Vec<IoDataset>,
+    pub outputs: Vec<IoDataset>,
+}
+
+/// One input or output of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoDataset {
+    /// The source's name, or for a sink its URI.
+    pub name: String,
+    /// Where the data lives (absolute path where it is a file).
+    pub uri: String,
+    /// The registered dataset it is, as `HERD.NAME`.
+    pub dataset: Option<String>,
+    pub fields: Vec<IoField>,
+}
+
+/// A column of an input or output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoField {
+    pub name: String,
+    /// The Arrow type as DataFusion prints it (`Int64`, `Utf8`, ...).
+    pub data_type: String,
 }
 
 /// Rows through each part of a run. Mirrors the engine's run report without depending
@@ -518,9 +555,11 @@ impl StateMachineData {
             Command::StartRun {
                 id,
                 dag,
+                job,
                 herd,
                 actor,
                 contract,
+                io,
                 started_ms,
             } => {
                 non_empty("run id", id)?;
@@ -533,6 +572,7 @@ impl StateMachineData {
                     RunRecord {
                         id: id.clone(),
                         dag: dag.clone(),
+                        job: job.clone(),
                         herd: herd.clone(),
                         state: RunState::Pending,
                         actor: actor.clone(),
@@ -542,6 +582,7 @@ impl StateMachineData {
                         ended_ms: None,
                         counters: RunCounters::default(),
                         error: None,
+                        io: io.clone(),
                     },
                 );
             }

@@ -17,7 +17,7 @@ use openraft::{
 use runink_cluster::network::SingleNode;
 use runink_cluster::state::{
     AuditEntry, ContractRef, Dataset, EnforcementRows, Herd, LineageEdge, LineageKind, LineageNode,
-    RelationRows, ResourceQuotas, RunCounters, RunState, SinkRows,
+    RelationRows, ResourceQuotas, RunCounters, RunIo, RunState, SinkRows,
 };
 use runink_cluster::store::{CF_LOGS, CF_META, CF_SM};
 use runink_cluster::types::{Entry, LogId, StorageError, Vote};
@@ -831,9 +831,11 @@ fn start_run(id: &str, herd: &str) -> Command {
     Command::StartRun {
         id: id.into(),
         dag: "trades".into(),
+        job: "Trade lifecycle / Validate".into(),
         herd: herd.into(),
         actor: "alice".into(),
         contract: Some(contract_ref()),
+        io: RunIo::default(),
         started_ms: 1_000,
     }
 }

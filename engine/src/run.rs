@@ -225,15 +225,8 @@ pub async fn execute(
     }
 }
 
-/// A run id: time-ordered and unique enough for one machine (milliseconds + pid +
-/// a process-local counter).
+/// A run id: a UUID v7, so ids sort by start time and are unique across machines (and
+/// OpenLineage, which wants a UUID run id, takes them as they are).
 pub fn new_run_id() -> String {
-    use std::sync::atomic::AtomicU64;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("r{millis:x}-{:x}-{n}", std::process::id())
+    uuid::Uuid::now_v7().to_string()
 }

@@ -289,6 +289,36 @@ fn commit_one(out: &PendingOutput, run_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Cleans what a run that died mid-way left next to one sink's `target`: its temp output is
+/// removed; an overwritten directory it had moved aside (`.old`) is put back when the new
+/// one never arrived, and removed when it did. Returns what it did, for the caller to say.
+pub fn recover_after(target: &Path, run_id: &str) -> std::io::Result<Vec<String>> {
+    let mut done = Vec::new();
+    let temp = sibling(target, &format!("runink-{run_id}.tmp"));
+    if temp.is_dir() {
+        fs::remove_dir_all(&temp)?;
+        done.push(format!("removed {}", temp.display()));
+    } else if temp.exists() {
+        fs::remove_file(&temp)?;
+        done.push(format!("removed {}", temp.display()));
+    }
+    let old = sibling(target, &format!("runink-{run_id}.old"));
+    if old.exists() {
+        if target.exists() {
+            if old.is_dir() {
+                fs::remove_dir_all(&old)?;
+            } else {
+                fs::remove_file(&old)?;
+            }
+            done.push(format!("removed {}", old.display()));
+        } else {
+            fs::rename(&old, target)?;
+            done.push(format!("restored {}", target.display()));
+        }
+    }
+    Ok(done)
+}
+
 /// `dir/.name.SUFFIX` next to `path`.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let name = path

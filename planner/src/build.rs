@@ -42,7 +42,7 @@ use crate::nodes::{ContractEnforceNode, ExecStepNode, LineageTapNode, SinksNode}
 use crate::{PlanError, Result};
 
 /// What to compile.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CompileOptions {
     /// The Feature file, as the user named it (relative to the working directory).
     pub feature_file: PathBuf,
@@ -52,6 +52,9 @@ pub struct CompileOptions {
     pub contract_file: Option<PathBuf>,
     /// The herd (`--herd`), overriding the Feature's.
     pub herd: Option<String>,
+    /// Registered datasets a `dataset://HERD/NAME` source may name: `HERD/NAME` → the URI
+    /// of their data (e.g. `parquet:///abs/out/trades/`). The caller reads them from Barn.
+    pub datasets: BTreeMap<String, String>,
 }
 
 /// A compiled Scenario: its plan and the metadata that goes into the DAG file.
@@ -72,6 +75,7 @@ fn valid_identifier(name: &str) -> bool {
 
 struct Builder<'a> {
     ctx: &'a SessionContext,
+    datasets: &'a BTreeMap<String, String>,
     file: String,
     relations: BTreeMap<String, LogicalPlan>,
     order: Vec<String>,
@@ -124,6 +128,7 @@ pub async fn compile(ctx: &SessionContext, opts: &CompileOptions) -> Result<Comp
 
     let mut b = Builder {
         ctx,
+        datasets: &opts.datasets,
         file: file.clone(),
         relations: BTreeMap::new(),
         order: Vec::new(),
@@ -401,16 +406,58 @@ impl Builder<'_> {
         contracts: &mut Vec<ContractMeta>,
     ) -> Result<()> {
         let uri = &source.uri;
-        if let Some((scheme, _)) = uri.value.split_once("://")
-            && matches!(scheme, "dataset" | "flight")
-        {
-            return Err(self.err(uri.span, format!("`{scheme}://` sources are not supported by this build yet (they need the Barn state store / Flight service); use a csv, json, parquet or arrow file")));
+        let mut resolved = uri.value.clone();
+        let mut dataset_name = None;
+        match uri.value.split_once("://") {
+            Some(("flight", _)) => {
+                return Err(self.err(uri.span, "`flight://` sources are not supported by this build yet (they need the Flight service); use a file or a dataset://HERD/NAME"));
+            }
+            Some(("dataset", rest)) => {
+                let Some((herd, name)) = rest
+                    .split_once('/')
+                    .filter(|(h, n)| !h.is_empty() && !n.is_empty() && !n.contains('/'))
+                else {
+                    return Err(self.err(
+                        uri.span,
+                        format!(
+                            "`{}` is not a dataset URI: expected dataset://HERD/NAME",
+                            uri.value
+                        ),
+                    ));
+                };
+                let Some(location) = self.datasets.get(rest) else {
+                    let known: Vec<&str> = self
+                        .datasets
+                        .keys()
+                        .filter(|k| k.starts_with(&format!("{herd}/")))
+                        .map(String::as_str)
+                        .collect();
+                    let hint = if known.is_empty() {
+                        format!(
+                            "herd `{herd}` has no registered datasets (a sink with dataset=NAME registers one when its run succeeds)"
+                        )
+                    } else {
+                        format!("registered: {}", known.join(", "))
+                    };
+                    return Err(self.err(
+                        uri.span,
+                        format!("unknown dataset `{name}` in herd `{herd}`: {hint}"),
+                    ));
+                };
+                resolved = location.clone();
+                dataset_name = Some(name.to_string());
+            }
+            _ => {}
         }
-        let location = FileLocation::parse(&uri.value, source.format.as_deref())
+        let location = FileLocation::parse(&resolved, source.format.as_deref())
             .map_err(|m| self.err(uri.span, m))?;
-        let name = match &source.name {
-            Some(n) => n.clone(),
-            None => {
+        let name = match (&source.name, dataset_name) {
+            (Some(n), _) => n.clone(),
+            (None, Some(dataset)) => Spanned {
+                value: dataset.replace(['-', '.', ' '], "_"),
+                span: uri.span,
+            },
+            (None, None) => {
                 let stem = Path::new(location.path.trim_end_matches('/'))
                     .file_stem()
                     .map(|s| s.to_string_lossy().replace(['-', '.', ' '], "_"))

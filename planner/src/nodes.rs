@@ -319,6 +319,35 @@ impl SinksNode {
     }
 }
 
+/// Each sink of a compiled plan with the schema of the rows it writes (`_violations` only
+/// in `when="invalid"` sinks). Empty when the plan's root is not a [`SinksNode`].
+pub fn sink_schemas(plan: &LogicalPlan) -> Vec<(SinkSpec, Schema)> {
+    let LogicalPlan::Extension(ext) = plan else {
+        return Vec::new();
+    };
+    let Some(node) = ext.node.as_any().downcast_ref::<SinksNode>() else {
+        return Vec::new();
+    };
+    node.sinks
+        .iter()
+        .zip(&node.input_of)
+        .map(|(spec, &input)| {
+            let schema = node.inputs[input].schema().as_arrow();
+            let keep = |name: &str| {
+                matches!(spec.when, runink_engine::sink::SinkWhen::Invalid)
+                    || name != runink_engine::sink::VIOLATIONS_COLUMN
+            };
+            let fields: Vec<_> = schema
+                .fields()
+                .iter()
+                .filter(|f| keep(f.name()))
+                .cloned()
+                .collect();
+            (spec.clone(), Schema::new(fields))
+        })
+        .collect()
+}
+
 impl PartialOrd for SinksNode {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         self.sinks.partial_cmp(&other.sinks)

@@ -9,4 +9,5 @@ mod example;
 mod explain;
 mod fixtures;
 mod herd;
+mod journey;
 mod support;

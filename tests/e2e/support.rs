@@ -92,6 +92,9 @@ impl Project {
     pub fn fixture(name: &str) -> Self {
         let p = Self::empty();
         copy_dir(&repo().join("tests/fixtures").join(name), p.path());
+        if p.path().join("herd.toml").exists() {
+            p.runi(&["herd", "apply", "-f", "herd.toml"]).ok();
+        }
         p
     }
 
@@ -100,6 +103,8 @@ impl Project {
         let p = Self::empty();
         let src = repo().join("examples/trades");
         std::fs::copy(src.join("trades.feature"), p.path().join("trades.feature")).unwrap();
+        std::fs::copy(src.join("herd.toml"), p.path().join("herd.toml")).unwrap();
+        p.runi(&["herd", "apply", "-f", "herd.toml"]).ok();
         copy_dir(&src.join("contracts"), &p.path().join("contracts"));
         let status = Command::new(env!("CARGO_BIN_EXE_gen-trades"))
             .args(["--rows", &rows.to_string(), "--out", "data"])
@@ -136,6 +141,33 @@ impl Project {
             .env("RUST_BACKTRACE", "0")
             .output()
             .unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs `runi ARGS` with `input` on its stdin.
+    pub fn runi_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runi"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("RUNINK_HERD")
+            .env("RUST_BACKTRACE", "0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
         Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,0 +1,384 @@
+//! `runi sql`: DataFusion SQL over a herd's datasets, one query or an interactive shell.
+//!
+//! Each dataset registered in the herd (by a sink with `dataset=NAME`) is a table named
+//! after it, read where its last successful run wrote it, with its registered schema.
+//! Barn is read once at the start and closed, so a long shell session does not hold it.
+
+use std::io::{BufRead, IsTerminal};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+use datafusion::prelude::SessionContext;
+use runink_cluster::state::Dataset;
+use runink_engine::source::{FileLocation, SourceTable};
+
+use crate::barn;
+use crate::cli::{Global, OutputFormat, SqlArgs};
+use crate::exit::{CmdResult, Failure};
+
+/// The datasets of one herd, as tables of a DataFusion session.
+struct Catalog {
+    herd: String,
+    datasets: Vec<Dataset>,
+    ctx: SessionContext,
+}
+
+pub async fn sql(global: &Global, args: &SqlArgs) -> CmdResult {
+    let catalog = open_catalog(global).await?;
+    match &args.query {
+        Some(query) => run_query(&catalog, query, global.output).await,
+        None if std::io::stdin().is_terminal() => repl(global, &catalog).await,
+        None => script(&catalog, global.output).await,
+    }
+}
+
+async fn open_catalog(global: &Global) -> Result<Catalog, Failure> {
+    let wanted = global.herd.clone();
+    let (herd, datasets) = barn::read_once(global, |s| {
+        let herds: Vec<String> = s.herds().map(|h| h.id.clone()).collect();
+        let herd = match &wanted {
+            Some(h) if herds.contains(h) => h.clone(),
+            Some(h) => {
+                return Err(anyhow!(
+                    "unknown herd `{h}` ({})",
+                    if herds.is_empty() {
+                        "no herd is registered".to_string()
+                    } else {
+                        format!("herds: {}", herds.join(", "))
+                    }
+                ));
+            }
+            None => match herds.as_slice() {
+                [one] => one.clone(),
+                [] => return Err(anyhow!("no herd is registered: run a pipeline first")),
+                many => {
+                    return Err(anyhow!("give --herd (herds: {})", many.join(", ")));
+                }
+            },
+        };
+        let datasets = s.datasets(&herd).cloned().collect::<Vec<_>>();
+        Ok((herd, datasets))
+    })
+    .await?
+    .map_err(Failure::input)?;
+    let ctx = SessionContext::new();
+    for d in &datasets {
+        let location = FileLocation::parse(&d.location, Some(&d.format))
+            .map_err(|m| Failure::run(anyhow!("dataset `{}.{}`: {m}", d.herd, d.name)))?;
+        let table = match serde_json::from_str::<Schema>(&d.schema_json) {
+            Ok(schema) => SourceTable::new(d.name.clone(), location, Arc::new(schema)),
+            Err(_) => SourceTable::infer(d.name.clone(), location, &ctx.state())
+                .await
+                .map_err(|e| Failure::run(anyhow!("dataset `{}.{}`: {e}", d.herd, d.name)))?,
+        };
+        ctx.register_table(d.name.as_str(), Arc::new(table))
+            .map_err(|e| Failure::run(anyhow!("dataset `{}`: {e}", d.name)))?;
+    }
+    Ok(Catalog {
+        herd,
+        datasets,
+        ctx,
+    })
+}
+
+/// Plans and runs one statement; its errors are the user's (exit 2), except failures
+/// while reading data (exit 1).
+async fn execute(
+    catalog: &Catalog,
+    query: &str,
+) -> Result<(Arc<Schema>, Vec<RecordBatch>), Failure> {
+    let df = catalog
+        .ctx
+        .sql(query)
+        .await
+        .map_err(|e| Failure::input(plan_error(catalog, &e)))?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| Failure::run(anyhow!("{}", runink_engine::user_message(&e))))?;
+    Ok((schema, batches))
+}
+
+/// DataFusion's planning errors, with an unknown table said in Runink's words.
+fn plan_error(catalog: &Catalog, e: &datafusion::error::DataFusionError) -> anyhow::Error {
+    let message = runink_engine::user_message(e);
+    if let Some(rest) = message.split("table '").nth(1)
+        && let Some(name) = rest.split('\'').next()
+        && message.contains("not found")
+    {
+        let name = name.rsplit('.').next().unwrap_or(name);
+        let known: Vec<&str> = catalog.datasets.iter().map(|d| d.name.as_str()).collect();
+        return anyhow!(
+            "unknown dataset `{name}` in herd `{}` ({})",
+            catalog.herd,
+            if known.is_empty() {
+                "it has no datasets yet: a sink with dataset=NAME registers one".to_string()
+            } else {
+                format!("datasets: {}", known.join(", "))
+            }
+        );
+    }
+    anyhow!("{message}")
+}
+
+async fn run_query(catalog: &Catalog, query: &str, format: OutputFormat) -> CmdResult {
+    let (schema, batches) = execute(catalog, query).await?;
+    print_batches(format, &schema, &batches).map_err(Failure::run)
+}
+
+fn print_batches(
+    format: OutputFormat,
+    schema: &Arc<Schema>,
+    batches: &[RecordBatch],
+) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Json => {
+            let mut out = Vec::new();
+            let mut writer = arrow::json::ArrayWriter::new(&mut out);
+            for b in batches {
+                writer.write(b)?;
+            }
+            writer.finish()?;
+            if out.is_empty() {
+                out.extend_from_slice(b"[]");
+            }
+            println!("{}", String::from_utf8(out)?);
+        }
+        OutputFormat::Yaml => {
+            let mut out = Vec::new();
+            let mut writer = arrow::json::ArrayWriter::new(&mut out);
+            for b in batches {
+                writer.write(b)?;
+            }
+            writer.finish()?;
+            let rows: serde_json::Value = if out.is_empty() {
+                serde_json::Value::Array(vec![])
+            } else {
+                serde_json::from_slice(&out)?
+            };
+            print!("{}", crate::output::to_yaml(&rows)?);
+        }
+        OutputFormat::Csv => {
+            let stdout = std::io::stdout();
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(stdout.lock());
+            if batches.is_empty() {
+                writer.write(&RecordBatch::new_empty(Arc::clone(schema)))?;
+            }
+            for b in batches {
+                writer.write(b)?;
+            }
+        }
+        OutputFormat::Table => {
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            if batches.is_empty() {
+                println!(
+                    "{}",
+                    arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(
+                        Arc::clone(schema)
+                    )])?
+                );
+            } else {
+                println!("{}", arrow::util::pretty::pretty_format_batches(batches)?);
+            }
+            println!("({rows} row{})", if rows == 1 { "" } else { "s" });
+        }
+        other => anyhow::bail!(
+            "-o {} is not a format of `runi sql` (table, json, yaml, csv)",
+            other.name()
+        ),
+    }
+    Ok(())
+}
+
+/// `\d`: the herd's datasets; `\d NAME`: one dataset's columns.
+fn describe(catalog: &Catalog, arg: Option<&str>) -> String {
+    match arg {
+        None => {
+            let mut out = format!("datasets of herd `{}`\n", catalog.herd);
+            for d in &catalog.datasets {
+                let contract = d
+                    .contract
+                    .as_ref()
+                    .map(|c| format!("{}@{}", c.id, c.version))
+                    .unwrap_or_else(|| "-".into());
+                out.push_str(&format!(
+                    "  {:<24} {:<8} {:<16} {}\n",
+                    d.name, d.format, contract, d.location
+                ));
+            }
+            if catalog.datasets.is_empty() {
+                out.push_str(
+                    "  (none: a sink with dataset=NAME registers one when its run succeeds)\n",
+                );
+            }
+            out
+        }
+        Some(name) => match catalog.datasets.iter().find(|d| d.name == name) {
+            None => format!("no dataset `{name}` in herd `{}`\n", catalog.herd),
+            Some(d) => {
+                let mut out = format!(
+                    "dataset `{}.{}` ({} at {})\n",
+                    d.herd, d.name, d.format, d.location
+                );
+                if let Ok(schema) = serde_json::from_str::<Schema>(&d.schema_json) {
+                    for f in schema.fields() {
+                        out.push_str(&format!(
+                            "  {:<24} {:<24} {}\n",
+                            f.name(),
+                            f.data_type().to_string(),
+                            if f.is_nullable() { "null" } else { "not null" }
+                        ));
+                    }
+                }
+                out
+            }
+        },
+    }
+}
+
+const HELP: &str = "statements end with `;` and may span lines\n  \\d          list datasets\n  \\d NAME     a dataset's columns\n  \\?          this help\n  \\q          quit\n";
+
+/// What one line of input asks for.
+enum Input {
+    /// A complete statement.
+    Statement(String),
+    Meta(String),
+    /// More lines are needed.
+    Pending,
+}
+
+/// Collects lines into statements: a backslash command is a line of its own; a statement
+/// ends at a `;` at the end of a line.
+#[derive(Default)]
+struct Lines {
+    buffer: String,
+}
+
+impl Lines {
+    fn push(&mut self, line: &str) -> Input {
+        let trimmed = line.trim();
+        if self.buffer.trim().is_empty() && trimmed.starts_with('\\') {
+            return Input::Meta(trimmed.to_string());
+        }
+        if !self.buffer.is_empty() {
+            self.buffer.push('\n');
+        }
+        self.buffer.push_str(line);
+        if trimmed.ends_with(';') {
+            let statement = std::mem::take(&mut self.buffer);
+            let statement = statement.trim().trim_end_matches(';').trim().to_string();
+            if statement.is_empty() {
+                return Input::Pending;
+            }
+            return Input::Statement(statement);
+        }
+        Input::Pending
+    }
+
+    fn rest(&mut self) -> Option<String> {
+        let rest = std::mem::take(&mut self.buffer);
+        let rest = rest.trim().trim_end_matches(';').trim();
+        (!rest.is_empty()).then(|| rest.to_string())
+    }
+}
+
+/// Whether a meta command ends the session.
+fn meta(catalog: &Catalog, command: &str) -> Result<bool, String> {
+    let mut parts = command.split_whitespace();
+    match (parts.next(), parts.next()) {
+        (Some("\\q"), _) => Ok(true),
+        (Some("\\d"), name) => {
+            print!("{}", describe(catalog, name));
+            Ok(false)
+        }
+        (Some("\\?"), _) => {
+            print!("{HELP}");
+            Ok(false)
+        }
+        (Some(other), _) => Err(format!("unknown command `{other}` (\\? lists them)")),
+        (None, _) => Ok(false),
+    }
+}
+
+/// Statements from a pipe: run in order; the first failure stops (exit non-zero).
+async fn script(catalog: &Catalog, format: OutputFormat) -> CmdResult {
+    let mut lines = Lines::default();
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.context("cannot read stdin").map_err(Failure::input)?;
+        match lines.push(&line) {
+            Input::Statement(s) => run_query(catalog, &s, format).await?,
+            Input::Meta(m) => {
+                if meta(catalog, &m).map_err(|e| Failure::input(anyhow!("stdin:{}: {e}", n + 1)))? {
+                    return Ok(());
+                }
+            }
+            Input::Pending => {}
+        }
+    }
+    if let Some(rest) = lines.rest() {
+        run_query(catalog, &rest, format).await?;
+    }
+    Ok(())
+}
+
+/// The interactive shell: line editing, history in `$RUNINK_HOME/sql_history`.
+async fn repl(global: &Global, catalog: &Catalog) -> CmdResult {
+    use rustyline::error::ReadlineError;
+    let mut editor = rustyline::DefaultEditor::new()
+        .context("cannot open the terminal")
+        .map_err(Failure::run)?;
+    let history = global.home.join("sql_history");
+    let _ = editor.load_history(&history);
+    println!(
+        "runi sql — herd `{}`, {} dataset(s). End statements with `;`. \\d lists datasets, \\? helps, \\q quits.",
+        catalog.herd,
+        catalog.datasets.len()
+    );
+    let mut lines = Lines::default();
+    loop {
+        let prompt = if lines.buffer.is_empty() {
+            format!("{}> ", catalog.herd)
+        } else {
+            format!("{}-> ", " ".repeat(catalog.herd.len().saturating_sub(1)))
+        };
+        match editor.readline(&prompt) {
+            Ok(line) => match lines.push(&line) {
+                Input::Statement(s) => {
+                    let _ = editor.add_history_entry(format!("{s};"));
+                    if let Err(e) = run_query(catalog, &s, global.output).await {
+                        report_inline(e);
+                    }
+                }
+                Input::Meta(m) => {
+                    let _ = editor.add_history_entry(&m);
+                    match meta(catalog, &m) {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        Err(e) => eprintln!("error: {e}"),
+                    }
+                }
+                Input::Pending => {}
+            },
+            // Ctrl-C drops the statement being typed; Ctrl-D ends the session.
+            Err(ReadlineError::Interrupted) => lines.buffer.clear(),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(Failure::run(anyhow!("terminal: {e}"))),
+        }
+    }
+    if let Err(e) = editor.save_history(&history) {
+        tracing::debug!("history not saved: {e}");
+    }
+    Ok(())
+}
+
+fn report_inline(e: Failure) {
+    match e {
+        Failure::Input(e) | Failure::Run(e) => eprintln!("error: {e:#}"),
+        Failure::Interrupted => eprintln!("interrupted"),
+    }
+}

@@ -1,0 +1,205 @@
+//! `runi status`: runs as Barn recorded them.
+//!
+//! Before reading, runs that are pending or running but whose runner is gone are recorded
+//! as failed (see [`crate::record`]), so a killed run never looks alive or successful.
+
+use anyhow::anyhow;
+use runink_cluster::state::RunRecord;
+
+use crate::barn;
+use crate::cli::{Global, OutputFormat, StatusArgs};
+use crate::exit::{CmdResult, Failure};
+use crate::record::sweep_lost;
+
+pub async fn status(global: &Global, args: &StatusArgs) -> CmdResult {
+    let barn = barn::open(global).await?;
+    let result = async {
+        sweep_lost(global, &barn).await?;
+        barn::read(&barn, |s| {
+            let herd_known = global.herd.as_ref().is_none_or(|h| s.herd(h).is_some());
+            let runs: Vec<RunRecord> = s
+                .runs()
+                .filter(|r| global.herd.as_ref().is_none_or(|h| &r.herd == h))
+                .cloned()
+                .collect();
+            (herd_known, runs)
+        })
+        .await
+    }
+    .await;
+    barn::close(barn).await?;
+    let (herd_known, mut runs) = result?;
+    if !herd_known {
+        return Err(Failure::input(anyhow!(
+            "unknown herd `{}`",
+            global.herd.as_deref().unwrap_or_default()
+        )));
+    }
+    // Newest first (run ids are UUID v7, but runs from other clocks may interleave).
+    runs.sort_by(|a, b| b.started_ms.cmp(&a.started_ms).then(b.id.cmp(&a.id)));
+
+    if let Some(wanted) = &args.runid {
+        let matching: Vec<&RunRecord> = runs
+            .iter()
+            .filter(|r| r.id.starts_with(wanted.as_str()))
+            .collect();
+        let run = match matching.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(Failure::input(anyhow!(
+                    "no run `{wanted}`{}",
+                    global
+                        .herd
+                        .as_ref()
+                        .map(|h| format!(" in herd `{h}`"))
+                        .unwrap_or_default()
+                )));
+            }
+            many => {
+                return Err(Failure::input(anyhow!(
+                    "`{wanted}` names {} runs; give more of the id",
+                    many.len()
+                )));
+            }
+        };
+        return print(global.output, run, show_run);
+    }
+    runs.truncate(args.limit);
+    match global.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&runs).map_err(Failure::run)?
+        ),
+        OutputFormat::Yaml => print!("{}", crate::output::to_yaml(&runs).map_err(Failure::run)?),
+        _ => print!("{}", list(&runs)),
+    }
+    Ok(())
+}
+
+fn print(format: OutputFormat, run: &RunRecord, table: fn(&RunRecord) -> String) -> CmdResult {
+    match format {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(run).map_err(Failure::run)?
+        ),
+        OutputFormat::Yaml => print!("{}", crate::output::to_yaml(run).map_err(Failure::run)?),
+        _ => print!("{}", table(run)),
+    }
+    Ok(())
+}
+
+/// Milliseconds since the epoch as a UTC time.
+pub fn time(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn elapsed(run: &RunRecord) -> String {
+    let end = run.ended_ms.unwrap_or(run.heartbeat_ms);
+    format!("{:.2}s", end.saturating_sub(run.started_ms) as f64 / 1000.0)
+}
+
+fn totals(run: &RunRecord) -> (u64, u64, u64) {
+    let read = run.counters.sources.iter().map(|s| s.rows).sum();
+    let valid = run.counters.contracts.iter().map(|c| c.valid).sum();
+    let rejected = run.counters.contracts.iter().map(|c| c.rejected).sum();
+    (read, valid, rejected)
+}
+
+fn list(runs: &[RunRecord]) -> String {
+    let mut out = format!(
+        "{:<36}  {:<12} {:<9}  {:<19}  {:>8}  {:>10} {:>10} {:>9}  job\n",
+        "run", "herd", "state", "started (UTC)", "elapsed", "read", "valid", "rejected"
+    );
+    for r in runs {
+        let (read, valid, rejected) = totals(r);
+        out.push_str(&format!(
+            "{:<36}  {:<12} {:<9}  {:<19}  {:>8}  {:>10} {:>10} {:>9}  {}\n",
+            r.id,
+            r.herd,
+            r.state.as_str(),
+            time(r.started_ms),
+            elapsed(r),
+            read,
+            valid,
+            rejected,
+            r.job
+        ));
+    }
+    if runs.is_empty() {
+        out.push_str("(no runs)\n");
+    }
+    out
+}
+
+fn show_run(r: &RunRecord) -> String {
+    let mut out = format!("run       {}\nstate     {}\n", r.id, r.state);
+    if let Some(e) = &r.error {
+        out.push_str(&format!("error     {e}\n"));
+    }
+    out.push_str(&format!(
+        "job       {}\nherd      {}\nactor     {}\ndag       {}\n",
+        r.job, r.herd, r.actor, r.dag
+    ));
+    if let Some(c) = &r.contract {
+        out.push_str(&format!("contract  {} {} ({})\n", c.id, c.version, c.hash));
+    }
+    out.push_str(&format!(
+        "started   {} UTC\n{}  {} UTC\nelapsed   {}\n",
+        time(r.started_ms),
+        if r.ended_ms.is_some() {
+            "ended   "
+        } else {
+            "heartbeat"
+        },
+        time(r.ended_ms.unwrap_or(r.heartbeat_ms)),
+        elapsed(r)
+    ));
+    let c = &r.counters;
+    let width = c
+        .sources
+        .iter()
+        .chain(&c.steps)
+        .map(|s| s.name.len())
+        .chain(c.sinks.iter().map(|s| s.uri.len()))
+        .chain(
+            c.contracts
+                .iter()
+                .flat_map(|e| e.rejected_per_rule.keys().map(String::len)),
+        )
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    if !c.sources.is_empty() {
+        out.push_str("sources\n");
+        for s in &c.sources {
+            out.push_str(&format!("  {:<width$}  {:>12} rows\n", s.name, s.rows));
+        }
+    }
+    if !c.steps.is_empty() {
+        out.push_str("steps\n");
+        for s in &c.steps {
+            out.push_str(&format!("  {:<width$}  {:>12} rows\n", s.name, s.rows));
+        }
+    }
+    for e in &c.contracts {
+        out.push_str(&format!(
+            "contract at {}: {} rows, {} valid, {} rejected\n",
+            e.at, e.rows, e.valid, e.rejected
+        ));
+        for (rule, n) in &e.rejected_per_rule {
+            out.push_str(&format!("  {rule:<width$}  {n:>12} rows\n"));
+        }
+    }
+    if !c.sinks.is_empty() {
+        out.push_str("sinks\n");
+        for s in &c.sinks {
+            out.push_str(&format!(
+                "  {:<width$}  {:>12} rows  (when={})\n",
+                s.uri, s.rows, s.when
+            ));
+        }
+    }
+    out
+}
