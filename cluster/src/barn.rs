@@ -32,6 +32,22 @@ pub const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// Log entries kept after a snapshot; snapshots are taken every this many entries.
 pub const SNAPSHOT_EVERY_ENTRIES: u64 = 5_000;
 
+/// Barn's Raft timing, the same for the embedded node and a cluster: heartbeats every
+/// 50 ms, an election after 150–300 ms without one (so a dead leader is replaced in well
+/// under a second), a snapshot every [`SNAPSHOT_EVERY_ENTRIES`].
+pub fn raft_config() -> std::result::Result<Config, openraft::ConfigError> {
+    Config {
+        cluster_name: "runink-barn".into(),
+        heartbeat_interval: 50,
+        election_timeout_min: 150,
+        election_timeout_max: 300,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
+        max_in_snapshot_log_to_keep: 100,
+        ..Default::default()
+    }
+    .validate()
+}
+
 /// An open embedded Barn.
 pub struct Barn {
     raft: Raft<TypeConfig>,
@@ -93,17 +109,7 @@ impl Barn {
                 Err(e) => return Err(e),
             }
         };
-        let config = Config {
-            cluster_name: "runink-barn".into(),
-            heartbeat_interval: 50,
-            election_timeout_min: 150,
-            election_timeout_max: 300,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
-            max_in_snapshot_log_to_keep: 100,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| raft_error(dir, "bad Raft configuration", e))?;
+        let config = raft_config().map_err(|e| raft_error(dir, "bad Raft configuration", e))?;
         let raft = Raft::new(
             EMBEDDED_NODE_ID,
             Arc::new(config),

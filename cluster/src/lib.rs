@@ -21,13 +21,17 @@
 //! for how it lands on disk ([`open`] returns the two halves openraft needs), [`types`] for
 //! the openraft type configuration.
 //!
-//! Not here yet: the gRPC Raft network of a cluster, the control-plane API, the scheduler and
-//! the agent. `runi` opens the embedded Barn for herds, runs, datasets and lineage.
+//! A cluster member is a [`node::BarnNode`]: the same stores and state machine, with
+//! [`grpc`] as openraft's network (tonic gRPC). Not here yet: `runi server` (a node with the
+//! control-plane API), the scheduler and the agent. `runi` opens the embedded Barn for herds,
+//! runs, datasets and lineage.
 
 pub mod barn;
 pub mod error;
+pub mod grpc;
 pub mod herd;
 pub mod network;
+pub mod node;
 pub mod state;
 pub mod store;
 pub mod types;
