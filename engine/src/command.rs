@@ -151,6 +151,10 @@ impl ExecutionPlan for ExternalCommandExec {
         let schema = self.schema();
         let step = self.step.clone();
         let mut child = spawn(&self.command).map_err(|m| step_error(&step, m))?;
+        // Whoever drops the output stream (the run ended, failed or was cancelled) stops the
+        // program and everything it started, even while it blocks without writing.
+        let group = ProcessGroup::new(&child);
+        let reaped = Arc::clone(&group.reaped);
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
@@ -230,6 +234,7 @@ impl ExecutionPlan for ExternalCommandExec {
                 let _ = child.kill();
             }
             let status = child.wait();
+            reaped.store(true, std::sync::atomic::Ordering::SeqCst);
             let writer_result = writer
                 .join()
                 .unwrap_or_else(|_| Err("writer thread panicked".into()));
@@ -262,7 +267,57 @@ impl ExecutionPlan for ExternalCommandExec {
                 }
             }
         });
-        Ok(builder.build())
+        Ok(Box::pin(KillOnDrop {
+            inner: builder.build(),
+            _group: group,
+        }))
+    }
+}
+
+/// The process group of a running `exec=` program (it leads its own group).
+struct ProcessGroup {
+    pgid: nix::unistd::Pid,
+    /// Set once the program has been waited for: its group id may be reused after that.
+    reaped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ProcessGroup {
+    fn new(child: &Child) -> Self {
+        Self {
+            pgid: nix::unistd::Pid::from_raw(child.id() as i32),
+            reaped: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if !self.reaped.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = nix::sys::signal::killpg(self.pgid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// The program's output stream, holding its process group until dropped.
+struct KillOnDrop {
+    inner: SendableRecordBatchStream,
+    _group: ProcessGroup,
+}
+
+impl futures::Stream for KillOnDrop {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+impl datafusion::physical_plan::RecordBatchStream for KillOnDrop {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
     }
 }
 
@@ -280,10 +335,14 @@ fn is_broken_pipe(e: &arrow::error::ArrowError) -> bool {
     }
 }
 
+/// Starts `sh -c COMMAND` as the leader of a new process group, so that it and whatever it
+/// starts can be stopped together.
 fn spawn(command: &str) -> std::result::Result<Child, String> {
+    use std::os::unix::process::CommandExt;
     Command::new("/bin/sh")
         .arg("-c")
         .arg(command)
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -290,8 +290,9 @@ fn openlineage_errors(event: &Value) -> Vec<String> {
     all
 }
 
-#[test]
-fn a_run_killed_with_sigkill_is_recorded_as_failed() {
+/// The orders fixture with a Scenario whose `exec=` step, once real rows arrive, writes its
+/// pid to `running.pid` and blocks; compiled to `hang.dag`.
+fn hanging_project() -> Project {
     let p = Project::fixture("orders");
     // An exec step that answers the compile-time probe and then, with real rows, says it
     // is running (its pid) and blocks.
@@ -312,13 +313,50 @@ Feature: Hang
     );
     p.runi(&["compile", "--scenario", "hang.feature", "--out", "hang.dag"])
         .ok();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_runi"))
+    p
+}
+
+fn spawn_run(p: &Project) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_runi"))
         .args(["run", "--dag", "hang.dag"])
         .current_dir(p.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_run_interrupted_with_ctrl_c_is_recorded_as_cancelled() {
+    let p = hanging_project();
+    let mut child = spawn_run(&p);
+    let step_pid = wait_for_file(&p.path().join("running.pid"));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
         .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    // Cancelling stopped the step's program (it was blocked, writing nothing).
+    let still_running = running(step_pid.trim());
+    let _ = Command::new("kill").args(["-9", step_pid.trim()]).status();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        !still_running,
+        "the exec= program outlived the cancelled run"
+    );
+    let runs = p.runi(&["status", "-o", "json"]).ok().json();
+    assert_eq!(runs[0]["state"], "cancelled", "{runs:#}");
+    assert!(
+        p.files("out").is_empty(),
+        "nothing of a cancelled run is visible"
+    );
+}
+
+#[test]
+fn a_run_killed_with_sigkill_is_recorded_as_failed() {
+    let p = hanging_project();
+    let mut child = spawn_run(&p);
     let pid_file = p.path().join("running.pid");
     let step_pid = wait_for_file(&pid_file);
 
@@ -349,6 +387,16 @@ Feature: Hang
         "Route orders",
     ])
     .ok();
+}
+
+/// Whether a process exists and is not a zombie.
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        })
+        .unwrap_or(false)
 }
 
 /// Waits for a file another process writes (its content), failing after a minute.
