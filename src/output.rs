@@ -100,39 +100,48 @@ fn table(meta: &DagMeta, r: &RunReport) -> String {
         out.push_str(&format!(", contract {}@{} ({})", c.id, c.version, c.hash));
     }
     out.push('\n');
-    let width = r
+    out.push_str(&counters_table(&crate::record::counters(r)));
+    out
+}
+
+/// Rows per source, step, contract rule and sink, as `run` and `status` print them.
+pub fn counters_table(c: &runink_cluster::state::RunCounters) -> String {
+    let mut out = String::new();
+    let width = c
         .sources
         .iter()
-        .chain(&r.steps)
+        .chain(&c.steps)
         .map(|s| s.name.len())
-        .chain(r.sinks.iter().map(|s| s.uri.len()))
+        .chain(c.sinks.iter().map(|s| s.uri.len()))
+        .chain(
+            c.contracts
+                .iter()
+                .flat_map(|e| e.rejected_per_rule.keys().map(String::len)),
+        )
         .max()
         .unwrap_or(8)
         .max(8);
-    if !r.sources.is_empty() {
-        out.push_str("sources\n");
-        for s in &r.sources {
-            out.push_str(&format!("  {:<width$}  {:>12} rows\n", s.name, s.rows));
+    for (title, relations) in [("sources", &c.sources), ("steps", &c.steps)] {
+        if !relations.is_empty() {
+            out.push_str(title);
+            out.push('\n');
+            for s in relations {
+                out.push_str(&format!("  {:<width$}  {:>12} rows\n", s.name, s.rows));
+            }
         }
     }
-    if !r.steps.is_empty() {
-        out.push_str("steps\n");
-        for s in &r.steps {
-            out.push_str(&format!("  {:<width$}  {:>12} rows\n", s.name, s.rows));
-        }
-    }
-    for c in &r.contracts {
+    for e in &c.contracts {
         out.push_str(&format!(
             "contract at {}: {} rows, {} valid, {} rejected\n",
-            c.at, c.rows, c.valid, c.rejected
+            e.at, e.rows, e.valid, e.rejected
         ));
-        for (rule, n) in &c.rejected_per_rule {
-            out.push_str(&format!("  {:<width$}  {:>12} rows\n", rule, n));
+        for (rule, n) in &e.rejected_per_rule {
+            out.push_str(&format!("  {rule:<width$}  {n:>12} rows\n"));
         }
     }
-    if !r.sinks.is_empty() {
+    if !c.sinks.is_empty() {
         out.push_str("sinks\n");
-        for s in &r.sinks {
+        for s in &c.sinks {
             out.push_str(&format!(
                 "  {:<width$}  {:>12} rows  (when={})\n",
                 s.uri, s.rows, s.when

@@ -135,30 +135,9 @@ fn print_batches(
     batches: &[RecordBatch],
 ) -> anyhow::Result<()> {
     match format {
-        OutputFormat::Json => {
-            let mut out = Vec::new();
-            let mut writer = arrow::json::ArrayWriter::new(&mut out);
-            for b in batches {
-                writer.write(b)?;
-            }
-            writer.finish()?;
-            if out.is_empty() {
-                out.extend_from_slice(b"[]");
-            }
-            println!("{}", String::from_utf8(out)?);
-        }
+        OutputFormat::Json => println!("{}", String::from_utf8(json_rows(batches)?)?),
         OutputFormat::Yaml => {
-            let mut out = Vec::new();
-            let mut writer = arrow::json::ArrayWriter::new(&mut out);
-            for b in batches {
-                writer.write(b)?;
-            }
-            writer.finish()?;
-            let rows: serde_json::Value = if out.is_empty() {
-                serde_json::Value::Array(vec![])
-            } else {
-                serde_json::from_slice(&out)?
-            };
+            let rows: serde_json::Value = serde_json::from_slice(&json_rows(batches)?)?;
             print!("{}", crate::output::to_yaml(&rows)?);
         }
         OutputFormat::Csv => {
@@ -193,6 +172,20 @@ fn print_batches(
         ),
     }
     Ok(())
+}
+
+/// The rows as a JSON array of objects (`[]` for none).
+fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut writer = arrow::json::ArrayWriter::new(&mut out);
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.finish()?;
+    if out.is_empty() {
+        out.extend_from_slice(b"[]");
+    }
+    Ok(out)
 }
 
 /// `\d`: the herd's datasets; `\d NAME`: one dataset's columns.

@@ -156,50 +156,6 @@ fn show_run(r: &RunRecord) -> String {
         time(r.ended_ms.unwrap_or(r.heartbeat_ms)),
         elapsed(r)
     ));
-    let c = &r.counters;
-    let width = c
-        .sources
-        .iter()
-        .chain(&c.steps)
-        .map(|s| s.name.len())
-        .chain(c.sinks.iter().map(|s| s.uri.len()))
-        .chain(
-            c.contracts
-                .iter()
-                .flat_map(|e| e.rejected_per_rule.keys().map(String::len)),
-        )
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    if !c.sources.is_empty() {
-        out.push_str("sources\n");
-        for s in &c.sources {
-            out.push_str(&format!("  {:<width$}  {:>12} rows\n", s.name, s.rows));
-        }
-    }
-    if !c.steps.is_empty() {
-        out.push_str("steps\n");
-        for s in &c.steps {
-            out.push_str(&format!("  {:<width$}  {:>12} rows\n", s.name, s.rows));
-        }
-    }
-    for e in &c.contracts {
-        out.push_str(&format!(
-            "contract at {}: {} rows, {} valid, {} rejected\n",
-            e.at, e.rows, e.valid, e.rejected
-        ));
-        for (rule, n) in &e.rejected_per_rule {
-            out.push_str(&format!("  {rule:<width$}  {n:>12} rows\n"));
-        }
-    }
-    if !c.sinks.is_empty() {
-        out.push_str("sinks\n");
-        for s in &c.sinks {
-            out.push_str(&format!(
-                "  {:<width$}  {:>12} rows  (when={})\n",
-                s.uri, s.rows, s.when
-            ));
-        }
-    }
+    out.push_str(&crate::output::counters_table(&r.counters));
     out
 }

@@ -116,8 +116,19 @@ pub(crate) fn seen_ints() -> SeenInts {
     })
 }
 
-fn random_seed() -> u64 {
+/// A per-process random key for hashes that data must not be able to steer.
+pub(crate) fn random_seed() -> u64 {
     RandomState::new().hash_one(0x5eed_u64)
+}
+
+/// The keyed hash that picks a byte string's shard of a `unique` column.
+pub(crate) fn shard_hash_bytes(value: &[u8], seed: u64) -> u64 {
+    hash_bytes(value, seed)
+}
+
+/// The keyed hash that picks an integer's shard of a `unique` column.
+pub(crate) fn shard_hash_int(value: i64, seed: u64) -> u64 {
+    fold_mul(value as u64 ^ seed, K1)
 }
 
 /// Multiply two words to 128 bits and fold: the mixing step of wyhash/foldhash.

@@ -228,5 +228,28 @@ pub async fn execute(
 /// A run id: a UUID v7, so ids sort by start time and are unique across machines (and
 /// OpenLineage, which wants a UUID run id, takes them as they are).
 pub fn new_run_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let random = uuid::Uuid::new_v4().into_bytes();
+    let mut tail = [0u8; 10];
+    tail.copy_from_slice(&random[..10]);
+    uuid::Builder::from_unix_timestamp_millis(millis, &tail)
+        .into_uuid()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_ids_are_uuid_v7_in_time_order() {
+        let a = super::new_run_id();
+        let b = super::new_run_id();
+        let parsed = uuid::Uuid::parse_str(&a).expect("a UUID");
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_ne!(a, b);
+        // The first 48 bits are the time in milliseconds: later ids never sort earlier.
+        assert!(a[..13] <= b[..13]);
+    }
 }
