@@ -15,6 +15,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The embedded Barn's state directory when neither `--home` nor `RUNINK_HOME` says.
+pub const DEFAULT_HOME: &str = ".runink";
+
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
@@ -29,10 +32,14 @@ pub struct Global {
         long,
         global = true,
         env = "RUNINK_HOME",
-        default_value = ".runink",
+        default_value = DEFAULT_HOME,
         value_name = "DIR"
     )]
     pub home: PathBuf,
+    /// A Runink server to use instead of the embedded Barn (not built yet: `runi` refuses
+    /// it rather than silently using local state).
+    #[arg(long, global = true, env = "RUNINK_SERVER", value_name = "URL")]
+    pub server: Option<String>,
     /// More log output (-v info, -vv debug); logs are JSON lines on stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

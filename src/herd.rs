@@ -147,9 +147,24 @@ async fn init(global: &Global, name: &str, file: Option<&Path>, dir: Option<&Pat
             .map_err(Failure::run)?;
         written.push(target.display().to_string());
     }
-    write(global, Command::PutHerd { herd }).await?;
+    // The project is used from its folder, whose `.runink/` is the default state
+    // directory there: register the herd in it unless a state directory was chosen.
+    let home = match (dir.as_path(), global.home.as_path()) {
+        (d, h) if d != Path::new(".") && h == Path::new(crate::cli::DEFAULT_HOME) => {
+            d.join(crate::cli::DEFAULT_HOME)
+        }
+        _ => global.home.clone(),
+    };
+    let in_project = Global {
+        home: home.clone(),
+        herd: global.herd.clone(),
+        output: global.output,
+        server: None,
+        verbose: global.verbose,
+    };
+    write(&in_project, Command::PutHerd { herd }).await?;
     if global.output == OutputFormat::Table {
-        println!("herd `{name}` registered in {}", global.home.display());
+        println!("herd `{name}` registered in {}", home.display());
         for w in &written {
             println!("  wrote {w}");
         }
@@ -163,7 +178,7 @@ async fn init(global: &Global, name: &str, file: Option<&Path>, dir: Option<&Pat
     } else {
         print_value(
             global.output,
-            &serde_json::json!({ "herd": name, "home": global.home.display().to_string(), "written": written, "kept": kept }),
+            &serde_json::json!({ "herd": name, "home": home.display().to_string(), "written": written, "kept": kept }),
         )?;
     }
     Ok(())

@@ -46,6 +46,13 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         check_output(&cli)?;
+        if let Some(server) = &cli.global.server {
+            return Err(exit::Failure::input(anyhow::anyhow!(
+                "--server {server} (or RUNINK_SERVER): `runi server` is not built yet, so there is \
+                 no server to talk to; without it, runi uses the embedded Barn in --home ({})",
+                cli.global.home.display()
+            )));
+        }
         match &cli.command {
             cli::Command::Compile(args) => compile::compile(&cli.global, args).await,
             cli::Command::Run(args) => run::run(&cli.global, args).await,

@@ -36,6 +36,38 @@ fn init_scaffolds_a_project_whose_sample_runs() {
 }
 
 #[test]
+fn init_with_dir_registers_the_herd_where_the_project_runs() {
+    let p = Project::empty();
+    p.runi(&["herd", "init", "risk", "--dir", "proj"]).ok();
+    // From the project folder, as `herd init` says: its `.runink/` knows the herd.
+    let run = p
+        .runi_in(
+            "proj",
+            &["run", "--scenario", "features/sample.feature", "-o", "json"],
+        )
+        .ok()
+        .json();
+    assert_eq!(run["herd"], "risk");
+    p.runi_in("proj", &["sql", "SELECT count(*) FROM customers"])
+        .ok();
+    // An explicit state directory is respected.
+    p.runi(&["--home", "state", "herd", "init", "ops", "--dir", "ops"])
+        .ok();
+    let herds = p
+        .runi(&["--home", "state", "herd", "list", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(herds[0]["id"], "ops");
+}
+
+#[test]
+fn server_mode_is_refused_clearly() {
+    let p = Project::empty();
+    p.runi(&["--server", "http://localhost:7070", "status"])
+        .fails(2, &["--server", "not built yet", "embedded Barn"]);
+}
+
+#[test]
 fn herds_survive_across_processes_and_can_be_changed_and_deleted() {
     let p = Project::empty();
     let herd_file = repo().join("examples/trades/herd.toml");

@@ -134,9 +134,14 @@ impl Project {
 
     /// Runs `runi ARGS` in the project folder.
     pub fn runi(&self, args: &[&str]) -> Output {
+        self.runi_in(".", args)
+    }
+
+    /// Runs `runi ARGS` in a folder of the project.
+    pub fn runi_in(&self, dir: &str, args: &[&str]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_runi"))
             .args(args)
-            .current_dir(self.path())
+            .current_dir(self.path().join(dir))
             .env_remove("RUNINK_HERD")
             .env("RUST_BACKTRACE", "0")
             .output()
