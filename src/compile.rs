@@ -34,7 +34,17 @@ pub async fn compile_scenario(
             state
                 .herds()
                 .flat_map(|h| state.datasets(&h.id))
-                .map(|d| (format!("{}/{}", d.herd, d.name), d.location.clone()))
+                .map(|d| {
+                    // The registered format wins over the URI's scheme (`file://` has none).
+                    let path = d
+                        .location
+                        .split_once("://")
+                        .map_or(d.location.as_str(), |(_, p)| p);
+                    (
+                        format!("{}/{}", d.herd, d.name),
+                        format!("{}://{path}", d.format),
+                    )
+                })
                 .collect()
         })
         .await?

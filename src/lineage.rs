@@ -204,7 +204,6 @@ pub fn openlineage_events(run: &RunRecord, edges: &[&LineageEdge]) -> Vec<Value>
                     "namespace": ns,
                     "name": n,
                     "field": from_col,
-                    "transformations": [{ "type": "DIRECT", "subtype": "IDENTITY" }],
                 }));
             }
             let mut facets = json!({ "schema": schema_facet(io) });

@@ -107,12 +107,20 @@ impl RunLock {
         Ok(Self { _file: file, path })
     }
 
-    /// Whether the process running `run_id` still holds its lock (it is alive).
+    /// Whether the process running `run_id` may still be alive. Only a missing lock file
+    /// or one this process can lock means it is gone; anything else (no permission to
+    /// read it, a file system without locks) counts as alive, so a live run is never
+    /// swept.
     pub fn held(home: &Path, run_id: &str) -> bool {
-        let Ok(file) = File::open(Self::path(home, run_id)) else {
-            return false;
+        let file = match File::open(Self::path(home, run_id)) {
+            Ok(file) => file,
+            Err(e) => return e.kind() != std::io::ErrorKind::NotFound,
         };
-        matches!(file.try_lock(), Err(TryLockError::WouldBlock))
+        match file.try_lock() {
+            Ok(()) => false,
+            Err(TryLockError::WouldBlock) => true,
+            Err(TryLockError::Error(_)) => true,
+        }
     }
 }
 
@@ -171,6 +179,7 @@ pub async fn sweep_lost(global: &Global, barn: &Barn) -> Result<usize, Failure> 
             },
         )
         .await?;
+        let _ = std::fs::remove_file(RunLock::path(&global.home, &run.id));
         lost += 1;
     }
     Ok(lost)
@@ -476,6 +485,7 @@ pub fn spawn_heartbeat(
     let home = global.home.clone();
     let task = tokio::spawn(async move {
         let mut ticks = tokio::time::interval(HEARTBEAT);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
         loop {
             tokio::select! {

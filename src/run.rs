@@ -86,10 +86,12 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
         dag_hash,
         dag_file,
         sinks,
-        contract_text: meta
-            .contract
-            .as_ref()
-            .and_then(|c| std::fs::read_to_string(&c.file).ok()),
+        // The contract's text as compiled: the file may have changed since.
+        contract_text: meta.contract.as_ref().and_then(|c| {
+            let text = std::fs::read_to_string(&c.file).ok()?;
+            let now = runink_contracts::Contract::load(&c.file, &text).ok()?;
+            (now.hash() == c.hash).then_some(text)
+        }),
     };
     // Held until this function returns: while it is, `runi status` knows the run is alive.
     let _lock = RunLock::acquire(&global.home, &run_ctx.run_id)?;
@@ -125,7 +127,9 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
                 run_ctx.commit.abort();
                 heartbeat.stop().await;
                 let report = run_ctx.report(started.elapsed().as_millis() as u64);
-                record::finish(global, &record_plan, Outcome::Cancelled(&report)).await?;
+                if let Err(e) = record::finish(global, &record_plan, Outcome::Cancelled(&report)).await {
+                    warn_unrecorded(&run_ctx.run_id, e);
+                }
                 return Err(Failure::Interrupted);
             }
         }
@@ -139,12 +143,15 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
         Err(e) => {
             let message = e.to_string();
             let report = run_ctx.report(started.elapsed().as_millis() as u64);
-            record::finish(
+            if let Err(e) = record::finish(
                 global,
                 &record_plan,
                 Outcome::Failed(&report, message.clone()),
             )
-            .await?;
+            .await
+            {
+                warn_unrecorded(&run_ctx.run_id, e);
+            }
             return Err(Failure::run(anyhow!(
                 "run {} failed: {message}",
                 run_ctx.run_id
@@ -177,6 +184,15 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     });
     output::print_run(global.output, &meta, &report).map_err(Failure::run)?;
     Ok(())
+}
+
+/// Barn could not record how a run ended; the run's own outcome is what the user gets.
+fn warn_unrecorded(run_id: &str, e: Failure) {
+    if let Failure::Input(e) | Failure::Run(e) = e {
+        eprintln!(
+            "warning: run {run_id}: Barn could not record its end ({e:#}); `runi status` will show it as lost"
+        );
+    }
 }
 
 fn parse_inputs(inputs: &[String]) -> Result<BTreeMap<String, String>, Failure> {

@@ -73,8 +73,11 @@ async fn open_catalog(global: &Global) -> Result<Catalog, Failure> {
                 .await
                 .map_err(|e| Failure::run(anyhow!("dataset `{}.{}`: {e}", d.herd, d.name)))?,
         };
-        ctx.register_table(d.name.as_str(), Arc::new(table))
-            .map_err(|e| Failure::run(anyhow!("dataset `{}`: {e}", d.name)))?;
+        ctx.register_table(
+            datafusion::common::TableReference::bare(d.name.as_str()),
+            Arc::new(table),
+        )
+        .map_err(|e| Failure::run(anyhow!("dataset `{}`: {e}", d.name)))?;
     }
     Ok(Catalog {
         herd,
@@ -83,15 +86,32 @@ async fn open_catalog(global: &Global) -> Result<Catalog, Failure> {
     })
 }
 
+/// `runi sql` reads data; it does not create tables, write files or change settings.
+fn read_only() -> datafusion::execution::context::SQLOptions {
+    datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
 /// Plans and runs one statement; its errors are the user's (exit 2), except failures
 /// while reading data (exit 1).
 async fn execute(
     catalog: &Catalog,
-    query: &str,
+    statement: datafusion::sql::parser::Statement,
 ) -> Result<(Arc<Schema>, Vec<RecordBatch>), Failure> {
+    let plan = catalog
+        .ctx
+        .state()
+        .statement_to_plan(statement)
+        .await
+        .map_err(|e| Failure::input(plan_error(catalog, &e)))?;
+    read_only()
+        .verify_plan(&plan)
+        .map_err(|e| Failure::input(anyhow!("{}", runink_engine::user_message(&e))))?;
     let df = catalog
         .ctx
-        .sql(query)
+        .execute_logical_plan(plan)
         .await
         .map_err(|e| Failure::input(plan_error(catalog, &e)))?;
     let schema = Arc::new(df.schema().as_arrow().clone());
@@ -124,9 +144,19 @@ fn plan_error(catalog: &Catalog, e: &datafusion::error::DataFusionError) -> anyh
     anyhow!("{message}")
 }
 
-async fn run_query(catalog: &Catalog, query: &str, format: OutputFormat) -> CmdResult {
-    let (schema, batches) = execute(catalog, query).await?;
-    print_batches(format, &schema, &batches).map_err(Failure::run)
+/// Runs every statement of `text` in order (DataFusion's parser splits them, so `;` inside
+/// quotes or comments is not an end), printing each result; stops at the first error.
+async fn run_query(catalog: &Catalog, text: &str, format: OutputFormat) -> CmdResult {
+    let statements = datafusion::sql::parser::DFParser::parse_sql(text)
+        .map_err(|e| Failure::input(anyhow!("{}", runink_engine::user_message(&e))))?;
+    if statements.is_empty() {
+        return Err(Failure::input(anyhow!("no SQL statement in `{text}`")));
+    }
+    for statement in statements {
+        let (schema, batches) = execute(catalog, statement).await?;
+        print_batches(format, &schema, &batches).map_err(Failure::run)?;
+    }
+    Ok(())
 }
 
 fn print_batches(
@@ -262,10 +292,13 @@ impl Lines {
             self.buffer.push('\n');
         }
         self.buffer.push_str(line);
-        if trimmed.ends_with(';') {
+        // A statement ends with `;` at the end of a line, before any `-- comment`.
+        let code = trimmed
+            .rfind("--")
+            .map_or(trimmed, |i| trimmed[..i].trim_end());
+        if code.ends_with(';') {
             let statement = std::mem::take(&mut self.buffer);
-            let statement = statement.trim().trim_end_matches(';').trim().to_string();
-            if statement.is_empty() {
+            if statement.trim().trim_matches(';').trim().is_empty() {
                 return Input::Pending;
             }
             return Input::Statement(statement);
@@ -275,8 +308,7 @@ impl Lines {
 
     fn rest(&mut self) -> Option<String> {
         let rest = std::mem::take(&mut self.buffer);
-        let rest = rest.trim().trim_end_matches(';').trim();
-        (!rest.is_empty()).then(|| rest.to_string())
+        (!rest.trim().trim_matches(';').trim().is_empty()).then_some(rest)
     }
 }
 
@@ -342,7 +374,7 @@ async fn repl(global: &Global, catalog: &Catalog) -> CmdResult {
         match editor.readline(&prompt) {
             Ok(line) => match lines.push(&line) {
                 Input::Statement(s) => {
-                    let _ = editor.add_history_entry(format!("{s};"));
+                    let _ = editor.add_history_entry(s.trim());
                     if let Err(e) = run_query(catalog, &s, global.output).await {
                         report_inline(e);
                     }

@@ -36,6 +36,10 @@ use crate::types::{NodeId, TypeConfig};
 pub const SERVICE: &str = "runink.barn.Raft";
 /// The path of the one method.
 pub const CALL_PATH: &str = "/runink.barn.Raft/Call";
+/// The largest Raft message either way. tonic's default (4 MiB) is below a snapshot chunk
+/// or a long append once JSON-encoded; a message over the limit could never be delivered
+/// and a lagging follower would never catch up.
+pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
 /// How long connecting to a peer may take before it counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -139,7 +143,9 @@ where
         let method = CallMethod(self.clone());
         Box::pin(async move {
             let codec = tonic_prost::ProstCodec::<Frame, Frame>::default();
-            let mut grpc = tonic::server::Grpc::new(codec);
+            let mut grpc = tonic::server::Grpc::new(codec)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES);
             Ok(grpc.unary(method, request).await)
         })
     }
@@ -183,7 +189,9 @@ impl GrpcClient {
             .clone();
         let json = serde_json::to_vec(&call)
             .map_err(|e| RPCError::Network(NetworkError::new(&AnyError::new(&e))))?;
-        let mut grpc = tonic::client::Grpc::new(channel);
+        let mut grpc = tonic::client::Grpc::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let send = async {
             grpc.ready()
                 .await

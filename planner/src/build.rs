@@ -801,6 +801,17 @@ impl Builder<'_> {
                 dataset: sink.dataset.as_ref().map(|d| d.value.clone()),
                 from: from.clone(),
             };
+            if let Some(d) = &sink.dataset
+                && !valid_identifier(&d.value)
+            {
+                return Err(self.err(
+                    d.span,
+                    format!(
+                        "dataset=\"{}\" cannot name a dataset: use letters, digits and `_`, not starting with a digit (it becomes a table name in `runi sql`)",
+                        d.value
+                    ),
+                ));
+            }
             spec.validate().map_err(|m| self.err(sink.span, m))?;
             let index = match input_names.iter().position(|n| *n == from) {
                 Some(i) => i,

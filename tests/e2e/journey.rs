@@ -86,6 +86,18 @@ fn the_embedded_journey_records_runs_datasets_and_lineage() {
         .ok()
         .json();
     assert_eq!(count[0]["n"], 2);
+    // Several statements at once, and a `;` before a comment ends a statement.
+    let two = p
+        .runi(&["sql", "-o", "csv", "SELECT 1 AS a; SELECT 'x;y' AS b"])
+        .ok();
+    assert_eq!(two.stdout, "a\n1\nb\nx;y\n");
+    let script = p
+        .runi_stdin(
+            &["sql", "-o", "csv"],
+            "SELECT count(*) AS n FROM customers; -- all of them\nSELECT 2 AS m;\n",
+        )
+        .ok();
+    assert_eq!(script.stdout, "n\n2\nm\n2\n");
     let csv = p
         .runi(&[
             "sql",
@@ -489,6 +501,25 @@ fn journey_errors_name_what_is_wrong() {
     p.runi(&["sql", "--herd", "ghost", "SELECT 1"])
         .fails(2, &["unknown herd `ghost`"]);
     p.runi(&["sql", "SELEC 1"]).fails(2, &["error"]);
+    // Read-only: no tables created, nothing written.
+    p.runi(&["sql", "CREATE TABLE t AS SELECT 1"])
+        .fails(2, &["not supported"]);
+    p.runi(&["sql", "COPY customers TO 'x.csv'"])
+        .fails(2, &["error"]);
+    assert!(!p.path().join("x.csv").exists());
+    // A bad dataset name is a compile error at its place.
+    p.write(
+        "features/badname.feature",
+        &p.read("features/sample.feature")
+            .replace("dataset=\"customers\"", "dataset=\"sales.daily\""),
+    );
+    p.runi(&[
+        "compile",
+        "--scenario",
+        "features/badname.feature",
+        "--dry-run",
+    ])
+    .fails(2, &["features/badname.feature:", "cannot name a dataset"]);
     p.runi(&["status", "--runid", "ffffffff"])
         .fails(2, &["no run `ffffffff`"]);
     p.runi(&["lineage", "--dataset", "finance.nope"])
