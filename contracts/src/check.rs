@@ -157,7 +157,8 @@ impl Seen {
 /// Partitions checking batches in parallel take the shards of their own values, so they
 /// rarely wait for one another (one lock for the whole set made `unique` run on one core).
 /// More shards do not help: each batch touches every shard, and a probe into millions of
-/// keys is a cache miss whatever the shard (256 shards measured no faster than 16).
+/// keys is a cache miss whatever the shard (256 shards measured no faster than 16; on the
+/// 2-core benchmark machine the shards did not move the overall ratio either).
 const UNIQUE_SHARDS: usize = 16;
 
 /// The run-wide state of one `unique` column, shared by every clone of the checker: the
