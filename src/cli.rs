@@ -46,7 +46,7 @@ pub struct Global {
 }
 
 /// How results are printed. Every command prints `table`, `json` and `yaml`; `csv` is
-/// for `runi sql`, `openlineage` and `dot` for `runi lineage`.
+/// for `runi sql`, `openlineage`, `dot` and `svg` for `runi lineage`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Table,
@@ -55,6 +55,7 @@ pub enum OutputFormat {
     Csv,
     Openlineage,
     Dot,
+    Svg,
 }
 
 impl OutputFormat {
@@ -66,6 +67,7 @@ impl OutputFormat {
             Self::Csv => "csv",
             Self::Openlineage => "openlineage",
             Self::Dot => "dot",
+            Self::Svg => "svg",
         }
     }
 }

@@ -68,7 +68,8 @@ pub async fn contract(global: &Global, args: &ContractArgs) -> CmdResult {
                 OutputFormat::Table
                 | OutputFormat::Csv
                 | OutputFormat::Openlineage
-                | OutputFormat::Dot => {
+                | OutputFormat::Dot
+                | OutputFormat::Svg => {
                     println!(
                         "{} {} -> {} {}: {} changes",
                         a.id,

@@ -51,6 +51,7 @@ pub async fn lineage(global: &Global, args: &LineageArgs) -> CmdResult {
             }
         }
         OutputFormat::Dot => print!("{}", dot(&runs, &edges)),
+        OutputFormat::Svg => print!("{}", svg(&dot(&runs, &edges))?),
         OutputFormat::Yaml => print!(
             "{}",
             crate::output::to_yaml(&json!({ "runs": runs, "edges": edges }))
@@ -63,7 +64,7 @@ pub async fn lineage(global: &Global, args: &LineageArgs) -> CmdResult {
         ),
         OutputFormat::Csv => {
             return Err(Failure::input(anyhow!(
-                "-o csv is not a format of `runi lineage` (json, yaml, openlineage, dot)"
+                "-o csv is not a format of `runi lineage` (json, yaml, openlineage, dot, svg)"
             )));
         }
     }
@@ -338,6 +339,40 @@ pub fn dot(runs: &[RunRecord], edges: &[LineageEdge]) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// Renders a DOT graph as SVG with Graphviz's `dot`, which must be on PATH.
+fn svg(graph: &str) -> Result<String, Failure> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Failure::run(anyhow!(
+                "-o svg needs Graphviz's `dot` on PATH (e.g. `apt install graphviz`): {e}; \
+                 `-o dot` prints the graph for any Graphviz tool"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(graph.as_bytes())
+            .map_err(|e| Failure::run(anyhow!("cannot feed `dot`: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Failure::run(anyhow!("`dot` failed: {e}")))?;
+    if !out.status.success() {
+        return Err(Failure::run(anyhow!(
+            "`dot -Tsvg` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    String::from_utf8(out.stdout).map_err(|e| Failure::run(anyhow!("`dot` wrote non-UTF-8: {e}")))
 }
 
 fn quote(s: &str) -> String {

@@ -86,7 +86,9 @@ fn check_output(cli: &cli::Cli) -> exit::CmdResult {
     let fits = match format {
         OutputFormat::Table | OutputFormat::Json | OutputFormat::Yaml => true,
         OutputFormat::Csv => matches!(cli.command, Command::Sql(_)),
-        OutputFormat::Openlineage | OutputFormat::Dot => matches!(cli.command, Command::Lineage(_)),
+        OutputFormat::Openlineage | OutputFormat::Dot | OutputFormat::Svg => {
+            matches!(cli.command, Command::Lineage(_))
+        }
     };
     if fits {
         Ok(())
@@ -96,7 +98,7 @@ fn check_output(cli: &cli::Cli) -> exit::CmdResult {
             format.name(),
             match cli.command {
                 Command::Sql(_) => ", csv",
-                Command::Lineage(_) => ", openlineage, dot",
+                Command::Lineage(_) => ", openlineage, dot, svg",
                 _ => "",
             }
         )))

@@ -179,6 +179,14 @@ fn the_embedded_journey_records_runs_datasets_and_lineage() {
             .contains("\"source:customers.email\" -> \"dataset:finance.customers.email\"")
     );
 
+    // SVG through Graphviz when it is installed, a clear error when it is not.
+    let svg = p.runi(&["lineage", "--runid", &run_id, "-o", "svg"]);
+    if svg.code == 0 {
+        assert!(svg.stdout.contains("<svg"), "{}", svg.stdout);
+    } else {
+        svg.fails(1, &["needs Graphviz's `dot`"]);
+    }
+
     // contract list: the version the run registered, and the dataset that uses it.
     let contracts = p.runi(&["contract", "list", "-o", "json"]).ok().json();
     assert_eq!(contracts[0]["id"], "customer");
