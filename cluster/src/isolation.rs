@@ -1,0 +1,164 @@
+//! Slice isolation: one cgroup per slice with memory, CPU and process-count limits, through
+//! cgroups-rs, which speaks cgroup v1 and v2 (this crate never names a cgroup file).
+//!
+//! The agent creates a [`SliceCgroup`] before it lets a slice process run, moves the process
+//! into it, and after the process ends asks [`SliceCgroup::oom_killed`] whether the kernel
+//! killed it for memory — so the run can say "slice X was OOM-killed (limit 512Mi)" instead of
+//! "killed by signal 9". Dropping the handle kills what is left in the cgroup and removes it.
+
+use cgroups_rs::CgroupPid;
+use cgroups_rs::fs::cgroup_builder::CgroupBuilder;
+use cgroups_rs::fs::memory::MemController;
+use cgroups_rs::fs::{Cgroup, MaxValue, hierarchies};
+
+/// The folder every Runink cgroup lives under, in each hierarchy.
+pub const CGROUP_PARENT: &str = "runink";
+/// CFS period for CPU limits, in microseconds.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// What a slice may use; `None` is no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SliceLimits {
+    pub memory_bytes: Option<u64>,
+    /// Thousandths of a core (`"500m"` is 500, `"2"` is 2000).
+    pub cpu_millis: Option<u64>,
+    pub max_processes: Option<u64>,
+}
+
+/// Why a cgroup could not be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum IsolationError {
+    #[error("cannot create cgroup `{name}` ({limits:?}): {message}")]
+    Create {
+        name: String,
+        limits: SliceLimits,
+        message: String,
+    },
+    #[error("cannot move process {pid} into cgroup `{name}`: {message}")]
+    Attach {
+        name: String,
+        pid: u64,
+        message: String,
+    },
+}
+
+/// A slice's cgroup; removed (with anything still in it) when dropped.
+pub struct SliceCgroup {
+    name: String,
+    cgroup: Cgroup,
+    limits: SliceLimits,
+}
+
+impl std::fmt::Debug for SliceCgroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SliceCgroup")
+            .field("name", &self.name)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl SliceCgroup {
+    /// Creates `runink/NAME` in the host's cgroup hierarchy (v1 or v2) with `limits`.
+    pub fn create(name: &str, limits: SliceLimits) -> Result<SliceCgroup, IsolationError> {
+        let path = format!("{CGROUP_PARENT}/{name}");
+        let mut builder = CgroupBuilder::new(&path);
+        if let Some(bytes) = limits.memory_bytes {
+            builder = builder
+                .memory()
+                .memory_hard_limit(i64::try_from(bytes).unwrap_or(i64::MAX))
+                .done();
+        }
+        if let Some(millis) = limits.cpu_millis {
+            let quota = millis.saturating_mul(CPU_PERIOD_US) / 1000;
+            builder = builder
+                .cpu()
+                .period(CPU_PERIOD_US)
+                .quota(i64::try_from(quota.max(1000)).unwrap_or(i64::MAX))
+                .done();
+        }
+        if let Some(n) = limits.max_processes {
+            builder = builder
+                .pid()
+                .maximum_number_of_processes(MaxValue::Value(i64::try_from(n).unwrap_or(i64::MAX)))
+                .done();
+        }
+        let cgroup = builder
+            .build(hierarchies::auto())
+            .map_err(|e| IsolationError::Create {
+                name: name.to_string(),
+                limits,
+                message: e.to_string(),
+            })?;
+        Ok(SliceCgroup {
+            name: name.to_string(),
+            cgroup,
+            limits,
+        })
+    }
+
+    /// Moves a process (all its threads) into the cgroup.
+    pub fn add(&self, pid: u32) -> Result<(), IsolationError> {
+        self.cgroup
+            .add_task_by_tgid(CgroupPid::from(u64::from(pid)))
+            .map_err(|e| IsolationError::Attach {
+                name: self.name.clone(),
+                pid: u64::from(pid),
+                message: e.to_string(),
+            })
+    }
+
+    /// Whether the kernel OOM-killed a process of this cgroup for exceeding its memory
+    /// limit.
+    pub fn oom_killed(&self) -> bool {
+        self.cgroup
+            .controller_of::<MemController>()
+            .map(|m| {
+                let stat = m.memory_stat();
+                stat.oom_control.oom_kill > 0 || stat.oom_control.under_oom
+            })
+            .unwrap_or(false)
+    }
+
+    /// The limits the cgroup was made with.
+    pub fn limits(&self) -> SliceLimits {
+        self.limits
+    }
+
+    /// Where the cgroup lives, relative to each hierarchy's root.
+    pub fn path(&self) -> String {
+        format!("{CGROUP_PARENT}/{}", self.name)
+    }
+}
+
+/// How long dropping a cgroup waits for the processes it killed to leave it.
+const REMOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Drop for SliceCgroup {
+    fn drop(&mut self) {
+        // A cgroup with processes in it cannot be removed: stop them first (v2 has
+        // `cgroup.kill`; on v1, signal each one).
+        if !self.cgroup.procs().is_empty() && self.cgroup.kill().is_err() {
+            for p in self.cgroup.procs() {
+                if let Ok(pid) = i32::try_from(p.pid) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        // Killed processes leave the cgroup as the kernel tears them down.
+        let started = std::time::Instant::now();
+        loop {
+            match self.cgroup.delete() {
+                Ok(()) => return,
+                Err(e) if started.elapsed() >= REMOVE_WAIT => {
+                    tracing::warn!("cgroup {} not removed: {e}", self.path());
+                    return;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    }
+}
