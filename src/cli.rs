@@ -19,7 +19,7 @@ pub struct Cli {
 pub const DEFAULT_HOME: &str = ".runink";
 
 /// Options every command takes.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct Global {
     /// The herd (tenant) to act in; overrides the Feature's.
     #[arg(long, global = true, env = "RUNINK_HERD")]

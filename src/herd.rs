@@ -157,10 +157,7 @@ async fn init(global: &Global, name: &str, file: Option<&Path>, dir: Option<&Pat
     };
     let in_project = Global {
         home: home.clone(),
-        herd: global.herd.clone(),
-        output: global.output,
-        server: None,
-        verbose: global.verbose,
+        ..global.clone()
     };
     write(&in_project, Command::PutHerd { herd }).await?;
     if global.output == OutputFormat::Table {

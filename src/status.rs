@@ -62,28 +62,25 @@ pub async fn status(global: &Global, args: &StatusArgs) -> CmdResult {
                 )));
             }
         };
-        return print(global.output, run, show_run);
+        return print(global.output, run, || show_run(run));
     }
     runs.truncate(args.limit);
-    match global.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&runs).map_err(Failure::run)?
-        ),
-        OutputFormat::Yaml => print!("{}", crate::output::to_yaml(&runs).map_err(Failure::run)?),
-        _ => print!("{}", list(&runs)),
-    }
-    Ok(())
+    print(global.output, &runs, || list(&runs))
 }
 
-fn print(format: OutputFormat, run: &RunRecord, table: fn(&RunRecord) -> String) -> CmdResult {
+/// JSON or YAML of `value`, or the table `table` draws.
+fn print<T: serde::Serialize>(
+    format: OutputFormat,
+    value: &T,
+    table: impl FnOnce() -> String,
+) -> CmdResult {
     match format {
         OutputFormat::Json => println!(
             "{}",
-            serde_json::to_string_pretty(run).map_err(Failure::run)?
+            serde_json::to_string_pretty(value).map_err(Failure::run)?
         ),
-        OutputFormat::Yaml => print!("{}", crate::output::to_yaml(run).map_err(Failure::run)?),
-        _ => print!("{}", table(run)),
+        OutputFormat::Yaml => print!("{}", crate::output::to_yaml(value).map_err(Failure::run)?),
+        _ => print!("{}", table()),
     }
     Ok(())
 }

@@ -61,7 +61,8 @@ impl std::fmt::Debug for Barn {
     }
 }
 
-fn raft_error(dir: &Path, what: &str, e: impl std::fmt::Display) -> BarnError {
+/// A Raft failure of the Barn in `dir`, saying what was being done.
+pub(crate) fn raft_error(dir: &Path, what: &str, e: impl std::fmt::Display) -> BarnError {
     BarnError::Raft {
         path: dir.to_path_buf(),
         message: format!("{what}: {e}"),

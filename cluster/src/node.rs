@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::barn::raft_config;
+use crate::barn::{raft_config, raft_error};
 use crate::error::{BarnError, Result};
 use crate::grpc::{GrpcNetwork, RaftService};
 use crate::state::{Command, Response, StateMachineData};
@@ -37,13 +37,6 @@ impl std::fmt::Debug for BarnNode {
             .field("addr", &self.addr)
             .field("dir", &self.dir)
             .finish()
-    }
-}
-
-fn raft_error(dir: &Path, what: &str, e: impl std::fmt::Display) -> BarnError {
-    BarnError::Raft {
-        path: dir.to_path_buf(),
-        message: format!("{what}: {e}"),
     }
 }
 

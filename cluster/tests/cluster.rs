@@ -63,7 +63,7 @@ async fn applied(node: &BarnNode, index: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_replicate_and_survive_the_loss_of_the_leader() {
     let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (mut nodes, members) = start_cluster(&dirs).await;
+    let (mut nodes, _members) = start_cluster(&dirs).await;
 
     let leader = leader_seen_by(&nodes[0], None).await;
     let at = |nodes: &[BarnNode], id: NodeId| nodes.iter().position(|n| n.id == id).unwrap();
@@ -115,7 +115,6 @@ async fn three_nodes_replicate_and_survive_the_loss_of_the_leader() {
         back.read_local(|s| s.herd("finance").is_some() && s.herd("risk").is_some())
             .unwrap()
     );
-    assert_eq!(members.len(), 3);
 
     back.shutdown().await.unwrap();
     for n in nodes {

@@ -90,7 +90,7 @@ fn a_slice_within_its_limits_ends_normally_and_its_cgroup_goes() {
 }
 
 #[test]
-fn a_bad_name_or_process_is_a_clear_error() {
+fn a_process_that_does_not_exist_is_a_clear_error() {
     let cg = SliceCgroup::create(
         &format!("test-bad-{}", std::process::id()),
         SliceLimits::default(),

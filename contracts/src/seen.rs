@@ -244,22 +244,17 @@ mod tests {
     fn short_values_are_packed_without_confusion() {
         let mut s = SeenBytes::new();
         // Trailing zero bytes and lengths around the packing limit stay distinct.
-        for v in [
-            &b"a"[..],
+        let values: [&[u8]; 5] = [
+            b"a",
             b"a\0",
             b"a\0\0",
             b"123456789012345",
             b"1234567890123456",
-        ] {
+        ];
+        for v in values {
             assert!(!s.seen_before(v), "{v:?} seen too early");
         }
-        for v in [
-            &b"a"[..],
-            b"a\0",
-            b"a\0\0",
-            b"123456789012345",
-            b"1234567890123456",
-        ] {
+        for v in values {
             assert!(s.seen_before(v), "{v:?} forgotten");
         }
         assert_eq!(s.len(), 5);
