@@ -7,6 +7,9 @@ cd "$root"
 scripts/install-deps.sh
 source scripts/env.sh
 export INSTA_UPDATE=no   # a snapshot that differs fails; it is never rewritten here
+# Snapshots are found from here, not from the path compiled into a test binary: a shared
+# target directory may hold binaries another clone of the repository built.
+export INSTA_WORKSPACE_ROOT="$PWD"
 
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings

@@ -41,7 +41,7 @@ fn internal_dependencies_follow_the_table() {
             "--no-deps",
             "--offline",
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(crate::support::repo())
         .output()
         .unwrap();
     assert!(

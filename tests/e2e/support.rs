@@ -5,9 +5,13 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-/// The repository root.
+/// The repository root: cargo and nextest set `CARGO_MANIFEST_DIR` when they run a test,
+/// which stays right when a shared target directory holds a binary built in another clone
+/// (the compile-time value would name that clone).
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// A project folder in a temp dir.
