@@ -22,6 +22,9 @@ pub enum EngineError {
     /// A step failed (for `exec=` steps: the program's exit status and stderr).
     #[error("step `{step}`: {message}")]
     Step { step: String, message: String },
+    /// A shared-memory pipe between slices could not be set up, or its other end failed.
+    #[error("pipe `{pipe}`: {message}")]
+    Pipe { pipe: String, message: String },
     /// The contract cannot be applied to the data it is bound to.
     #[error(transparent)]
     Contract(#[from] runink_contracts::ContractError),

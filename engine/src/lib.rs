@@ -17,6 +17,7 @@ pub mod command;
 pub mod enforce;
 pub mod error;
 pub mod lineage;
+pub mod pipe;
 pub mod run;
 pub mod session;
 pub mod sink;

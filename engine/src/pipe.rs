@@ -1,0 +1,820 @@
+//! Shared-memory pipes: Arrow IPC frames in a ring of shared-memory slots between two
+//! processes on one host (SPEC §8, same-host exchange).
+//!
+//! A pipe is one file under `/dev/shm` (any tmpfs path works), created by the process that
+//! wires a run ([`create`]) and opened by exactly one writer ([`PipeWriter::open`]) and one
+//! reader ([`PipeReader::open`]), usually two slice processes:
+//!
+//! ```text
+//!  ┌────────── header (one page) ──────────┐┌ slot 0 ┐┌ slot 1 ┐ … ┌ slot N-1 ┐
+//!  │ writer line: head, state, waiting, err ││ frame  ││ frame  │   │          │
+//!  │ reader line: tail, state, waiting, freed││        ││        │   │          │
+//!  │ queue[N] (slot of frame k), len[N], slot_state[N]                          │
+//!  └────────────────────────────────────────┘└────────┘└────────┘   └──────────┘
+//! ```
+//!
+//! * **Frames** are Arrow IPC stream messages (`StreamEncoder` on the writer,
+//!   `StreamDecoder` on the reader): the first also carries the schema, the last is the
+//!   end-of-stream marker. A batch whose encoding does not fit a slot is split into row
+//!   ranges that do.
+//! * **Bounded**: the writer takes a free slot; when none is free it sleeps until the reader
+//!   frees one (backpressure). Slots are mapped with `MAP_POPULATE`, so steady state has no
+//!   page faults, and they are reused, so no per-batch buffer is allocated for the data.
+//! * **In place**: the reader decodes a frame where it lies. The batch's buffers point into
+//!   the slot, which is *leased* until the last of them is dropped. So that a consumer that
+//!   keeps batches (a join's build side, a sort) cannot hold every slot and stall the writer,
+//!   at most half the slots are leased at once; past that a frame is copied out and its slot
+//!   freed at once. Schemas with dictionaries are always copied (the decoder keeps
+//!   dictionaries across frames).
+//! * **Wake-ups** are futexes on the shared counters (`head` for the reader, `freed` for the
+//!   writer), with a `waiting` flag so the common case makes no system call. No spinning.
+//! * **A peer that dies** is noticed: each side holds an exclusive `flock` on its own lock
+//!   file (`PATH.writer`, `PATH.reader`) while attached. A waiting side re-checks its peer
+//!   every [`LIVENESS_INTERVAL`]; a peer that is attached, not closed and no longer holds its
+//!   lock has died, and the wait fails with an error naming the pipe. A writer that fails
+//!   ([`PipeWriter::fail`]) or is dropped unfinished passes that on to the reader.
+//!
+//! Both ends are trusted processes of the same run: the protocol keeps them off each
+//! other's slots, and the reader validates every frame as Arrow IPC. The creator removes the
+//! files ([`remove`]); a run keeps all its pipes in one directory it removes at the end.
+//!
+//! This is the one module that uses `unsafe`: mapping shared memory, viewing the header as
+//! atomics, the futex system call, and handing Arrow a buffer that lives in a slot.
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::buffer::Buffer;
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::ipc::reader::StreamDecoder;
+use arrow::ipc::writer::StreamEncoder;
+use memmap2::{MmapMut, MmapOptions};
+
+use crate::error::{EngineError, Result};
+
+/// How often a waiting side checks that its peer is still alive.
+pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The most slots a pipe may have.
+pub const MAX_SLOTS: u32 = 64;
+
+const MAGIC: u64 = u64::from_le_bytes(*b"RUNIPIPE");
+const VERSION: u32 = 1;
+const HEADER_BYTES: usize = 4096;
+const SLOT_ALIGN: usize = 64;
+const ERROR_BYTES: usize = 1024;
+
+// Side states (writer and reader).
+const DETACHED: u32 = 0;
+const ATTACHED: u32 = 1;
+const FINISHED: u32 = 2;
+const FAILED: u32 = 3;
+
+// Slot states.
+const FREE: u32 = 0;
+const WRITTEN: u32 = 1;
+const LEASED: u32 = 2;
+
+/// The shape of a pipe: how many slots and how large each is. A frame larger than a slot is
+/// split by rows; a single row larger than a slot is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipeConfig {
+    pub slots: u32,
+    pub slot_bytes: usize,
+}
+
+impl Default for PipeConfig {
+    /// 8 slots of 4 MiB: a 64 K-row batch of a few numeric columns fits one slot.
+    fn default() -> Self {
+        Self {
+            slots: 8,
+            slot_bytes: 4 << 20,
+        }
+    }
+}
+
+#[repr(C, align(64))]
+struct SideLine {
+    /// Writer: frames published. Reader: frames consumed.
+    count: AtomicU32,
+    state: AtomicU32,
+    waiting: AtomicU32,
+    /// Writer: length of the error text. Reader: slots freed so far (the writer's futex).
+    aux: AtomicU32,
+}
+
+#[repr(C)]
+struct Header {
+    magic: AtomicU64,
+    version: AtomicU32,
+    slots: AtomicU32,
+    slot_bytes: AtomicU64,
+    writer: SideLine,
+    reader: SideLine,
+    queue: [AtomicU32; MAX_SLOTS as usize],
+    frame_len: [AtomicU32; MAX_SLOTS as usize],
+    slot_state: [AtomicU32; MAX_SLOTS as usize],
+    error: [u8; ERROR_BYTES],
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_BYTES);
+
+/// Creates a pipe file at `path` (on a tmpfs such as `/dev/shm`) with `config`'s slots, and
+/// its two lock files. Fails if the file exists.
+pub fn create(path: &Path, config: PipeConfig) -> Result<()> {
+    if !(2..=MAX_SLOTS).contains(&config.slots) || !config.slots.is_power_of_two() {
+        return Err(pipe_error(
+            path,
+            format!(
+                "a pipe needs a power of two from 2 to {MAX_SLOTS} slots, not {}",
+                config.slots
+            ),
+        ));
+    }
+    if config.slot_bytes < 4096 || config.slot_bytes > u32::MAX as usize {
+        return Err(pipe_error(
+            path,
+            format!(
+                "slot size must be 4 KiB to 4 GiB, not {} bytes",
+                config.slot_bytes
+            ),
+        ));
+    }
+    let slot_bytes = config.slot_bytes.next_multiple_of(SLOT_ALIGN);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| pipe_error(path, format!("cannot create: {e}")))?;
+    for side in [Side::Writer, Side::Reader] {
+        File::create(lock_path(path, side))
+            .map_err(|e| pipe_error(path, format!("cannot create its lock file: {e}")))?;
+    }
+    let total = HEADER_BYTES + slot_bytes * config.slots as usize;
+    file.set_len(total as u64)
+        .map_err(|e| pipe_error(path, format!("cannot size to {total} bytes: {e}")))?;
+    let map = Mapping::new(&file, path)?;
+    let header = map.header();
+    header.slots.store(config.slots, Ordering::Relaxed);
+    header
+        .slot_bytes
+        .store(slot_bytes as u64, Ordering::Relaxed);
+    header.version.store(VERSION, Ordering::Relaxed);
+    header.magic.store(MAGIC, Ordering::Release);
+    Ok(())
+}
+
+/// Removes a pipe's file and lock files (missing ones are fine).
+pub fn remove(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    for side in [Side::Writer, Side::Reader] {
+        let _ = std::fs::remove_file(lock_path(path, side));
+    }
+}
+
+/// The writing end of a pipe. Blocking: call it from a thread that may sleep.
+pub struct PipeWriter {
+    end: End,
+    encoder: StreamEncoder,
+    /// Reused between frames: the encoded buffers of the frame being written.
+    parts: Vec<Buffer>,
+    /// No frame written yet: the next one also carries the schema.
+    first: bool,
+    finished: bool,
+}
+
+impl PipeWriter {
+    /// Attaches to the pipe at `path` as its one writer of batches of `schema`.
+    pub fn open(path: &Path, schema: &SchemaRef) -> Result<Self> {
+        let end = End::attach(path, Side::Writer)?;
+        let encoder = StreamEncoder::try_new(schema).map_err(|e| end.error(e.to_string()))?;
+        Ok(Self {
+            end,
+            encoder,
+            parts: Vec::new(),
+            first: true,
+            finished: false,
+        })
+    }
+
+    /// Writes one batch, waiting for a free slot while the ring is full. Batches too large
+    /// for a slot are split by rows.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let budget = self.end.slot_bytes;
+        let mut estimate = encoded_estimate(batch);
+        if self.first {
+            estimate += 512 * batch.num_columns();
+        }
+        if estimate > budget && batch.num_rows() > 1 {
+            let parts = estimate.div_ceil(budget).max(2);
+            let step = batch.num_rows().div_ceil(parts);
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                let len = step.min(batch.num_rows() - offset);
+                self.write(&batch.slice(offset, len))?;
+                offset += len;
+            }
+            return Ok(());
+        }
+        self.write_frame(batch)
+    }
+
+    /// Ends the stream: the reader sees the end after the last frame.
+    pub fn finish(mut self) -> Result<()> {
+        // The end-of-stream frame (with the schema, if no batch carried it).
+        let placeholder = StreamEncoder::try_new(&arrow::datatypes::Schema::empty())
+            .map_err(|e| self.end.error(e.to_string()))?;
+        let encoder = std::mem::replace(&mut self.encoder, placeholder);
+        let parts = encoder
+            .finish()
+            .map_err(|e| self.end.error(format!("cannot end the stream: {e}")))?;
+        self.put(parts, 0)?;
+        self.finished = true;
+        self.end.close(FINISHED);
+        Ok(())
+    }
+
+    /// Ends the stream with an error; the reader fails with `message` after the frames
+    /// already written.
+    pub fn fail(mut self, message: &str) {
+        self.finished = true;
+        self.end.set_error(message);
+        self.end.close(FAILED);
+    }
+
+    fn write_frame(&mut self, batch: &RecordBatch) -> Result<()> {
+        let parts = self
+            .encoder
+            .encode(batch)
+            .map_err(|e| self.end.error(format!("cannot encode a batch: {e}")))?;
+        self.first = false;
+        self.put(parts, batch.num_rows())
+    }
+
+    /// Copies one frame's encoded parts into a free slot and publishes it.
+    fn put(&mut self, parts: Vec<Buffer>, rows: usize) -> Result<()> {
+        self.parts.clear();
+        self.parts.extend(parts);
+        let len: usize = self.parts.iter().map(Buffer::len).sum();
+        if len > self.end.slot_bytes {
+            return Err(self.end.error(format!(
+                "a frame of {rows} row(s) takes {len} bytes, more than a slot's {} bytes",
+                self.end.slot_bytes
+            )));
+        }
+        let slot = self.end.free_slot()?;
+        let target = self.end.map.slot_mut(slot, len);
+        let mut at = 0;
+        for part in &self.parts {
+            target[at..at + part.len()].copy_from_slice(part.as_slice());
+            at += part.len();
+        }
+        self.parts.clear();
+        self.end.publish(slot, len);
+        Ok(())
+    }
+}
+
+impl Drop for PipeWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.end
+                .set_error("the writer stopped before the end of the stream");
+            self.end.close(FAILED);
+        }
+    }
+}
+
+/// The reading end of a pipe. Blocking: call it from a thread that may sleep.
+pub struct PipeReader {
+    end: End,
+    decoder: StreamDecoder,
+    /// Slots leased to batches that are still alive (shared with their leases).
+    leased: Arc<AtomicUsize>,
+    copy_always: bool,
+    /// Batches decoded but not yet returned.
+    pending: std::collections::VecDeque<RecordBatch>,
+    done: bool,
+}
+
+impl PipeReader {
+    /// Attaches to the pipe at `path` as its one reader.
+    pub fn open(path: &Path) -> Result<Self> {
+        let end = End::attach(path, Side::Reader)?;
+        Ok(Self {
+            end,
+            decoder: StreamDecoder::new(),
+            leased: Arc::new(AtomicUsize::new(0)),
+            copy_always: false,
+            pending: std::collections::VecDeque::with_capacity(2),
+            done: false,
+        })
+    }
+
+    /// The stream's schema, once the first frame has been read.
+    pub fn schema(&self) -> Option<SchemaRef> {
+        self.decoder.schema()
+    }
+
+    /// The next batch, waiting while the ring is empty; `None` at the end of the stream.
+    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(batch) = self.pending.pop_front() {
+                return Ok(Some(batch));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let Some((slot, len)) = self.end.next_frame()? else {
+                self.done = true;
+                self.decoder
+                    .finish()
+                    .map_err(|e| self.end.error(format!("the stream ended mid-frame: {e}")))?;
+                return Ok(None);
+            };
+            let mut buffer = self.take(slot, len);
+            // A frame holds one batch, but the decoder hands out a batch without a body
+            // only when the next bytes arrive, so one frame may complete two.
+            while !buffer.is_empty() {
+                let decoded = self
+                    .decoder
+                    .decode(&mut buffer)
+                    .map_err(|e| self.end.error(format!("bad frame: {e}")))?;
+                if let Some(batch) = decoded.filter(|b| b.num_rows() > 0) {
+                    self.pending.push_back(batch);
+                }
+            }
+            if !self.copy_always && self.decoder.schema().is_some_and(|s| has_dictionary(&s)) {
+                self.copy_always = true;
+            }
+        }
+    }
+
+    /// The frame in `slot` as an Arrow buffer: leased in place while few slots are leased,
+    /// copied out (and the slot freed) otherwise.
+    fn take(&self, slot: u32, len: usize) -> Buffer {
+        let slots = self.end.slots as usize;
+        let in_place = !self.copy_always && self.leased.load(Ordering::Acquire) < slots / 2;
+        let bytes = self.end.map.slot(slot, len);
+        if !in_place {
+            let copy = Buffer::from_slice_ref(bytes);
+            self.end.release(slot);
+            return copy;
+        }
+        self.end.map.header().slot_state[slot as usize].store(LEASED, Ordering::Release);
+        self.leased.fetch_add(1, Ordering::AcqRel);
+        let lease = Lease {
+            map: Arc::clone(&self.end.map),
+            slot,
+            leased: Arc::clone(&self.leased),
+        };
+        let ptr = NonNull::new(bytes.as_ptr().cast_mut()).unwrap_or(NonNull::dangling());
+        // SAFETY: `ptr..ptr+len` lies in the mapping, which `lease` keeps alive. The slot is
+        // in state LEASED until `lease` drops, and the writer writes only FREE slots, so the
+        // bytes do not change while the buffer (or anything sliced from it) exists.
+        unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(lease)) }
+    }
+}
+
+/// Keeps a slot (and the mapping) alive while Arrow buffers point into it.
+struct Lease {
+    map: Arc<Mapping>,
+    slot: u32,
+    leased: Arc<AtomicUsize>,
+}
+
+impl std::panic::RefUnwindSafe for Lease {}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.leased.fetch_sub(1, Ordering::AcqRel);
+        free_slot(&self.map, self.slot);
+    }
+}
+
+impl Drop for PipeReader {
+    fn drop(&mut self) {
+        let state = if self.done { FINISHED } else { FAILED };
+        self.end.close(state);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Writer,
+    Reader,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Writer => "writer",
+            Side::Reader => "reader",
+        }
+    }
+}
+
+/// One attached end: the mapping, the lock that says "alive", and which side it is.
+struct End {
+    path: PathBuf,
+    map: Arc<Mapping>,
+    side: Side,
+    slots: u32,
+    slot_bytes: usize,
+    /// Held (exclusively locked) for as long as this end is attached.
+    _lock: File,
+    /// The peer's lock file, opened once, probed while waiting.
+    peer_lock: File,
+}
+
+impl End {
+    fn attach(path: &Path, side: Side) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| pipe_error(path, format!("cannot open: {e}")))?;
+        let map = Arc::new(Mapping::new(&file, path)?);
+        let header = map.header();
+        if header.magic.load(Ordering::Acquire) != MAGIC
+            || header.version.load(Ordering::Relaxed) != VERSION
+        {
+            return Err(pipe_error(path, "not a Runink pipe (bad magic or version)"));
+        }
+        let slots = header.slots.load(Ordering::Relaxed);
+        let slot_bytes = header.slot_bytes.load(Ordering::Relaxed) as usize;
+        if !(2..=MAX_SLOTS).contains(&slots)
+            || !slots.is_power_of_two()
+            || map.len() != HEADER_BYTES + slots as usize * slot_bytes
+        {
+            return Err(pipe_error(path, "corrupt header (slot count or size)"));
+        }
+        let lock = File::open(lock_path(path, side))
+            .map_err(|e| pipe_error(path, format!("cannot open its {} lock: {e}", side.name())))?;
+        lock.try_lock().map_err(|_| {
+            pipe_error(path, format!("another {} is already attached", side.name()))
+        })?;
+        let peer = match side {
+            Side::Writer => Side::Reader,
+            Side::Reader => Side::Writer,
+        };
+        let peer_lock = File::open(lock_path(path, peer))
+            .map_err(|e| pipe_error(path, format!("cannot open its {} lock: {e}", peer.name())))?;
+        let line = map.line(side);
+        if line
+            .state
+            .compare_exchange(DETACHED, ATTACHED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(pipe_error(
+                path,
+                format!("its {} has already been used", side.name()),
+            ));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            map,
+            side,
+            slots,
+            slot_bytes,
+            _lock: lock,
+            peer_lock,
+        })
+    }
+
+    fn error(&self, message: impl Into<String>) -> EngineError {
+        pipe_error(&self.path, message)
+    }
+
+    fn peer(&self) -> &SideLine {
+        match self.side {
+            Side::Writer => self.map.line(Side::Reader),
+            Side::Reader => self.map.line(Side::Writer),
+        }
+    }
+
+    /// Fails if the peer attached and then went away without closing.
+    fn check_peer(&self) -> Result<()> {
+        let state = self.peer().state.load(Ordering::Acquire);
+        if state != ATTACHED {
+            return Ok(());
+        }
+        match self.peer_lock.try_lock_shared() {
+            Ok(()) => {
+                let _ = self.peer_lock.unlock();
+                // It may have closed between the two looks.
+                if self.peer().state.load(Ordering::Acquire) == ATTACHED {
+                    let peer = match self.side {
+                        Side::Writer => "reader",
+                        Side::Reader => "writer",
+                    };
+                    return Err(self.error(format!(
+                        "the {peer} process died (it holds the pipe no more)"
+                    )));
+                }
+                Ok(())
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Writer: a free slot, waiting for the reader to free one while none is.
+    fn free_slot(&self) -> Result<u32> {
+        let freed = &self.map.line(Side::Reader).aux;
+        let me = self.map.line(Side::Writer);
+        loop {
+            if let Some(slot) = self.find_free() {
+                return Ok(slot);
+            }
+            let seen = freed.load(Ordering::SeqCst);
+            me.waiting.store(1, Ordering::SeqCst);
+            if let Some(slot) = self.find_free() {
+                me.waiting.store(0, Ordering::SeqCst);
+                return Ok(slot);
+            }
+            match self.peer().state.load(Ordering::Acquire) {
+                FINISHED | FAILED => {
+                    me.waiting.store(0, Ordering::SeqCst);
+                    return Err(self.error("the reader closed the pipe before the end"));
+                }
+                _ => {}
+            }
+            futex_wait(freed, seen, LIVENESS_INTERVAL);
+            me.waiting.store(0, Ordering::SeqCst);
+            self.check_peer()?;
+        }
+    }
+
+    fn find_free(&self) -> Option<u32> {
+        let header = self.map.header();
+        (0..self.slots).find(|&s| {
+            header.slot_state[s as usize]
+                .compare_exchange(FREE, WRITTEN, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        })
+    }
+
+    /// Writer: makes the frame in `slot` the next one the reader sees.
+    fn publish(&self, slot: u32, len: usize) {
+        let header = self.map.header();
+        let line = self.map.line(Side::Writer);
+        let head = line.count.load(Ordering::Relaxed);
+        header.frame_len[slot as usize].store(len as u32, Ordering::Relaxed);
+        header.queue[(head % self.slots) as usize].store(slot, Ordering::Relaxed);
+        line.count.store(head.wrapping_add(1), Ordering::SeqCst);
+        if self.map.line(Side::Reader).waiting.load(Ordering::SeqCst) != 0 {
+            futex_wake(&line.count);
+        }
+    }
+
+    /// Reader: the next frame's slot and length, waiting while there is none; `None` at the
+    /// end of the stream.
+    fn next_frame(&self) -> Result<Option<(u32, usize)>> {
+        let header = self.map.header();
+        let writer = self.map.line(Side::Writer);
+        let me = self.map.line(Side::Reader);
+        let tail = me.count.load(Ordering::Relaxed);
+        loop {
+            let head = writer.count.load(Ordering::SeqCst);
+            if head != tail {
+                let slot = header.queue[(tail % self.slots) as usize].load(Ordering::Relaxed);
+                let len = header.frame_len[slot as usize].load(Ordering::Relaxed) as usize;
+                if slot >= self.slots || len > self.slot_bytes {
+                    return Err(self.error("corrupt frame table"));
+                }
+                me.count.store(tail.wrapping_add(1), Ordering::Release);
+                return Ok(Some((slot, len)));
+            }
+            match writer.state.load(Ordering::Acquire) {
+                FINISHED if writer.count.load(Ordering::SeqCst) == tail => return Ok(None),
+                FAILED if writer.count.load(Ordering::SeqCst) == tail => {
+                    return Err(self.error(format!("the writer failed: {}", self.read_error())));
+                }
+                FINISHED | FAILED => continue,
+                _ => {}
+            }
+            me.waiting.store(1, Ordering::SeqCst);
+            if writer.count.load(Ordering::SeqCst) == head
+                && writer.state.load(Ordering::SeqCst) < FINISHED
+            {
+                futex_wait(&writer.count, head, LIVENESS_INTERVAL);
+            }
+            me.waiting.store(0, Ordering::SeqCst);
+            self.check_peer()?;
+        }
+    }
+
+    fn release(&self, slot: u32) {
+        free_slot(&self.map, slot);
+    }
+
+    fn set_error(&self, message: &str) {
+        let header = self.map.header_mut_error();
+        let bytes = message.as_bytes();
+        let mut len = bytes.len().min(ERROR_BYTES);
+        while !message.is_char_boundary(len) {
+            len -= 1;
+        }
+        header[..len].copy_from_slice(&bytes[..len]);
+        self.map
+            .line(Side::Writer)
+            .aux
+            .store(len as u32, Ordering::Release);
+    }
+
+    fn read_error(&self) -> String {
+        let len =
+            (self.map.line(Side::Writer).aux.load(Ordering::Acquire) as usize).min(ERROR_BYTES);
+        String::from_utf8_lossy(&self.map.error_bytes()[..len]).into_owned()
+    }
+
+    fn close(&self, state: u32) {
+        let line = self.map.line(self.side);
+        line.state.store(state, Ordering::SeqCst);
+        // Wake the peer whatever it waits on.
+        futex_wake(&self.map.line(Side::Writer).count);
+        futex_wake(&self.map.line(Side::Reader).aux);
+    }
+}
+
+fn free_slot(map: &Mapping, slot: u32) {
+    let header = map.header();
+    header.slot_state[slot as usize].store(FREE, Ordering::SeqCst);
+    let reader = map.line(Side::Reader);
+    reader.aux.fetch_add(1, Ordering::SeqCst);
+    if map.line(Side::Writer).waiting.load(Ordering::SeqCst) != 0 {
+        futex_wake(&reader.aux);
+    }
+}
+
+/// A shared mapping of a pipe file.
+struct Mapping {
+    map: MmapMut,
+}
+
+impl Mapping {
+    fn new(file: &File, path: &Path) -> Result<Self> {
+        let len = file
+            .metadata()
+            .map_err(|e| pipe_error(path, format!("cannot stat: {e}")))?
+            .len() as usize;
+        if len < HEADER_BYTES {
+            return Err(pipe_error(path, "too small to be a pipe"));
+        }
+        // SAFETY: the file is a pipe file that only Runink's pipe ends map; every access to
+        // shared state goes through atomics in the header, and slot bytes are written only
+        // by the writer while the slot is WRITTEN-and-unpublished (see the module docs).
+        let map = unsafe { MmapOptions::new().populate().map_mut(file) }
+            .map_err(|e| pipe_error(path, format!("cannot map: {e}")))?;
+        Ok(Self { map })
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping is page-aligned and at least HEADER_BYTES long (checked in
+        // `new`), Header fits in HEADER_BYTES (const assert), and every field but `error`
+        // is an atomic, which may be shared between threads and processes.
+        unsafe { &*self.map.as_ptr().cast::<Header>() }
+    }
+
+    fn line(&self, side: Side) -> &SideLine {
+        match side {
+            Side::Writer => &self.header().writer,
+            Side::Reader => &self.header().reader,
+        }
+    }
+
+    fn error_bytes(&self) -> &[u8] {
+        &self.header().error
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn header_mut_error(&self) -> &mut [u8] {
+        let offset = std::mem::offset_of!(Header, error);
+        // SAFETY: in bounds of the header; only the writer writes the error text, and only
+        // before it publishes FAILED (Release), after which the reader reads it (Acquire).
+        unsafe {
+            std::slice::from_raw_parts_mut(self.map.as_ptr().cast_mut().add(offset), ERROR_BYTES)
+        }
+    }
+
+    fn slot(&self, slot: u32, len: usize) -> &[u8] {
+        let start = self.slot_start(slot);
+        &self.map[start..start + len]
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn slot_mut(&self, slot: u32, len: usize) -> &mut [u8] {
+        let start = self.slot_start(slot);
+        assert!(start + len <= self.map.len(), "slot out of the mapping");
+        // SAFETY: in bounds (asserted). The writer holds the slot in state WRITTEN and has
+        // not published it, so no reader looks at these bytes and no other writer exists.
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr().cast_mut().add(start), len) }
+    }
+
+    fn slot_start(&self, slot: u32) -> usize {
+        let slot_bytes = self.header().slot_bytes.load(Ordering::Relaxed) as usize;
+        HEADER_BYTES + slot as usize * slot_bytes
+    }
+}
+
+fn lock_path(path: &Path, side: Side) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(side.name());
+    PathBuf::from(name)
+}
+
+fn pipe_error(path: &Path, message: impl Into<String>) -> EngineError {
+    EngineError::Pipe {
+        pipe: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// Bytes the IPC encoding of `batch` takes, roughly (its buffers plus framing).
+fn encoded_estimate(batch: &RecordBatch) -> usize {
+    let data: usize = batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or(usize::MAX / 4)
+        })
+        .sum();
+    data + 1024 + 256 * batch.num_columns()
+}
+
+fn has_dictionary(schema: &arrow::datatypes::Schema) -> bool {
+    fn field(f: &Field) -> bool {
+        data_type(f.data_type())
+    }
+    fn data_type(t: &DataType) -> bool {
+        match t {
+            DataType::Dictionary(..) => true,
+            DataType::List(f)
+            | DataType::LargeList(f)
+            | DataType::FixedSizeList(f, _)
+            | DataType::ListView(f)
+            | DataType::LargeListView(f)
+            | DataType::Map(f, _) => field(f),
+            DataType::Struct(fields) => fields.iter().any(|f| field(f)),
+            DataType::Union(fields, _) => fields.iter().any(|(_, f)| field(f)),
+            DataType::RunEndEncoded(a, b) => field(a) || field(b),
+            _ => false,
+        }
+    }
+    schema.fields().iter().any(|f| field(f))
+}
+
+/// Sleeps while `word` holds `expected`, at most `timeout` (shared, not private: the word is
+/// in memory mapped by two processes).
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; a spurious or
+    // early return (EAGAIN, EINTR, ETIMEDOUT) is fine because every caller re-checks.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Wakes every process sleeping on `word`.
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE only reads its address.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}

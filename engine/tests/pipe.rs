@@ -1,0 +1,336 @@
+//! Shared-memory pipes: data arrives whole and in order, a full ring holds the writer back,
+//! a consumer that keeps every batch cannot stall the writer, and every way an end can go
+//! away (finish, fail, drop, process death) reaches the other end as the right outcome.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arrow::array::{Array, DictionaryArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use runink_engine::pipe::{self, PipeConfig, PipeReader, PipeWriter};
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]))
+}
+
+fn batch(start: i64, rows: usize) -> RecordBatch {
+    let ids = Int64Array::from_iter_values(start..start + rows as i64);
+    let names = StringArray::from_iter((0..rows).map(|i| {
+        if i % 7 == 0 {
+            None
+        } else {
+            Some(format!("name-{}", start + i as i64))
+        }
+    }));
+    RecordBatch::try_new(schema(), vec![Arc::new(ids), Arc::new(names)]).expect("batch")
+}
+
+fn new_pipe(dir: &Path, config: PipeConfig) -> PathBuf {
+    let path = dir.join("p0");
+    pipe::create(&path, config).expect("create");
+    path
+}
+
+fn small() -> PipeConfig {
+    PipeConfig {
+        slots: 4,
+        slot_bytes: 64 << 10,
+    }
+}
+
+fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let a = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("ids");
+            a.values().to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn batches_arrive_whole_and_in_order_and_large_ones_are_split() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    let writer_path = path.clone();
+    let sent: Vec<RecordBatch> = (0..200)
+        .map(|i| {
+            batch(
+                i * 10_000,
+                if i == 50 {
+                    9_000
+                } else {
+                    1 + (i as usize % 300)
+                },
+            )
+        })
+        .collect();
+    let to_send = sent.clone();
+    let writer = std::thread::spawn(move || {
+        let mut w = PipeWriter::open(&writer_path, &schema()).expect("writer");
+        for b in &to_send {
+            w.write(b).expect("write");
+        }
+        w.finish().expect("finish");
+    });
+    let mut r = PipeReader::open(&path).expect("reader");
+    let mut got = Vec::new();
+    while let Some(b) = r.next_batch().expect("read") {
+        assert_eq!(b.schema(), schema());
+        got.push(b);
+    }
+    writer.join().expect("writer thread");
+    assert_eq!(ids(&got), ids(&sent));
+    // The 9 000-row batch (well over a 64 KiB slot) came in several frames.
+    assert!(
+        got.len() > sent.len(),
+        "{} frames for {} batches",
+        got.len(),
+        sent.len()
+    );
+    let names = |bs: &[RecordBatch]| -> Vec<Option<String>> {
+        bs.iter()
+            .flat_map(|b| {
+                let a = b
+                    .column(1)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("s");
+                (0..a.len())
+                    .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(names(&got), names(&sent));
+    assert_eq!(r.next_batch().expect("after end"), None);
+}
+
+#[test]
+fn a_full_ring_holds_the_writer_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small();
+    let path = new_pipe(dir.path(), config);
+    let written = Arc::new(AtomicUsize::new(0));
+    let (writer_path, counter) = (path.clone(), Arc::clone(&written));
+    let writer = std::thread::spawn(move || {
+        let mut w = PipeWriter::open(&writer_path, &schema()).expect("writer");
+        for i in 0..100 {
+            w.write(&batch(i, 10)).expect("write");
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        w.finish().expect("finish");
+    });
+    let mut r = PipeReader::open(&path).expect("reader");
+    let mut read = 0;
+    while let Some(b) = r.next_batch().expect("read") {
+        drop(b);
+        read += 1;
+        // Unread frames never exceed the slots (plus the write in flight).
+        let ahead = written.load(Ordering::SeqCst).saturating_sub(read);
+        assert!(
+            ahead <= config.slots as usize,
+            "writer {ahead} frames ahead"
+        );
+    }
+    writer.join().expect("writer thread");
+    assert_eq!(read, 100);
+}
+
+#[test]
+fn a_reader_that_keeps_every_batch_does_not_stall_the_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    let writer_path = path.clone();
+    let writer = std::thread::spawn(move || {
+        let mut w = PipeWriter::open(&writer_path, &schema()).expect("writer");
+        for i in 0..64 {
+            w.write(&batch(i * 100, 100)).expect("write");
+        }
+        w.finish().expect("finish");
+    });
+    let mut r = PipeReader::open(&path).expect("reader");
+    let mut kept = Vec::new();
+    while let Some(b) = r.next_batch().expect("read") {
+        kept.push(b);
+    }
+    writer.join().expect("writer thread");
+    assert_eq!(ids(&kept), (0..6400).collect::<Vec<i64>>());
+}
+
+#[test]
+fn dictionary_columns_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("side", dict_type, false)]));
+    let make = |vals: Vec<&str>| {
+        let a: DictionaryArray<Int32Type> = vals.into_iter().collect();
+        RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(a)]).expect("batch")
+    };
+    let mut w = PipeWriter::open(&path, &schema).expect("writer");
+    let mut r = PipeReader::open(&path).expect("reader");
+    w.write(&make(vec!["buy", "sell", "buy"])).expect("write");
+    w.write(&make(vec!["sell", "sell"])).expect("write");
+    w.finish().expect("finish");
+    let mut rows = Vec::new();
+    while let Some(b) = r.next_batch().expect("read") {
+        let a = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<DictionaryArray<Int32Type>>()
+            .expect("dict");
+        let values = a
+            .values()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("s");
+        rows.extend(
+            a.keys()
+                .values()
+                .iter()
+                .map(|k| values.value(*k as usize).to_string()),
+        );
+    }
+    assert_eq!(rows, ["buy", "sell", "buy", "sell", "sell"]);
+}
+
+#[test]
+fn a_failed_writer_fails_the_reader_after_its_frames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    let mut w = PipeWriter::open(&path, &schema()).expect("writer");
+    let mut r = PipeReader::open(&path).expect("reader");
+    w.write(&batch(0, 5)).expect("write");
+    w.fail("slice s1-0 ran out of memory");
+    assert_eq!(
+        r.next_batch().expect("first").expect("a batch").num_rows(),
+        5
+    );
+    let err = r.next_batch().expect_err("must fail").to_string();
+    assert!(
+        err.contains("p0") && err.contains("the writer failed: slice s1-0 ran out of memory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_writer_dropped_before_finishing_fails_the_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    let w = PipeWriter::open(&path, &schema()).expect("writer");
+    let mut r = PipeReader::open(&path).expect("reader");
+    drop(w);
+    let err = r.next_batch().expect_err("must fail").to_string();
+    assert!(err.contains("stopped before the end"), "{err}");
+}
+
+#[test]
+fn a_reader_that_goes_away_fails_a_blocked_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    let mut w = PipeWriter::open(&path, &schema()).expect("writer");
+    let r = PipeReader::open(&path).expect("reader");
+    drop(r);
+    let err = (0..10)
+        .find_map(|i| w.write(&batch(i, 10)).err())
+        .expect("the writer must fail once the ring is full")
+        .to_string();
+    assert!(err.contains("reader closed the pipe"), "{err}");
+}
+
+#[test]
+fn bad_pipes_and_second_ends_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bogus = dir.path().join("bogus");
+    std::fs::write(&bogus, vec![0u8; 8192]).expect("write");
+    for side in ["writer", "reader"] {
+        std::fs::write(dir.path().join(format!("bogus.{side}")), b"").expect("lock");
+    }
+    let err = PipeReader::open(&bogus).err().expect("bogus").to_string();
+    assert!(
+        err.contains("bogus") && err.contains("not a Runink pipe"),
+        "{err}"
+    );
+    let missing = PipeReader::open(&dir.path().join("nope"))
+        .err()
+        .expect("missing");
+    assert!(missing.to_string().contains("cannot open"), "{missing}");
+
+    let path = new_pipe(dir.path(), small());
+    let _w = PipeWriter::open(&path, &schema()).expect("writer");
+    let err = PipeWriter::open(&path, &schema())
+        .err()
+        .expect("second")
+        .to_string();
+    assert!(err.contains("another writer is already attached"), "{err}");
+    let bad = pipe::create(
+        &dir.path().join("p1"),
+        PipeConfig {
+            slots: 3,
+            slot_bytes: 1 << 20,
+        },
+    )
+    .expect_err("3 slots");
+    assert!(bad.to_string().contains("power of two"), "{bad}");
+}
+
+#[test]
+fn removing_a_pipe_removes_its_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 3);
+    pipe::remove(&path);
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+}
+
+/// The child half of `a_writer_process_that_dies_fails_the_reader`: writes three batches
+/// and aborts without closing (no destructors run, the kernel drops its lock).
+#[test]
+fn child_writer_that_aborts() {
+    let Ok(path) = std::env::var("RUNINK_PIPE_TEST_CHILD") else {
+        return;
+    };
+    let mut w = PipeWriter::open(Path::new(&path), &schema()).expect("writer");
+    for i in 0..3 {
+        w.write(&batch(i * 10, 10)).expect("write");
+    }
+    std::process::abort();
+}
+
+#[test]
+fn a_writer_process_that_dies_fails_the_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    let mut r = PipeReader::open(&path).expect("reader");
+    let status = Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "--exact",
+            "child_writer_that_aborts",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RUNINK_PIPE_TEST_CHILD", &path)
+        .status()
+        .expect("spawn child");
+    assert!(!status.success(), "the child must have aborted");
+    let mut rows = 0;
+    let err = loop {
+        match r.next_batch() {
+            Ok(Some(b)) => rows += b.num_rows(),
+            Ok(None) => panic!("a dead writer must not look like the end of the stream"),
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert_eq!(rows, 30);
+    assert!(err.contains("the writer process died"), "{err}");
+}
