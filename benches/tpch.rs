@@ -1,0 +1,195 @@
+//! Benchmark harness (not a timed test): the 22 TPC-H queries.
+//!
+//! Data comes from the `tpchgen` generators (SF 1 by default), written once as Parquet under
+//! `$HOME/.cache/runink-tpch/sfN` (or `--data DIR`). Each query runs, alternating, through
+//!
+//! * (a) Runink in one process: Runink's session and its `parquet://` sources;
+//! * (c) DataFusion run directly, on the same files, with the same partitions;
+//! * (d) DuckDB from PyPI (`benches/tpch/duckdb_run.py`), on the same files.
+//!
+//! Every answer of (a) and (c) is checked against DuckDB's. Printed: per-query medians, and
+//! the ratios the project tracks — (a)/(c) (target ≤ 1.05) and (a)/(d) — as the ratio of
+//! the summed medians. (b), Runink split into slice processes, is not built yet.
+//!
+//! ```text
+//! cargo bench --bench tpch -- [--sf 1] [--iterations 3] [--partitions N] [--data DIR]
+//!                             [--queries 1,3,5] [--no-duckdb]
+//! ```
+
+#[path = "tpch/harness.rs"]
+mod harness;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::BoxError;
+
+fn main() -> Result<(), BoxError> {
+    let mut sf = 1.0f64;
+    let mut iterations = 3usize;
+    let mut partitions = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut data: Option<PathBuf> = None;
+    let mut queries: Vec<usize> = (1..=22).collect();
+    let mut duckdb = true;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--sf" => sf = args.next().ok_or("--sf N")?.parse()?,
+            "--iterations" => iterations = args.next().ok_or("--iterations K")?.parse()?,
+            "--partitions" => partitions = args.next().ok_or("--partitions N")?.parse()?,
+            "--data" => data = Some(PathBuf::from(args.next().ok_or("--data DIR")?)),
+            "--queries" => {
+                queries = args
+                    .next()
+                    .ok_or("--queries 1,2,3")?
+                    .split(',')
+                    .map(|q| q.trim().trim_start_matches('q').parse())
+                    .collect::<Result<_, _>>()?
+            }
+            "--no-duckdb" => duckdb = false,
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    let data = match data {
+        Some(d) => d,
+        None => PathBuf::from(std::env::var("HOME")?)
+            .join(".cache/runink-tpch")
+            .join(format!("sf{sf}")),
+    };
+    let started = Instant::now();
+    harness::generate(&data, sf)?;
+    println!(
+        "tpch: SF {sf}, data in {} (ready in {:.1} s), {iterations} iterations, {partitions} partitions",
+        data.display(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // (d) DuckDB first: its answers are the reference.
+    let answers = std::env::temp_dir().join(format!("runink-tpch-duckdb-{}", std::process::id()));
+    std::fs::create_dir_all(&answers)?;
+    let duck = if duckdb {
+        let out = Command::new("python3")
+            .arg(harness::repo().join("benches/tpch/duckdb_run.py"))
+            .arg(&data)
+            .arg(harness::query_dir())
+            .arg(&answers)
+            .arg(iterations.to_string())
+            .env("RUNINK_TPCH_THREADS", partitions.to_string())
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "DuckDB run failed (pip install duckdb, or pass --no-duckdb): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        println!(
+            "duckdb {} with {} threads",
+            report["version"], report["threads"]
+        );
+        Some(report)
+    } else {
+        None
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(partitions)
+        .enable_all()
+        .build()?;
+    let (ours, plain) = rt.block_on(async {
+        Ok::<_, BoxError>((
+            harness::runink_context(&data, partitions).await?,
+            harness::datafusion_context(&data, partitions).await?,
+        ))
+    })?;
+
+    println!(
+        "{:>5} {:>12} {:>12} {:>12} {:>8} {:>8}  answers",
+        "query", "(a) runink", "(c) datafus", "(d) duckdb", "(a)/(c)", "(a)/(d)"
+    );
+    let (mut sum_a, mut sum_c, mut sum_d) = (0.0, 0.0, 0.0);
+    let mut wrong = Vec::new();
+    for n in queries {
+        let statements = harness::query(n)?;
+        let mut ta = Vec::new();
+        let mut tc = Vec::new();
+        let mut answer_a = Vec::new();
+        let mut answer_c = Vec::new();
+        for _ in 0..iterations {
+            let start = Instant::now();
+            answer_c = rt.block_on(harness::run(&plain, &statements))?;
+            tc.push(start.elapsed());
+            let start = Instant::now();
+            answer_a = rt.block_on(harness::run(&ours, &statements))?;
+            ta.push(start.elapsed());
+        }
+        let (a, c) = (median(&mut ta), median(&mut tc));
+        let d = duck.as_ref().and_then(|r| {
+            let mut v: Vec<f64> = r["seconds"][format!("q{n}")]
+                .as_array()?
+                .iter()
+                .filter_map(|x| x.as_f64())
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied()
+        });
+        let verdict = if duck.is_some() {
+            let reference = harness::read_csv_rows(&answers.join(format!("q{n}.csv")))?;
+            let name = format!("q{n}");
+            let checks = [
+                harness::compare(
+                    &format!("{name} (a)"),
+                    &harness::rows(&answer_a)?,
+                    &reference,
+                ),
+                harness::compare(
+                    &format!("{name} (c)"),
+                    &harness::rows(&answer_c)?,
+                    &reference,
+                ),
+            ];
+            let errors: Vec<String> = checks.into_iter().filter_map(Result::err).collect();
+            if errors.is_empty() {
+                "= duckdb".to_string()
+            } else {
+                wrong.extend(errors.iter().cloned());
+                format!("DIFFERENT: {}", errors.join("; "))
+            }
+        } else {
+            "not checked".to_string()
+        };
+        sum_a += a;
+        sum_c += c;
+        sum_d += d.unwrap_or(0.0);
+        println!(
+            "{:>5} {:>10.1}ms {:>10.1}ms {:>12} {:>8.2} {:>8}  {verdict}",
+            format!("q{n}"),
+            a * 1e3,
+            c * 1e3,
+            d.map_or("-".into(), |d| format!("{:.1}ms", d * 1e3)),
+            a / c,
+            d.map_or("-".into(), |d| format!("{:.2}", a / d)),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&answers);
+    println!(
+        "total (a) {:.2} s, (c) {:.2} s, (d) {:.2} s",
+        sum_a, sum_c, sum_d
+    );
+    println!("ratio (a)/(c) {:.3} (target <= 1.05)", sum_a / sum_c);
+    if sum_d > 0.0 {
+        println!("ratio (a)/(d) {:.3}", sum_a / sum_d);
+    }
+    println!("(b) slice processes over shared-memory pipes: not built yet");
+    if !wrong.is_empty() {
+        return Err(format!("{} answer(s) differ from DuckDB's", wrong.len()).into());
+    }
+    Ok(())
+}
+
+fn median(v: &mut [Duration]) -> f64 {
+    v.sort();
+    v[v.len() / 2].as_secs_f64()
+}
