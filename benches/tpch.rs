@@ -4,16 +4,18 @@
 //! `$HOME/.cache/runink-tpch/sfN` (or `--data DIR`). Each query runs, alternating, through
 //!
 //! * (a) Runink in one process: Runink's session and its `parquet://` sources;
+//! * (b) the same, split into stages whose tasks run in `--slices N` (default 2) `runi slice`
+//!   processes (`datafusion-distributed` workers; exchanges are Arrow Flight over loopback);
 //! * (c) DataFusion run directly, on the same files, with the same partitions;
 //! * (d) DuckDB from PyPI (`benches/tpch/duckdb_run.py`), on the same files.
 //!
-//! Every answer of (a) and (c) is checked against DuckDB's. Printed: per-query medians, and
-//! the ratios the project tracks — (a)/(c) (target ≤ 1.05) and (a)/(d) — as the ratio of
-//! the summed medians. (b), Runink split into slice processes, is not built yet.
+//! Every answer of (a), (b) and (c) is checked against DuckDB's. Printed: per-query medians,
+//! and the ratios the project tracks — (a)/(c) (target ≤ 1.05), (b)/(a) (target ≤ 1.15) and
+//! (a)/(d) — as ratios of the summed medians.
 //!
 //! ```text
 //! cargo bench --bench tpch -- [--sf 1] [--iterations 3] [--partitions N] [--data DIR]
-//!                             [--queries 1,3,5] [--no-duckdb]
+//!                             [--queries 1,3,5] [--no-duckdb] [--slices N]
 //! ```
 
 #[path = "tpch/harness.rs"]
@@ -32,6 +34,7 @@ fn main() -> Result<(), BoxError> {
     let mut data: Option<PathBuf> = None;
     let mut queries: Vec<usize> = (1..=22).collect();
     let mut duckdb = true;
+    let mut slices = 2usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -48,6 +51,7 @@ fn main() -> Result<(), BoxError> {
                     .collect::<Result<_, _>>()?
             }
             "--no-duckdb" => duckdb = false,
+            "--slices" => slices = args.next().ok_or("--slices N")?.parse()?,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -98,24 +102,35 @@ fn main() -> Result<(), BoxError> {
         .worker_threads(partitions)
         .enable_all()
         .build()?;
-    let (ours, plain) = rt.block_on(async {
+    let mut pool = harness::launch_slices(slices)?;
+    let (ours, sliced, plain) = rt.block_on(async {
         Ok::<_, BoxError>((
             harness::runink_context(&data, partitions).await?,
+            harness::sliced_context(&data, partitions, &pool, None).await?,
             harness::datafusion_context(&data, partitions).await?,
         ))
     })?;
 
     println!(
-        "{:>5} {:>12} {:>12} {:>12} {:>8} {:>8}  answers",
-        "query", "(a) runink", "(c) datafus", "(d) duckdb", "(a)/(c)", "(a)/(d)"
+        "{:>5} {:>12} {:>12} {:>12} {:>12} {:>8} {:>8} {:>8}  answers",
+        "query",
+        "(a) runink",
+        "(b) slices",
+        "(c) datafus",
+        "(d) duckdb",
+        "(a)/(c)",
+        "(b)/(a)",
+        "(a)/(d)"
     );
-    let (mut sum_a, mut sum_c, mut sum_d) = (0.0, 0.0, 0.0);
+    let (mut sum_a, mut sum_b, mut sum_c, mut sum_d) = (0.0, 0.0, 0.0, 0.0);
     let mut wrong = Vec::new();
     for n in queries {
         let statements = harness::query(n)?;
         let mut ta = Vec::new();
+        let mut tb = Vec::new();
         let mut tc = Vec::new();
         let mut answer_a = Vec::new();
+        let mut answer_b = Vec::new();
         let mut answer_c = Vec::new();
         for _ in 0..iterations {
             let start = Instant::now();
@@ -124,8 +139,12 @@ fn main() -> Result<(), BoxError> {
             let start = Instant::now();
             answer_a = rt.block_on(harness::run(&ours, &statements))?;
             ta.push(start.elapsed());
+            let start = Instant::now();
+            answer_b = rt.block_on(harness::run(&sliced, &statements))?;
+            tb.push(start.elapsed());
+            pool.check()?;
         }
-        let (a, c) = (median(&mut ta), median(&mut tc));
+        let (a, b, c) = (median(&mut ta), median(&mut tb), median(&mut tc));
         let d = duck.as_ref().and_then(|r| {
             let mut v: Vec<f64> = r["seconds"][format!("q{n}")]
                 .as_array()?
@@ -145,6 +164,11 @@ fn main() -> Result<(), BoxError> {
                     &reference,
                 ),
                 harness::compare(
+                    &format!("{name} (b)"),
+                    &harness::rows(&answer_b)?,
+                    &reference,
+                ),
+                harness::compare(
                     &format!("{name} (c)"),
                     &harness::rows(&answer_c)?,
                     &reference,
@@ -161,28 +185,34 @@ fn main() -> Result<(), BoxError> {
             "not checked".to_string()
         };
         sum_a += a;
+        sum_b += b;
         sum_c += c;
         sum_d += d.unwrap_or(0.0);
         println!(
-            "{:>5} {:>10.1}ms {:>10.1}ms {:>12} {:>8.2} {:>8}  {verdict}",
+            "{:>5} {:>10.1}ms {:>10.1}ms {:>10.1}ms {:>12} {:>8.2} {:>8.2} {:>8}  {verdict}",
             format!("q{n}"),
             a * 1e3,
+            b * 1e3,
             c * 1e3,
             d.map_or("-".into(), |d| format!("{:.1}ms", d * 1e3)),
             a / c,
+            b / a,
             d.map_or("-".into(), |d| format!("{:.2}", a / d)),
         );
     }
     let _ = std::fs::remove_dir_all(&answers);
     println!(
-        "total (a) {:.2} s, (c) {:.2} s, (d) {:.2} s",
-        sum_a, sum_c, sum_d
+        "total (a) {:.2} s, (b) {:.2} s, (c) {:.2} s, (d) {:.2} s",
+        sum_a, sum_b, sum_c, sum_d
     );
     println!("ratio (a)/(c) {:.3} (target <= 1.05)", sum_a / sum_c);
+    println!(
+        "ratio (b)/(a) {:.3} (target <= 1.15), {slices} slice processes",
+        sum_b / sum_a
+    );
     if sum_d > 0.0 {
         println!("ratio (a)/(d) {:.3}", sum_a / sum_d);
     }
-    println!("(b) slice processes over shared-memory pipes: not built yet");
     if !wrong.is_empty() {
         return Err(format!("{} answer(s) differ from DuckDB's", wrong.len()).into());
     }

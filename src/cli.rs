@@ -88,6 +88,22 @@ pub enum Command {
     Sql(SqlArgs),
     /// Export lineage of a dataset or a run (json, openlineage, dot).
     Lineage(LineageArgs),
+    /// Internal: one slice process, started by a run (not for direct use).
+    #[command(hide = true)]
+    Slice(SliceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SliceArgs {
+    /// The slice's name (for errors and logs).
+    #[arg(long)]
+    pub name: String,
+    /// Where to listen for plan fragments and exchange requests (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Upper bound of this slice's DataFusion memory pool, in bytes.
+    #[arg(long)]
+    pub memory: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,7 @@ mod lineage;
 mod output;
 mod record;
 mod run;
+mod slice;
 mod sql;
 mod status;
 
@@ -61,6 +62,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Status(args) => status::status(&cli.global, args).await,
             cli::Command::Sql(args) => sql::sql(&cli.global, args).await,
             cli::Command::Lineage(args) => lineage::lineage(&cli.global, args).await,
+            cli::Command::Slice(args) => slice::slice(args).await,
         }
     });
     // Blocking tasks (an `exec=` program's reader) must not keep the process alive forever.

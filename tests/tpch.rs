@@ -44,6 +44,76 @@ async fn all_22_queries_in_one_process_match_duckdb() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_22_queries_split_into_slice_processes_match_duckdb() {
+    let dir = data_dir();
+    harness::generate(&dir, SF).expect("generate");
+    let slices = harness::launch_slices(2).expect("slices");
+    // Tiny scan tasks, so that even SF 0.01 is split into stages across both slices.
+    let ctx = harness::sliced_context(&dir, 2, &slices, Some(1))
+        .await
+        .expect("context");
+    let plan = ctx
+        .sql(&harness::query(3).expect("q3")[0])
+        .await
+        .expect("plan q3")
+        .create_physical_plan()
+        .await
+        .expect("physical q3");
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
+    assert!(
+        shown.contains("DistributedExec") && shown.contains("Network"),
+        "q3 is not split into stages:\n{shown}"
+    );
+    let mut wrong = Vec::new();
+    for n in 1..=22 {
+        let statements = harness::query(n).expect("query");
+        let answer = harness::run(&ctx, &statements)
+            .await
+            .unwrap_or_else(|e| panic!("q{n}: {e}"));
+        let rows = harness::rows(&answer).expect("rows");
+        if let Err(e) = harness::compare(&format!("q{n}"), &rows, &expected(n)) {
+            wrong.push(e);
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "answers differ from DuckDB's:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_whose_slice_died_fails_and_the_slice_is_named() {
+    let dir = data_dir();
+    harness::generate(&dir, SF).expect("generate");
+    let mut slices = harness::launch_slices(2).expect("slices");
+    let ctx = harness::sliced_context(&dir, 2, &slices, Some(1))
+        .await
+        .expect("context");
+    let (name, pid) = slices.pids()[0].clone();
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
+    nix::sys::wait::waitid(
+        nix::sys::wait::Id::Pid(pid),
+        nix::sys::wait::WaitPidFlag::WEXITED | nix::sys::wait::WaitPidFlag::WNOWAIT,
+    )
+    .expect("waitid");
+    let err = harness::run(&ctx, &harness::query(3).expect("q3"))
+        .await
+        .expect_err("a query that needs a dead slice must fail");
+    // The coordinator cannot reach the slice (connection refused), it does not hang.
+    let text = err.to_string();
+    assert!(text.contains("onnect"), "{text}");
+    let named = slices.check().expect_err("the pool sees it").to_string();
+    assert!(
+        named.contains(&format!("slice `{name}`")) && named.contains("SIGKILL"),
+        "{named}"
+    );
+}
+
 #[test]
 fn the_comparison_catches_a_wrong_answer() {
     let right = expected(1);

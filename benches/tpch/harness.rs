@@ -12,7 +12,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use runink_engine::session::{SessionLimits, runtime_env, session_config};
+use runink_engine::slice::SlicePool;
 use runink_engine::source::{FileLocation, SourceTable};
+use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_context};
 use tpchgen::generators::{
     CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, PartGenerator,
     PartSuppGenerator, RegionGenerator, SupplierGenerator,
@@ -30,13 +32,16 @@ pub const TABLES: [&str; 8] = [
 ];
 
 /// Generates the tables at scale factor `sf` into `dir` (one `TABLE.parquet` each), unless
-/// a previous run finished doing so (`dir/.complete`).
+/// a previous run finished doing so (`dir/.complete`). Concurrent callers (tests in parallel
+/// processes) wait for one another on `dir/.lock`.
 pub fn generate(dir: &Path, sf: f64) -> Result<(), BoxError> {
     let done = dir.join(".complete");
+    std::fs::create_dir_all(dir)?;
+    let lock = std::fs::File::create(dir.join(".lock"))?;
+    lock.lock()?;
     if done.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir)?;
     let write = |name: &str, batches: &mut dyn RecordBatchReader| {
         let tmp = dir.join(format!("{name}.parquet.tmp"));
         let props = WriterProperties::builder()
@@ -119,13 +124,52 @@ pub async fn runink_context(dir: &Path, partitions: usize) -> Result<SessionCont
         ..SessionLimits::default()
     };
     let ctx = SessionContext::new_with_config_rt(session_config(&limits), runtime_env(&limits)?);
+    register_sources(&ctx, dir).await?;
+    Ok(ctx)
+}
+
+/// Runink split into slice processes: `slices` runs stage tasks, this process the head
+/// stage; the same session settings and sources as [`runink_context`].
+pub async fn sliced_context(
+    dir: &Path,
+    partitions: usize,
+    slices: &SlicePool,
+    scan_bytes_per_task: Option<usize>,
+) -> Result<SessionContext, BoxError> {
+    let limits = SessionLimits {
+        target_partitions: partitions,
+        ..SessionLimits::default()
+    };
+    let ctx = distributed_context(
+        session_config(&limits),
+        runtime_env(&limits)?,
+        SliceWorkers::new(&slices.urls())?,
+        &SliceOptions {
+            scan_bytes_per_task,
+        },
+    )?;
+    register_sources(&ctx, dir).await?;
+    Ok(ctx)
+}
+
+/// Starts `count` `runi slice` processes.
+pub fn launch_slices(count: usize) -> Result<SlicePool, BoxError> {
+    Ok(SlicePool::launch(
+        Path::new(env!("CARGO_BIN_EXE_runi")),
+        &["slice".to_string()],
+        "tpch",
+        count,
+    )?)
+}
+
+async fn register_sources(ctx: &SessionContext, dir: &Path) -> Result<(), BoxError> {
     for t in TABLES {
         let uri = format!("parquet://{}", dir.join(format!("{t}.parquet")).display());
         let location = FileLocation::parse(&uri, None)?;
         let table = SourceTable::infer(t, location, &ctx.state()).await?;
         ctx.register_table(t, Arc::new(table))?;
     }
-    Ok(ctx)
+    Ok(())
 }
 
 /// Runs a query's statements; the answer is the last statement that returns rows.

@@ -25,6 +25,9 @@ pub enum EngineError {
     /// A shared-memory pipe between slices could not be set up, or its other end failed.
     #[error("pipe `{pipe}`: {message}")]
     Pipe { pipe: String, message: String },
+    /// A slice process could not start, or ended during the run.
+    #[error("slice `{slice}`: {message}")]
+    Slice { slice: String, message: String },
     /// The contract cannot be applied to the data it is bound to.
     #[error(transparent)]
     Contract(#[from] runink_contracts::ContractError),

@@ -21,6 +21,7 @@ pub mod pipe;
 pub mod run;
 pub mod session;
 pub mod sink;
+pub mod slice;
 pub mod source;
 
 pub use error::{EngineError, Result, user_message};

@@ -24,6 +24,9 @@ pub enum PlanError {
     /// From the engine (sources, exec probes).
     #[error(transparent)]
     Engine(#[from] runink_engine::EngineError),
+    /// Slices that cannot be used (no workers, a bad URL).
+    #[error("slices: {0}")]
+    Slices(String),
     /// From DataFusion, outside any place in the Feature file.
     #[error("{}", runink_engine::user_message(.0))]
     DataFusion(#[from] DataFusionError),

@@ -16,6 +16,7 @@ pub mod error;
 pub mod lineage;
 pub mod nodes;
 pub mod physical;
+pub mod slices;
 
 pub use build::{CompileOptions, Compiled, compile, override_sources};
 pub use error::{PlanError, Result};
