@@ -102,7 +102,7 @@ fn main() -> Result<(), BoxError> {
         .worker_threads(partitions)
         .enable_all()
         .build()?;
-    let mut pool = harness::launch_slices(slices)?;
+    let mut pool = harness::launch_slices(slices, &[], &Default::default())?;
     let (ours, sliced, plain) = rt.block_on(async {
         Ok::<_, BoxError>((
             harness::runink_context(&data, partitions).await?,

@@ -104,6 +104,21 @@ pub struct SliceArgs {
     /// Upper bound of this slice's DataFusion memory pool, in bytes.
     #[arg(long)]
     pub memory: Option<usize>,
+    /// Wait for a line on stdin before starting (the parent moves the process into its
+    /// cgroup first).
+    #[arg(long)]
+    pub gated: bool,
+    /// New mount, UTS and IPC namespaces: `require` fails the slice where the host does not
+    /// allow them, `try` goes on without them (and says so on the ready line).
+    #[arg(long, value_enum, default_value_t = NamespaceMode::Off)]
+    pub namespaces: NamespaceMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NamespaceMode {
+    Off,
+    Try,
+    Require,
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,12 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.global.verbose);
+    // A slice isolates itself while it is still one thread (namespaces need that).
+    if let cli::Command::Slice(args) = &cli.command
+        && let Err(code) = slice::prepare(args)
+    {
+        return code;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

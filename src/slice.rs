@@ -4,15 +4,71 @@
 //! A slice is a `datafusion-distributed` worker: it receives plan fragments (stage tasks)
 //! from the coordinator and serves their output partitions to whoever reads them, over gRPC
 //! (Arrow Flight frames) on a loopback port. It prints `runink-slice ready URL` once it
-//! listens, and ends when its stdin closes (its parent ended or let it go).
+//! listens (with ` unisolated=REASON` when it could not enter the namespaces it was asked
+//! to try), and ends when its stdin closes (its parent ended or let it go).
+//!
+//! Before anything else, while the process is one thread ([`prepare`]): with `--gated` it
+//! waits for a line on stdin (its parent moves it into its cgroup meanwhile), and with
+//! `--namespaces` it enters new mount (all mounts private), UTS (host name = slice name) and
+//! IPC namespaces. A PID namespace would need the parent to clone the slice into it; not
+//! done.
 
 use datafusion_distributed::Worker;
 use runink_engine::session::{SessionLimits, runtime_env};
 use runink_engine::slice::READY_PREFIX;
 use tokio::io::AsyncReadExt;
 
-use crate::cli::SliceArgs;
+use std::sync::OnceLock;
+
+use crate::cli::{NamespaceMode, SliceArgs};
 use crate::exit::{CmdResult, Failure};
+
+/// Why the slice runs without the namespaces it tried to enter, if it does.
+static UNISOLATED: OnceLock<String> = OnceLock::new();
+
+/// The single-threaded start of a slice: the gate, then the namespaces. An `Err` is the
+/// exit code to end with.
+pub fn prepare(args: &SliceArgs) -> Result<(), std::process::ExitCode> {
+    if args.gated {
+        let mut line = String::new();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(0) | Err(_) => return Err(std::process::ExitCode::SUCCESS), // parent gone
+            Ok(_) => {}
+        }
+    }
+    if args.namespaces == NamespaceMode::Off {
+        return Ok(());
+    }
+    if let Err(reason) = enter_namespaces(&args.name) {
+        if args.namespaces == NamespaceMode::Require {
+            eprintln!(
+                "error: slice {}: cannot enter namespaces: {reason}",
+                args.name
+            );
+            return Err(std::process::ExitCode::from(1));
+        }
+        let _ = UNISOLATED.set(reason);
+    }
+    Ok(())
+}
+
+fn enter_namespaces(name: &str) -> Result<(), String> {
+    use nix::mount::{MsFlags, mount};
+    use nix::sched::{CloneFlags, unshare};
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)
+        .map_err(|e| format!("unshare(mount, uts, ipc): {e}"))?;
+    // Mounts made inside the slice stay inside it.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("making mounts private: {e}"))?;
+    nix::unistd::sethostname(name).map_err(|e| format!("sethostname: {e}"))?;
+    Ok(())
+}
 
 pub async fn slice(args: &SliceArgs) -> CmdResult {
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -34,7 +90,10 @@ pub async fn slice(args: &SliceArgs) -> CmdResult {
     let runtime = runtime_env(&limits)
         .map_err(|e| Failure::run(anyhow::anyhow!("slice {}: {e}", args.name)))?;
     let worker = Worker::default().with_runtime_env(runtime);
-    println!("{READY_PREFIX}http://{addr}");
+    match UNISOLATED.get() {
+        Some(reason) => println!("{READY_PREFIX}http://{addr} unisolated={reason}"),
+        None => println!("{READY_PREFIX}http://{addr}"),
+    }
     // The lifeline: stdin closes when the parent ends or drops the slice.
     let lifeline = async {
         let mut stdin = tokio::io::stdin();

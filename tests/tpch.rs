@@ -48,7 +48,7 @@ async fn all_22_queries_in_one_process_match_duckdb() {
 async fn all_22_queries_split_into_slice_processes_match_duckdb() {
     let dir = data_dir();
     harness::generate(&dir, SF).expect("generate");
-    let slices = harness::launch_slices(2).expect("slices");
+    let slices = harness::launch_slices(2, &[], &Default::default()).expect("slices");
     // Tiny scan tasks, so that even SF 0.01 is split into stages across both slices.
     let ctx = harness::sliced_context(&dir, 2, &slices, Some(1))
         .await
@@ -89,7 +89,7 @@ async fn all_22_queries_split_into_slice_processes_match_duckdb() {
 async fn a_query_whose_slice_died_fails_and_the_slice_is_named() {
     let dir = data_dir();
     harness::generate(&dir, SF).expect("generate");
-    let mut slices = harness::launch_slices(2).expect("slices");
+    let mut slices = harness::launch_slices(2, &[], &Default::default()).expect("slices");
     let ctx = harness::sliced_context(&dir, 2, &slices, Some(1))
         .await
         .expect("context");
@@ -112,6 +112,43 @@ async fn a_query_whose_slice_died_fails_and_the_slice_is_named() {
         named.contains(&format!("slice `{name}`")) && named.contains("SIGKILL"),
         "{named}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_slices_run_in_cgroups_and_namespaces_and_answer_the_same() {
+    let dir = data_dir();
+    harness::generate(&dir, SF).expect("generate");
+    let isolation = runink_engine::slice::Isolation {
+        limits: Some(runink_engine::isolation::SliceLimits {
+            memory_bytes: Some(1 << 30),
+            cpu_millis: Some(1000),
+            max_processes: Some(256),
+        }),
+        allow_unisolated: false,
+    };
+    let slices = harness::launch_slices(2, &["--namespaces", "require"], &isolation)
+        .expect("isolated slices");
+    assert!(slices.warnings().is_empty(), "{:?}", slices.warnings());
+    let own_uts = std::fs::read_link("/proc/self/ns/uts").expect("uts");
+    for (name, pid) in slices.pids() {
+        let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+        assert!(
+            groups.contains(&format!("runink/{name}-{pid}")),
+            "{name}: {groups}"
+        );
+        let uts = std::fs::read_link(format!("/proc/{pid}/ns/uts")).expect("slice uts");
+        assert_ne!(uts, own_uts, "{name} shares our UTS namespace");
+    }
+    let ctx = harness::sliced_context(&dir, 2, &slices, Some(1))
+        .await
+        .expect("context");
+    for n in [1, 3, 18] {
+        let answer = harness::run(&ctx, &harness::query(n).expect("query"))
+            .await
+            .unwrap_or_else(|e| panic!("q{n}: {e}"));
+        let rows = harness::rows(&answer).expect("rows");
+        harness::compare(&format!("q{n}"), &rows, &expected(n)).expect("same answer");
+    }
 }
 
 #[test]

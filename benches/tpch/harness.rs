@@ -12,7 +12,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use runink_engine::session::{SessionLimits, runtime_env, session_config};
-use runink_engine::slice::SlicePool;
+use runink_engine::slice::{Isolation, SlicePool};
 use runink_engine::source::{FileLocation, SourceTable};
 use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_context};
 use tpchgen::generators::{
@@ -152,13 +152,20 @@ pub async fn sliced_context(
     Ok(ctx)
 }
 
-/// Starts `count` `runi slice` processes.
-pub fn launch_slices(count: usize) -> Result<SlicePool, BoxError> {
+/// Starts `count` `runi slice` processes (with `extra` arguments, e.g. `--namespaces`).
+pub fn launch_slices(
+    count: usize,
+    extra: &[&str],
+    isolation: &Isolation,
+) -> Result<SlicePool, BoxError> {
+    let mut args = vec!["slice".to_string()];
+    args.extend(extra.iter().map(|a| a.to_string()));
     Ok(SlicePool::launch(
         Path::new(env!("CARGO_BIN_EXE_runi")),
-        &["slice".to_string()],
+        &args,
         "tpch",
         count,
+        isolation,
     )?)
 }
 

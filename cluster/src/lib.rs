@@ -30,7 +30,6 @@ pub mod barn;
 pub mod error;
 pub mod grpc;
 pub mod herd;
-pub mod isolation;
 pub mod network;
 pub mod node;
 pub mod state;

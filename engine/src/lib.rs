@@ -16,6 +16,7 @@
 pub mod command;
 pub mod enforce;
 pub mod error;
+pub mod isolation;
 pub mod lineage;
 pub mod pipe;
 pub mod run;

@@ -9,16 +9,35 @@
 //!
 //! The pool owns the children. Each child's stdin is a pipe the pool holds: it is the
 //! child's lifeline, so a slice ends when its parent does, however the parent ends. Dropping
-//! the pool kills and reaps every child. [`SlicePool::check`] reports a slice that ended, by
-//! name, with its exit status or signal.
+//! the pool kills and reaps every child and removes their cgroups. [`SlicePool::check`]
+//! reports a slice that ended, by name, with its exit status or signal — or as OOM-killed
+//! when its cgroup says so.
+//!
+//! With [`Isolation::limits`], each slice starts gated (`--gated`: it waits for a line on
+//! stdin), the pool moves it into its own cgroup (`runink/PREFIX-I-PID`, see
+//! [`crate::isolation`]) and then lets it go. A cgroup that cannot be made fails the launch,
+//! unless [`Isolation::allow_unisolated`]: then the slice runs without one and the pool says
+//! so once, in [`SlicePool::warnings`] (as it does for slices that could not enter the
+//! namespaces they tried).
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 
+use crate::isolation::{SliceCgroup, SliceLimits};
 use crate::{EngineError, Result};
+
+/// How slices are isolated from the host and each other.
+#[derive(Clone, Debug, Default)]
+pub struct Isolation {
+    /// Each slice's cgroup limits; `None`: no cgroups.
+    pub limits: Option<SliceLimits>,
+    /// Whether a slice may run without its cgroup where the host cannot make one (a herd's
+    /// choice); otherwise that fails the launch.
+    pub allow_unisolated: bool,
+}
 
 /// The line a slice prints when it is ready, before its URL.
 pub const READY_PREFIX: &str = "runink-slice ready ";
@@ -26,6 +45,7 @@ pub const READY_PREFIX: &str = "runink-slice ready ";
 /// Running slice processes, killed when the pool is dropped.
 pub struct SlicePool {
     slices: Vec<Slice>,
+    warnings: Vec<String>,
 }
 
 struct Slice {
@@ -37,24 +57,42 @@ struct Slice {
     /// The last [`STDERR_TAIL_BYTES`] the slice wrote to stderr (a thread drains it, so a
     /// chatty slice never blocks on a full pipe).
     stderr: Arc<Mutex<Vec<u8>>>,
-    drain: Option<std::thread::JoinHandle<()>>,
+    /// Says when the stderr drain reached the end of the stream.
+    drained: Option<std::sync::mpsc::Receiver<()>>,
+    /// Dropped after the process is killed: removes the cgroup.
+    cgroup: Option<SliceCgroup>,
 }
 
 /// How much of a slice's stderr is kept for error messages.
 pub const STDERR_TAIL_BYTES: usize = 4096;
 
+/// How long an ended slice's stderr may take to reach its end (a process the slice started
+/// may hold it open; its message is then reported without the rest).
+const STDERR_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl SlicePool {
     /// Starts `count` slices named `PREFIX-0`, `PREFIX-1`, …: `program` with `args` plus
-    /// `--name NAME`, and waits for each to be ready.
-    pub fn launch(program: &Path, args: &[String], prefix: &str, count: usize) -> Result<Self> {
+    /// `--name NAME` (and `--gated` when they get cgroups), and waits for each to be ready.
+    pub fn launch(
+        program: &Path,
+        args: &[String],
+        prefix: &str,
+        count: usize,
+        isolation: &Isolation,
+    ) -> Result<Self> {
         let mut pool = Self {
             slices: Vec::with_capacity(count),
+            warnings: Vec::new(),
         };
         for i in 0..count {
             let name = format!("{prefix}-{i}");
+            let gated = isolation.limits.is_some();
             let mut child = Command::new(program)
                 .args(args)
                 .args(["--name", &name])
+                .args(gated.then_some("--gated"))
+                // Its own process group, so that what it starts ends with it.
+                .process_group(0)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -62,10 +100,34 @@ impl SlicePool {
                 .map_err(|e| {
                     slice_error(&name, format!("cannot start {}: {e}", program.display()))
                 })?;
-            let lifeline = child.stdin.take();
+            let mut lifeline = child.stdin.take();
             let stdout = child.stdout.take();
+            let cgroup = match isolation.limits {
+                Some(limits) => match pool.cgroup_for(&name, child.id(), limits, isolation) {
+                    Ok(cgroup) => cgroup,
+                    Err(e) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(e);
+                    }
+                },
+                None => None,
+            };
+            if gated {
+                use std::io::Write;
+                let go = lifeline.as_mut().map(|l| l.write_all(b"go\n"));
+                if !matches!(go, Some(Ok(()))) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(slice_error(
+                        &name,
+                        "cannot start it (its stdin is closed)".into(),
+                    ));
+                }
+            }
             let stderr = Arc::new(Mutex::new(Vec::new()));
-            let drain = child.stderr.take().map(|mut err| {
+            let (done, drained) = std::sync::mpsc::channel();
+            if let Some(mut err) = child.stderr.take() {
                 let tail = Arc::clone(&stderr);
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 4096];
@@ -78,15 +140,17 @@ impl SlicePool {
                         let excess = t.len().saturating_sub(STDERR_TAIL_BYTES);
                         t.drain(..excess);
                     }
-                })
-            });
+                    let _ = done.send(());
+                });
+            }
             let mut slice = Slice {
                 name: name.clone(),
                 url: String::new(),
                 child,
                 _lifeline: lifeline,
                 stderr,
-                drain,
+                drained: Some(drained),
+                cgroup,
             };
             let ready = stdout.and_then(|out| {
                 let mut line = String::new();
@@ -96,7 +160,16 @@ impl SlicePool {
                     .map(str::to_string)
             });
             match ready {
-                Some(url) => slice.url = url,
+                Some(line) => {
+                    let (url, unisolated) = match line.split_once(" unisolated=") {
+                        Some((url, reason)) => (url.to_string(), Some(reason.to_string())),
+                        None => (line, None),
+                    };
+                    slice.url = url;
+                    if let Some(reason) = unisolated {
+                        pool.warn(format!("slices run without namespaces: {reason}"));
+                    }
+                }
                 None => {
                     let status = slice.child.wait().ok();
                     let stderr = slice.stderr_tail();
@@ -114,6 +187,45 @@ impl SlicePool {
             pool.slices.push(slice);
         }
         Ok(pool)
+    }
+
+    /// Isolation that could not be applied, each said once for the whole pool.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn warn(&mut self, message: String) {
+        if !self.warnings.contains(&message) {
+            self.warnings.push(message);
+        }
+    }
+
+    /// The slice's cgroup, or `None` (and a warning) where the host cannot make one and the
+    /// isolation allows running without.
+    fn cgroup_for(
+        &mut self,
+        name: &str,
+        pid: u32,
+        limits: SliceLimits,
+        isolation: &Isolation,
+    ) -> Result<Option<SliceCgroup>> {
+        let made = SliceCgroup::create(&format!("{name}-{pid}"), limits).and_then(|cg| {
+            cg.add(pid)?;
+            Ok(cg)
+        });
+        match made {
+            Ok(cg) => Ok(Some(cg)),
+            Err(e) if isolation.allow_unisolated => {
+                let reason = e.to_string();
+                let general = reason
+                    .split_once(": ")
+                    .map_or(reason.as_str(), |(_, why)| why)
+                    .to_string();
+                self.warn(format!("slices run without cgroups: {general}"));
+                Ok(None)
+            }
+            Err(e) => Err(slice_error(name, e.to_string())),
+        }
     }
 
     /// Where each slice listens, in slice order.
@@ -134,6 +246,18 @@ impl SlicePool {
         for s in &mut self.slices {
             if let Ok(Some(status)) = s.child.try_wait() {
                 let stderr = s.stderr_tail();
+                if let Some(cg) = s.cgroup.as_ref().filter(|cg| cg.oom_killed()) {
+                    let limit = cg
+                        .limits()
+                        .memory_bytes
+                        .map_or("its memory limit".into(), |b| {
+                            format!("its memory limit of {b} bytes")
+                        });
+                    return Err(slice_error(
+                        &s.name,
+                        format!("was OOM-killed: it went over {limit}{stderr}"),
+                    ));
+                }
                 return Err(slice_error(
                     &s.name,
                     format!("ended during the run ({}){stderr}", describe(status)),
@@ -147,9 +271,10 @@ impl SlicePool {
 impl Slice {
     /// The end of what the slice wrote to stderr, for an error message.
     fn stderr_tail(&mut self) -> String {
-        // Called once the process has ended: its stderr is at EOF, so the drain ends.
-        if let Some(drain) = self.drain.take() {
-            let _ = drain.join();
+        // Called once the process has ended, so its stderr is at its end unless a process
+        // it started still holds it: wait for the drain, but not for such a straggler.
+        if let Some(drained) = self.drained.take() {
+            let _ = drained.recv_timeout(STDERR_WAIT);
         }
         let bytes = self
             .stderr
@@ -170,9 +295,16 @@ impl Drop for SlicePool {
     fn drop(&mut self) {
         for s in &mut self.slices {
             let _ = s.child.kill();
+            if let Ok(pid) = i32::try_from(s.child.id()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
         }
         for s in &mut self.slices {
             let _ = s.child.wait();
+            drop(s.cgroup.take());
         }
     }
 }

@@ -7,19 +7,29 @@ use std::path::Path;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
-use runink_engine::slice::SlicePool;
+use runink_engine::isolation::SliceLimits;
+use runink_engine::slice::{Isolation, SlicePool};
 
 fn sh(script: &str) -> Vec<String> {
     // `--name NAME` lands in $1 $2 after the script's own $0.
     vec!["-c".into(), script.into(), "slice".into()]
 }
 
-/// A slice that says it is ready and lives until its lifeline (stdin) closes.
-const READY: &str = "echo \"runink-slice ready http://127.0.0.1:1/$2\"; cat >/dev/null";
+/// A slice that says it is ready and lives until its lifeline (stdin) closes; gated (a
+/// third argument, `--gated`), it first waits for its go line.
+const READY: &str = "[ \"$3\" = --gated ] && read go; \
+    echo \"runink-slice ready http://127.0.0.1:1/$2\"; cat >/dev/null";
 
 #[test]
 fn ready_slices_report_their_urls_in_order() {
-    let pool = SlicePool::launch(Path::new("/bin/sh"), &sh(READY), "t", 3).expect("launch");
+    let pool = SlicePool::launch(
+        Path::new("/bin/sh"),
+        &sh(READY),
+        "t",
+        3,
+        &Isolation::default(),
+    )
+    .expect("launch");
     assert_eq!(
         pool.urls(),
         [
@@ -37,6 +47,7 @@ fn a_slice_that_ends_before_it_is_ready_is_named_with_its_status_and_stderr() {
         &sh("echo 'cannot listen: address in use' >&2; exit 3"),
         "q",
         2,
+        &Isolation::default(),
     )
     .err()
     .expect("must fail")
@@ -50,10 +61,16 @@ fn a_slice_that_ends_before_it_is_ready_is_named_with_its_status_and_stderr() {
 
 #[test]
 fn a_missing_program_is_named() {
-    let err = SlicePool::launch(Path::new("/nonexistent/runi"), &[], "q", 1)
-        .err()
-        .expect("must fail")
-        .to_string();
+    let err = SlicePool::launch(
+        Path::new("/nonexistent/runi"),
+        &[],
+        "q",
+        1,
+        &Isolation::default(),
+    )
+    .err()
+    .expect("must fail")
+    .to_string();
     assert!(
         err.contains("slice `q-0`") && err.contains("/nonexistent/runi"),
         "{err}"
@@ -62,7 +79,14 @@ fn a_missing_program_is_named() {
 
 #[test]
 fn a_slice_killed_during_the_run_is_named_with_the_signal() {
-    let mut pool = SlicePool::launch(Path::new("/bin/sh"), &sh(READY), "k", 2).expect("launch");
+    let mut pool = SlicePool::launch(
+        Path::new("/bin/sh"),
+        &sh(READY),
+        "k",
+        2,
+        &Isolation::default(),
+    )
+    .expect("launch");
     pool.check().expect("all alive");
     let (name, pid) = pool.pids()[1].clone();
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("kill");
@@ -79,7 +103,14 @@ fn a_slice_killed_during_the_run_is_named_with_the_signal() {
 
 #[test]
 fn dropping_the_pool_ends_every_slice() {
-    let pool = SlicePool::launch(Path::new("/bin/sh"), &sh(READY), "d", 2).expect("launch");
+    let pool = SlicePool::launch(
+        Path::new("/bin/sh"),
+        &sh(READY),
+        "d",
+        2,
+        &Isolation::default(),
+    )
+    .expect("launch");
     let pids: Vec<i32> = pool.pids().iter().map(|(_, p)| *p as i32).collect();
     drop(pool);
     for pid in pids {
@@ -90,4 +121,77 @@ fn dropping_the_pool_ends_every_slice() {
             "slice {pid} still exists"
         );
     }
+}
+
+fn cgroup_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup file")
+}
+
+fn memory_limited(bytes: u64) -> Isolation {
+    Isolation {
+        limits: Some(SliceLimits {
+            memory_bytes: Some(bytes),
+            ..SliceLimits::default()
+        }),
+        allow_unisolated: false,
+    }
+}
+
+#[test]
+fn each_slice_runs_in_its_own_cgroup_which_goes_with_the_pool() {
+    let pool = SlicePool::launch(
+        Path::new("/bin/sh"),
+        &sh(READY),
+        "cg",
+        2,
+        &memory_limited(256 << 20),
+    )
+    .expect("launch");
+    assert!(pool.warnings().is_empty(), "{:?}", pool.warnings());
+    let pids = pool.pids();
+    for (name, pid) in &pids {
+        let groups = cgroup_of(*pid);
+        assert!(
+            groups.contains(&format!("runink/{name}-{pid}")),
+            "{name}: {groups}"
+        );
+    }
+    drop(pool);
+    for (name, pid) in &pids {
+        let leftovers: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+            .expect("cgroup fs")
+            .filter_map(Result::ok)
+            .map(|h| h.path().join(format!("runink/{name}-{pid}")))
+            .filter(|p| p.exists())
+            .collect();
+        assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    }
+}
+
+#[test]
+fn a_slice_over_its_memory_limit_is_named_as_oom_killed() {
+    // After its go line the slice says it is ready, then reads 200 MB into a shell variable:
+    // far over its 32 MiB limit.
+    let greedy = "read go; echo \"runink-slice ready http://127.0.0.1:1/$2\"; \
+        x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}";
+    let mut pool = SlicePool::launch(
+        Path::new("/bin/sh"),
+        &sh(greedy),
+        "oom",
+        1,
+        &memory_limited(32 << 20),
+    )
+    .expect("launch");
+    let (name, pid) = pool.pids()[0].clone();
+    waitid(
+        Id::Pid(Pid::from_raw(pid as i32)),
+        WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+    )
+    .expect("waitid");
+    let err = pool.check().expect_err("an OOM-killed slice").to_string();
+    assert!(err.contains(&format!("slice `{name}`")), "{err}");
+    assert!(
+        err.contains("was OOM-killed") && err.contains("33554432 bytes"),
+        "{err}"
+    );
 }

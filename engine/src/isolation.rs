@@ -1,7 +1,7 @@
 //! Slice isolation: one cgroup per slice with memory, CPU and process-count limits, through
 //! cgroups-rs, which speaks cgroup v1 and v2 (this crate never names a cgroup file).
 //!
-//! The agent creates a [`SliceCgroup`] before it lets a slice process run, moves the process
+//! A [`crate::slice::SlicePool`] creates a [`SliceCgroup`] before it lets a slice process run, moves the process
 //! into it, and after the process ends asks [`SliceCgroup::oom_killed`] whether the kernel
 //! killed it for memory — so the run can say "slice X was OOM-killed (limit 512Mi)" instead of
 //! "killed by signal 9". Dropping the handle kills what is left in the cgroup and removes it.

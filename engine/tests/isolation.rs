@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
-use runink_cluster::isolation::{SliceCgroup, SliceLimits};
+use runink_engine::isolation::{SliceCgroup, SliceLimits};
 
 /// A process that waits for a line on stdin before running `script`, so it can be moved
 /// into a cgroup first.
