@@ -6,6 +6,8 @@
 //!    into the next slot of a buffer as large as the pipe's ring, as the pipe does; the
 //!    cache-hot copy into one batch-sized buffer is printed for reference.
 //! 2. **Per-batch overhead**: 1-row batches through the pipe, in µs per batch.
+//! 3. **Arrow Flight over loopback** on the same batches: a child process serves them with
+//!    `DoGet` (arrow-flight + tonic, uncompressed), this one reads them with `FlightClient`.
 //!
 //! ```text
 //! cargo bench --bench pipe -- [--batches N] [--tiny N] [--iterations K]
@@ -24,10 +26,14 @@ use runink_engine::pipe::{self, PipeConfig, PipeReader, PipeWriter};
 type BoxError = Box<dyn std::error::Error>;
 
 const ROLE: &str = "RUNINK_BENCH_PIPE_WRITER";
+const FLIGHT_ROLE: &str = "RUNINK_BENCH_FLIGHT_SERVER";
 
 fn main() -> Result<(), BoxError> {
     if let Ok(spec) = std::env::var(ROLE) {
         return writer_child(&spec);
+    }
+    if let Ok(spec) = std::env::var(FLIGHT_ROLE) {
+        return flight::server_child(&spec);
     }
     let mut batches = 200usize;
     let mut tiny = 100_000usize;
@@ -59,7 +65,13 @@ fn main() -> Result<(), BoxError> {
     let mut hot = Vec::new();
     let mut piped = Vec::new();
     let mut per_batch = Vec::new();
+    let mut flight_rates = Vec::new();
+    let mut flight_tiny = Vec::new();
     for i in 0..iterations {
+        flight_rates.push(flight::rate(batches, 64 * 1024, bytes_per_batch)?);
+        let start = Instant::now();
+        let n = flight::run(tiny.min(20_000), 1)?;
+        flight_tiny.push(start.elapsed() / n.max(1) as u32);
         memcpy.push(memcpy_rate(&big, batches, ring_slots));
         hot.push(memcpy_rate(&big, batches, 1));
         piped.push(pipe_rate(&dir, i, batches, 64 * 1024, bytes_per_batch)?);
@@ -90,6 +102,17 @@ fn main() -> Result<(), BoxError> {
     println!(
         "per 1-row batch through the pipe                  median {:>8.2} µs",
         per_batch[per_batch.len() / 2].as_secs_f64() * 1e6
+    );
+    let f = median(&mut flight_rates);
+    println!(
+        "Arrow Flight DoGet over loopback, two processes  median {:>8.2} GiB/s",
+        f
+    );
+    println!("ratio pipe / Flight               {:.2}", p / f);
+    flight_tiny.sort();
+    println!(
+        "per 1-row batch through Flight                    median {:>8.2} µs",
+        flight_tiny[flight_tiny.len() / 2].as_secs_f64() * 1e6
     );
     Ok(())
 }
@@ -235,4 +258,195 @@ fn gib_per_s(bytes: usize, elapsed: Duration) -> f64 {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// The Arrow Flight comparison: a `DoGet` server in a child process, a client here.
+mod flight {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    use arrow_flight::encode::FlightDataEncoderBuilder;
+    use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+    use arrow_flight::{
+        Action, ActionType, Criteria, Empty, FlightClient, FlightData, FlightDescriptor,
+        FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+    };
+    use futures::stream::BoxStream;
+    use futures::{StreamExt, TryStreamExt};
+    use tonic::{Request, Response, Status, Streaming};
+
+    use super::{BoxError, FLIGHT_ROLE, batch, gib_per_s};
+
+    /// GiB/s of IPC bytes over Flight, from the first batch to the end.
+    pub fn rate(batches: usize, rows: usize, bytes_per_batch: usize) -> Result<f64, BoxError> {
+        let (n, elapsed) = fetch(batches + 1, rows)?;
+        if n != batches + 1 {
+            return Err(format!("Flight: {n} batches, expected {}", batches + 1).into());
+        }
+        Ok(gib_per_s(bytes_per_batch * batches, elapsed))
+    }
+
+    /// Batches read over Flight from a child serving `batches` batches of `rows`.
+    pub fn run(batches: usize, rows: usize) -> Result<usize, BoxError> {
+        Ok(fetch(batches, rows)?.0)
+    }
+
+    /// Starts a server child, reads everything; the time counts from the first batch.
+    fn fetch(batches: usize, rows: usize) -> Result<(usize, std::time::Duration), BoxError> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .env(FLIGHT_ROLE, format!("{batches}:{rows}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().ok_or("stdout")?).read_line(&mut line)?;
+        let url = line.trim().to_string();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let result = rt.block_on(async move {
+            let channel = tonic::transport::Endpoint::new(url)?.connect().await?;
+            let mut client = FlightClient::new(channel);
+            let mut stream = client.do_get(Ticket::new("all")).await?;
+            let mut n = 0;
+            let first = stream.try_next().await?.ok_or("no first batch")?;
+            drop(first);
+            n += 1;
+            let start = Instant::now();
+            while let Some(b) = stream.try_next().await? {
+                n += 1;
+                drop(b);
+            }
+            Ok::<_, BoxError>((n, start.elapsed()))
+        });
+        // Close the client's connection (its task lives in the runtime) before asking the
+        // server to end: a graceful shutdown waits for open connections.
+        drop(rt);
+        drop(child.stdin.take()); // ends the server
+        child.wait()?;
+        result
+    }
+
+    pub fn server_child(spec: &str) -> Result<(), BoxError> {
+        let (batches, rows) = spec.split_once(':').ok_or("spec")?;
+        let service = Server {
+            batches: batches.parse()?,
+            rows: rows.parse()?,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            println!("http://{}", listener.local_addr()?);
+            let stop = async {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 8];
+                let _ = tokio::io::stdin().read(&mut buf).await;
+            };
+            tonic::transport::Server::builder()
+                .add_service(
+                    FlightServiceServer::new(service)
+                        .max_decoding_message_size(usize::MAX)
+                        .max_encoding_message_size(usize::MAX),
+                )
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    stop,
+                )
+                .await?;
+            Ok::<_, BoxError>(())
+        })
+    }
+
+    #[derive(Clone)]
+    struct Server {
+        batches: usize,
+        rows: usize,
+    }
+
+    type Stream<T> = BoxStream<'static, Result<T, Status>>;
+
+    fn no<T>() -> Result<T, Status> {
+        Err(Status::unimplemented("only do_get"))
+    }
+
+    #[tonic::async_trait]
+    impl FlightService for Server {
+        type HandshakeStream = Stream<HandshakeResponse>;
+        type ListFlightsStream = Stream<FlightInfo>;
+        type DoGetStream = Stream<FlightData>;
+        type DoPutStream = Stream<PutResult>;
+        type DoActionStream = Stream<arrow_flight::Result>;
+        type ListActionsStream = Stream<ActionType>;
+        type DoExchangeStream = Stream<FlightData>;
+
+        async fn do_get(
+            &self,
+            _request: Request<Ticket>,
+        ) -> Result<Response<Self::DoGetStream>, Status> {
+            let b = batch(0, self.rows);
+            let input = futures::stream::iter((0..self.batches).map(move |_| Ok(b.clone())));
+            let encoded = FlightDataEncoderBuilder::new()
+                .with_max_flight_data_size(usize::MAX)
+                .build(input)
+                .map_err(|e| Status::internal(e.to_string()));
+            Ok(Response::new(encoded.boxed()))
+        }
+        async fn handshake(
+            &self,
+            _r: Request<Streaming<HandshakeRequest>>,
+        ) -> Result<Response<Self::HandshakeStream>, Status> {
+            no()
+        }
+        async fn list_flights(
+            &self,
+            _r: Request<Criteria>,
+        ) -> Result<Response<Self::ListFlightsStream>, Status> {
+            no()
+        }
+        async fn get_flight_info(
+            &self,
+            _r: Request<FlightDescriptor>,
+        ) -> Result<Response<FlightInfo>, Status> {
+            no()
+        }
+        async fn poll_flight_info(
+            &self,
+            _r: Request<FlightDescriptor>,
+        ) -> Result<Response<PollInfo>, Status> {
+            no()
+        }
+        async fn get_schema(
+            &self,
+            _r: Request<FlightDescriptor>,
+        ) -> Result<Response<SchemaResult>, Status> {
+            no()
+        }
+        async fn do_put(
+            &self,
+            _r: Request<Streaming<FlightData>>,
+        ) -> Result<Response<Self::DoPutStream>, Status> {
+            no()
+        }
+        async fn do_action(
+            &self,
+            _r: Request<Action>,
+        ) -> Result<Response<Self::DoActionStream>, Status> {
+            no()
+        }
+        async fn list_actions(
+            &self,
+            _r: Request<Empty>,
+        ) -> Result<Response<Self::ListActionsStream>, Status> {
+            no()
+        }
+        async fn do_exchange(
+            &self,
+            _r: Request<Streaming<FlightData>>,
+        ) -> Result<Response<Self::DoExchangeStream>, Status> {
+            no()
+        }
+    }
 }

@@ -136,6 +136,10 @@ pub struct SqlArgs {
     /// The query; without one, `runi sql` reads statements from the terminal (or stdin).
     #[arg(value_name = "QUERY")]
     pub query: Option<String>,
+    /// Split queries into stages that run in N slice processes (each in its own cgroup and
+    /// namespaces where the host allows); 0 runs them in this process.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub slices: usize,
 }
 
 #[derive(Debug, Args)]

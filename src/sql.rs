@@ -3,6 +3,11 @@
 //! Each dataset registered in the herd (by a sink with `dataset=NAME`) is a table named
 //! after it, read where its last successful run wrote it, with its registered schema.
 //! Barn is read once at the start and closed, so a long shell session does not hold it.
+//!
+//! With `--slices N`, queries are split into stages whose tasks run in N `runi slice`
+//! processes (no more than the herd's `slices_max`), each in its own cgroup with an equal
+//! share of the herd's CPU and memory quota, and in new namespaces. Where the host cannot
+//! isolate them they run unisolated, and `runi sql` says so once on stderr.
 
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
@@ -11,8 +16,12 @@ use anyhow::{Context, anyhow};
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use datafusion::prelude::SessionContext;
-use runink_cluster::state::Dataset;
+use runink_cluster::state::{Dataset, ResourceQuotas};
+use runink_engine::isolation::SliceLimits;
+use runink_engine::session::{SessionLimits, runtime_env, session_config};
+use runink_engine::slice::{Isolation, SlicePool};
 use runink_engine::source::{FileLocation, SourceTable};
+use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_context};
 
 use crate::barn;
 use crate::cli::{Global, OutputFormat, SqlArgs};
@@ -23,10 +32,12 @@ struct Catalog {
     herd: String,
     datasets: Vec<Dataset>,
     ctx: SessionContext,
+    /// The slice processes queries run in, if any (they end with the catalog).
+    slices: Option<std::sync::Mutex<SlicePool>>,
 }
 
 pub async fn sql(global: &Global, args: &SqlArgs) -> CmdResult {
-    let catalog = open_catalog(global).await?;
+    let catalog = open_catalog(global, args.slices).await?;
     match &args.query {
         Some(query) => run_query(&catalog, query, global.output).await,
         None if std::io::stdin().is_terminal() => repl(global, &catalog).await,
@@ -34,9 +45,9 @@ pub async fn sql(global: &Global, args: &SqlArgs) -> CmdResult {
     }
 }
 
-async fn open_catalog(global: &Global) -> Result<Catalog, Failure> {
+async fn open_catalog(global: &Global, slices: usize) -> Result<Catalog, Failure> {
     let wanted = global.herd.clone();
-    let (herd, datasets) = barn::read_once(global, |s| {
+    let (herd, datasets, quotas) = barn::read_once(global, |s| {
         let herds: Vec<String> = s.herds().map(|h| h.id.clone()).collect();
         let herd = match &wanted {
             Some(h) if herds.contains(h) => h.clone(),
@@ -59,11 +70,20 @@ async fn open_catalog(global: &Global) -> Result<Catalog, Failure> {
             },
         };
         let datasets = s.datasets(&herd).cloned().collect::<Vec<_>>();
-        Ok((herd, datasets))
+        let quotas = s
+            .herd(&herd)
+            .map(|h| h.resource_quotas.clone())
+            .unwrap_or_default();
+        Ok((herd, datasets, quotas))
     })
     .await?
     .map_err(Failure::input)?;
-    let ctx = SessionContext::new();
+    let (ctx, slices) = if slices == 0 {
+        (SessionContext::new(), None)
+    } else {
+        let (ctx, pool) = sliced_session(&herd, slices, &quotas)?;
+        (ctx, Some(std::sync::Mutex::new(pool)))
+    };
     for d in &datasets {
         let location = FileLocation::parse(&d.location, Some(&d.format))
             .map_err(|m| Failure::run(anyhow!("dataset `{}.{}`: {m}", d.herd, d.name)))?;
@@ -83,8 +103,67 @@ async fn open_catalog(global: &Global) -> Result<Catalog, Failure> {
         herd,
         datasets,
         ctx,
+        slices,
     })
 }
+
+/// Starts the slices (at most the herd's `slices_max`, each with its share of the herd's
+/// quota) and a session that runs stages on them.
+fn sliced_session(
+    herd: &str,
+    wanted: usize,
+    quotas: &ResourceQuotas,
+) -> Result<(SessionContext, SlicePool), Failure> {
+    let count = match quotas.slices_max {
+        Some(max) if wanted > max as usize => {
+            eprintln!("note: herd `{herd}` allows at most {max} slices (slices_max); using {max}");
+            max as usize
+        }
+        _ => wanted,
+    };
+    if count == 0 {
+        return Err(Failure::input(anyhow!(
+            "herd `{herd}` allows no slices (slices_max = 0); run without --slices"
+        )));
+    }
+    let share = |total: Option<u64>| total.map(|t| (t / count as u64).max(1));
+    let limits = SliceLimits {
+        memory_bytes: share(quotas.memory_bytes),
+        cpu_millis: share(quotas.cpu_millis),
+        max_processes: Some(SLICE_MAX_PROCESSES),
+    };
+    let isolation = Isolation {
+        limits: Some(limits),
+        allow_unisolated: true,
+    };
+    let program = std::env::current_exe()
+        .map_err(|e| Failure::run(anyhow!("cannot find the runi program to start slices: {e}")))?;
+    let mut args = vec!["slice".to_string(), "--namespaces".into(), "try".into()];
+    if let Some(bytes) = limits.memory_bytes {
+        // DataFusion's pool stays under the cgroup limit, so operators spill before the
+        // kernel kills the slice.
+        args.extend(["--memory".into(), (bytes / 4 * 3).to_string()]);
+    }
+    let pool = SlicePool::launch(&program, &args, &format!("sql-{herd}"), count, &isolation)
+        .map_err(|e| Failure::run(anyhow!("{e}")))?;
+    for w in pool.warnings() {
+        eprintln!("WARNING: {w}; slices of herd `{herd}` run unisolated");
+    }
+    let session = SessionLimits::default();
+    let runtime = runtime_env(&session).map_err(|e| Failure::run(anyhow!("{e}")))?;
+    let workers = SliceWorkers::new(&pool.urls()).map_err(|e| Failure::run(anyhow!("{e}")))?;
+    let ctx = distributed_context(
+        session_config(&session),
+        runtime,
+        workers,
+        &SliceOptions::default(),
+    )
+    .map_err(|e| Failure::run(anyhow!("{e}")))?;
+    Ok((ctx, pool))
+}
+
+/// Processes a slice may run (itself and what it starts).
+const SLICE_MAX_PROCESSES: u64 = 1024;
 
 /// `runi sql` reads data; it does not create tables, write files or change settings.
 fn read_only() -> datafusion::execution::context::SQLOptions {
@@ -115,10 +194,15 @@ async fn execute(
         .await
         .map_err(|e| Failure::input(plan_error(catalog, &e)))?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| Failure::run(anyhow!("{}", runink_engine::user_message(&e))))?;
+    let batches = df.collect().await.map_err(|e| {
+        // A query that failed because a slice died says which slice and how.
+        if let Some(pool) = &catalog.slices
+            && let Err(dead) = pool.lock().unwrap_or_else(|p| p.into_inner()).check()
+        {
+            return Failure::run(anyhow!("{dead}"));
+        }
+        Failure::run(anyhow!("{}", runink_engine::user_message(&e)))
+    })?;
     Ok((schema, batches))
 }
 

@@ -86,6 +86,20 @@ fn the_embedded_journey_records_runs_datasets_and_lineage() {
         .ok()
         .json();
     assert_eq!(count[0]["n"], 2);
+    // The same query split into stages across two slice processes.
+    let sliced = p
+        .runi(&[
+            "sql",
+            "--herd",
+            "finance",
+            "--slices",
+            "2",
+            "-o",
+            "csv",
+            "SELECT customer_id, count(*) AS n FROM customers GROUP BY customer_id ORDER BY 1",
+        ])
+        .ok();
+    assert_eq!(sliced.stdout, "customer_id,n\nC0001,1\nC0002,1\n");
     // Several statements at once, and a `;` before a comment ends a statement.
     let two = p
         .runi(&["sql", "-o", "csv", "SELECT 1 AS a; SELECT 'x;y' AS b"])
