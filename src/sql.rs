@@ -162,6 +162,9 @@ fn sliced_session(
     Ok((ctx, pool))
 }
 
+/// How long a failed query waits to see whether a slice died (and which).
+const DEAD_SLICE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Processes a slice may run (itself and what it starts).
 const SLICE_MAX_PROCESSES: u64 = 1024;
 
@@ -197,7 +200,10 @@ async fn execute(
     let batches = df.collect().await.map_err(|e| {
         // A query that failed because a slice died says which slice and how.
         if let Some(pool) = &catalog.slices
-            && let Err(dead) = pool.lock().unwrap_or_else(|p| p.into_inner()).check()
+            && let Err(dead) = pool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .check_within(DEAD_SLICE_GRACE)
         {
             return Failure::run(anyhow!("{dead}"));
         }

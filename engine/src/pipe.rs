@@ -61,6 +61,10 @@ use crate::error::{EngineError, Result};
 /// How often a waiting side checks that its peer is still alive.
 pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(50);
 
+/// How long one end waits for the other to attach before it fails (the other end's
+/// process failed before it opened the pipe).
+pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The most slots a pipe may have.
 pub const MAX_SLOTS: u32 = 64;
 
@@ -210,6 +214,15 @@ impl PipeWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        // A view array's slice still points into all of its data buffers, which IPC writes
+        // whole: compact them first, so that a frame (and a split) carries what it uses.
+        let compacted;
+        let batch = if has_views(&batch.schema()) {
+            compacted = compact_views(batch).map_err(|e| self.end.error(e.to_string()))?;
+            &compacted
+        } else {
+            batch
+        };
         let budget = self.end.slot_bytes;
         let mut estimate = encoded_estimate(batch);
         if self.first {
@@ -364,7 +377,11 @@ impl PipeReader {
     /// copied out (and the slot freed) otherwise.
     fn take(&self, slot: u32, len: usize) -> Buffer {
         let slots = self.end.slots as usize;
-        let in_place = !self.copy_always && self.leased.load(Ordering::Acquire) < slots / 2;
+        // The first frame (schema unknown until decoded) is copied: with dictionaries, the
+        // decoder would keep pointing into it.
+        let in_place = !self.copy_always
+            && self.decoder.schema().is_some()
+            && self.leased.load(Ordering::Acquire) < slots / 2;
         let bytes = self.end.map.slot(slot, len);
         if !in_place {
             let copy = Buffer::from_slice_ref(bytes);
@@ -435,6 +452,9 @@ struct End {
     _lock: File,
     /// The peer's lock file, opened once, probed while waiting.
     peer_lock: File,
+    /// When this end attached: a peer that has not attached [`ATTACH_TIMEOUT`] later is
+    /// taken as never coming (it failed before it could).
+    attached_at: std::time::Instant,
 }
 
 impl End {
@@ -461,8 +481,13 @@ impl End {
         }
         let lock = File::open(lock_path(path, side))
             .map_err(|e| pipe_error(path, format!("cannot open its {} lock: {e}", side.name())))?;
-        lock.try_lock().map_err(|_| {
-            pipe_error(path, format!("another {} is already attached", side.name()))
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => {
+                pipe_error(path, format!("another {} is already attached", side.name()))
+            }
+            std::fs::TryLockError::Error(e) => {
+                pipe_error(path, format!("cannot lock its {} lock: {e}", side.name()))
+            }
         })?;
         let peer = match side {
             Side::Writer => Side::Reader,
@@ -489,6 +514,7 @@ impl End {
             slot_bytes,
             _lock: lock,
             peer_lock,
+            attached_at: std::time::Instant::now(),
         })
     }
 
@@ -503,9 +529,20 @@ impl End {
         }
     }
 
-    /// Fails if the peer attached and then went away without closing.
+    /// Fails if the peer attached and then went away without closing, or has not attached
+    /// within [`ATTACH_TIMEOUT`].
     fn check_peer(&self) -> Result<()> {
         let state = self.peer().state.load(Ordering::Acquire);
+        let peer = match self.side {
+            Side::Writer => "reader",
+            Side::Reader => "writer",
+        };
+        if state == DETACHED && self.attached_at.elapsed() >= ATTACH_TIMEOUT {
+            return Err(self.error(format!(
+                "the {peer} did not attach within {} s",
+                ATTACH_TIMEOUT.as_secs()
+            )));
+        }
         if state != ATTACHED {
             return Ok(());
         }
@@ -514,10 +551,6 @@ impl End {
                 let _ = self.peer_lock.unlock();
                 // It may have closed between the two looks.
                 if self.peer().state.load(Ordering::Acquire) == ATTACHED {
-                    let peer = match self.side {
-                        Side::Writer => "reader",
-                        Side::Reader => "writer",
-                    };
                     return Err(self.error(format!(
                         "the {peer} process died (it holds the pipe no more)"
                     )));
@@ -751,12 +784,44 @@ fn encoded_estimate(batch: &RecordBatch) -> usize {
         .columns()
         .iter()
         .map(|c| {
-            c.to_data()
-                .get_slice_memory_size()
-                .unwrap_or(usize::MAX / 4)
+            let data = c.to_data();
+            let slice = data.get_slice_memory_size().unwrap_or(usize::MAX / 4);
+            // View arrays: the data buffers come on top of the views.
+            let views: usize = match c.data_type() {
+                DataType::Utf8View | DataType::BinaryView => {
+                    data.buffers().iter().skip(1).map(|b| b.len()).sum()
+                }
+                _ => 0,
+            };
+            slice.saturating_add(views)
         })
         .sum();
     data + 1024 + 256 * batch.num_columns()
+}
+
+/// Whether top-level columns are string or binary views (nested views are not compacted).
+fn has_views(schema: &arrow::datatypes::Schema) -> bool {
+    schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Utf8View | DataType::BinaryView))
+}
+
+/// The batch with its view columns' data buffers holding only what their rows use.
+fn compact_views(
+    batch: &RecordBatch,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::array::{ArrayRef, AsArray};
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8View => Arc::new(c.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView => Arc::new(c.as_binary_view().gc()) as ArrayRef,
+            _ => Arc::clone(c),
+        })
+        .collect();
+    RecordBatch::try_new(batch.schema(), columns)
 }
 
 fn has_dictionary(schema: &arrow::datatypes::Schema) -> bool {

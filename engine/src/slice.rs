@@ -66,6 +66,9 @@ struct Slice {
 /// How much of a slice's stderr is kept for error messages.
 pub const STDERR_TAIL_BYTES: usize = 4096;
 
+/// How long a slice may take from its start to its ready line.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How long an ended slice's stderr may take to reach its end (a process the slice started
 /// may hold it open; its message is then reported without the rest).
 const STDERR_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -152,9 +155,21 @@ impl SlicePool {
                 drained: Some(drained),
                 cgroup,
             };
-            let ready = stdout.and_then(|out| {
-                let mut line = String::new();
-                BufReader::new(out).read_line(&mut line).ok()?;
+            // The ready line, read by a thread that then keeps draining stdout (so a slice
+            // that prints later never meets a closed or full pipe), waited for with a
+            // deadline (a slice stuck before it listens must not stall the launch).
+            let (line_tx, line_rx) = std::sync::mpsc::channel();
+            if let Some(out) = stdout {
+                std::thread::spawn(move || {
+                    let mut out = BufReader::new(out);
+                    let mut line = String::new();
+                    let _ = out.read_line(&mut line);
+                    let _ = line_tx.send(line);
+                    let _ = std::io::copy(&mut out, &mut std::io::sink());
+                });
+            }
+            let answer = line_rx.recv_timeout(READY_TIMEOUT);
+            let ready = answer.as_ref().ok().and_then(|line| {
                 line.trim_end()
                     .strip_prefix(READY_PREFIX)
                     .map(str::to_string)
@@ -171,17 +186,28 @@ impl SlicePool {
                     }
                 }
                 None => {
+                    // Not ready (it ended, printed something else, or took too long): stop
+                    // it before waiting for it, so the wait cannot block.
+                    let ended = slice.child.try_wait().ok().flatten();
+                    let _ = slice.child.kill();
                     let status = slice.child.wait().ok();
                     let stderr = slice.stderr_tail();
-                    pool.slices.push(slice);
-                    return Err(slice_error(
-                        &name,
-                        format!(
-                            "ended before it was ready ({}){}",
-                            status.map_or("unknown status".into(), describe),
-                            stderr
+                    let what = match (&answer, ended) {
+                        (Err(_), None) => format!(
+                            "was not ready within {} s and was stopped",
+                            READY_TIMEOUT.as_secs()
                         ),
-                    ));
+                        (Ok(line), None) if !line.is_empty() => format!(
+                            "printed `{}` instead of its ready line and was stopped",
+                            line.trim_end()
+                        ),
+                        _ => format!(
+                            "ended before it was ready ({})",
+                            ended.or(status).map_or("unknown status".into(), describe)
+                        ),
+                    };
+                    pool.slices.push(slice);
+                    return Err(slice_error(&name, format!("{what}{stderr}")));
                 }
             }
             pool.slices.push(slice);
@@ -239,6 +265,20 @@ impl SlicePool {
             .iter()
             .map(|s| (s.name.clone(), s.child.id()))
             .collect()
+    }
+
+    /// Like [`check`](Self::check), but gives a slice up to `grace` to be seen ended: after
+    /// a query fails, a slice that is dying may have closed its sockets before it can be
+    /// waited for.
+    pub fn check_within(&mut self, grace: std::time::Duration) -> Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            self.check()?;
+            if started.elapsed() >= grace {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Fails, naming the slice, if any slice has ended.

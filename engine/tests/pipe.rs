@@ -168,6 +168,44 @@ fn a_reader_that_keeps_every_batch_does_not_stall_the_writer() {
 }
 
 #[test]
+fn string_views_are_compacted_and_split_to_fit_slots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(
+        "s",
+        DataType::Utf8View,
+        false,
+    )]));
+    // 4 000 strings of 40 bytes: 160 KB of data, more than a 64 KiB slot.
+    let values: Vec<String> = (0..4000).map(|i| format!("{i:040}")).collect();
+    let array = arrow::array::StringViewArray::from_iter_values(values.iter());
+    let big = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(array)]).expect("batch");
+    let writer_path = path.clone();
+    let (to_send, s2) = (big.clone(), Arc::clone(&schema));
+    let writer = std::thread::spawn(move || {
+        let mut w = PipeWriter::open(&writer_path, &s2).expect("writer");
+        w.write(&to_send).expect("a view batch larger than a slot");
+        w.write(&to_send.slice(100, 10))
+            .expect("a small slice of it");
+        w.finish().expect("finish");
+    });
+    let mut r = PipeReader::open(&path).expect("reader");
+    let mut got = Vec::new();
+    while let Some(b) = r.next_batch().expect("read") {
+        let a = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::StringViewArray>()
+            .expect("view");
+        got.extend(a.iter().map(|v| v.expect("not null").to_string()));
+    }
+    writer.join().expect("writer thread");
+    let mut expected = values.clone();
+    expected.extend(values[100..110].iter().cloned());
+    assert_eq!(got, expected);
+}
+
+#[test]
 fn dictionary_columns_round_trip() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = new_pipe(dir.path(), small());
@@ -241,10 +279,11 @@ fn a_reader_that_goes_away_fails_a_blocked_writer() {
     let mut w = PipeWriter::open(&path, &schema()).expect("writer");
     let r = PipeReader::open(&path).expect("reader");
     drop(r);
-    let err = (0..10)
-        .find_map(|i| w.write(&batch(i, 10)).err())
-        .expect("the writer must fail once the ring is full")
-        .to_string();
+    let (at, err) = (0..10)
+        .find_map(|i| w.write(&batch(i, 10)).err().map(|e| (i, e.to_string())))
+        .expect("the writer must fail once the ring is full");
+    // The four slots take four frames; the fifth write finds the ring full.
+    assert_eq!(at, 4, "{err}");
     assert!(err.contains("reader closed the pipe"), "{err}");
 }
 

@@ -60,6 +60,26 @@ fn a_slice_that_ends_before_it_is_ready_is_named_with_its_status_and_stderr() {
 }
 
 #[test]
+fn a_slice_that_prints_something_else_is_stopped_and_named() {
+    // It prints a wrong first line and would then wait forever for its lifeline.
+    let err = SlicePool::launch(
+        Path::new("/bin/sh"),
+        &sh("echo 'listening on 127.0.0.1:9'; cat >/dev/null"),
+        "w",
+        1,
+        &Isolation::default(),
+    )
+    .err()
+    .expect("must fail")
+    .to_string();
+    assert!(err.contains("slice `w-0`"), "{err}");
+    assert!(
+        err.contains("printed `listening on 127.0.0.1:9` instead of its ready line"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_missing_program_is_named() {
     let err = SlicePool::launch(
         Path::new("/nonexistent/runi"),
