@@ -21,15 +21,16 @@ fn expected(n: usize) -> Vec<Vec<String>> {
     harness::read_csv_rows(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn all_22_queries_in_one_process_match_duckdb() {
-    let dir = data_dir();
-    harness::generate(&dir, SF).expect("generate");
-    let ctx = harness::runink_context(&dir, 2).await.expect("context");
+/// Runs `queries` in `ctx` and fails, listing every differing answer, unless each equals
+/// DuckDB's.
+async fn assert_answers_match_duckdb(
+    ctx: &datafusion::prelude::SessionContext,
+    queries: impl IntoIterator<Item = usize>,
+) {
     let mut wrong = Vec::new();
-    for n in 1..=22 {
+    for n in queries {
         let statements = harness::query(n).expect("query");
-        let answer = harness::run(&ctx, &statements)
+        let answer = harness::run(ctx, &statements)
             .await
             .unwrap_or_else(|e| panic!("q{n}: {e}"));
         let rows = harness::rows(&answer).expect("rows");
@@ -42,6 +43,14 @@ async fn all_22_queries_in_one_process_match_duckdb() {
         "answers differ from DuckDB's:\n{}",
         wrong.join("\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_22_queries_in_one_process_match_duckdb() {
+    let dir = data_dir();
+    harness::generate(&dir, SF).expect("generate");
+    let ctx = harness::runink_context(&dir, 2).await.expect("context");
+    assert_answers_match_duckdb(&ctx, 1..=22).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,22 +76,7 @@ async fn all_22_queries_split_into_slice_processes_match_duckdb() {
         shown.contains("DistributedExec") && shown.contains("Network"),
         "q3 is not split into stages:\n{shown}"
     );
-    let mut wrong = Vec::new();
-    for n in 1..=22 {
-        let statements = harness::query(n).expect("query");
-        let answer = harness::run(&ctx, &statements)
-            .await
-            .unwrap_or_else(|e| panic!("q{n}: {e}"));
-        let rows = harness::rows(&answer).expect("rows");
-        if let Err(e) = harness::compare(&format!("q{n}"), &rows, &expected(n)) {
-            wrong.push(e);
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "answers differ from DuckDB's:\n{}",
-        wrong.join("\n")
-    );
+    assert_answers_match_duckdb(&ctx, 1..=22).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,13 +136,7 @@ async fn isolated_slices_run_in_cgroups_and_namespaces_and_answer_the_same() {
     let ctx = harness::sliced_context(&dir, 2, &slices, Some(1))
         .await
         .expect("context");
-    for n in [1, 3, 18] {
-        let answer = harness::run(&ctx, &harness::query(n).expect("query"))
-            .await
-            .unwrap_or_else(|e| panic!("q{n}: {e}"));
-        let rows = harness::rows(&answer).expect("rows");
-        harness::compare(&format!("q{n}"), &rows, &expected(n)).expect("same answer");
-    }
+    assert_answers_match_duckdb(&ctx, [1, 3, 18]).await;
 }
 
 #[test]

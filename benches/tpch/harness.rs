@@ -56,22 +56,43 @@ pub fn generate(dir: &Path, sf: f64) -> Result<(), BoxError> {
         std::fs::rename(&tmp, dir.join(format!("{name}.parquet")))?;
         Ok::<_, BoxError>(())
     };
-    let mut g = CustomerArrow::new(CustomerGenerator::new(sf, 1, 1));
-    write("customer", &mut g)?;
-    let mut g = LineItemArrow::new(LineItemGenerator::new(sf, 1, 1));
-    write("lineitem", &mut g)?;
-    let mut g = NationArrow::new(NationGenerator::new(sf, 1, 1));
-    write("nation", &mut g)?;
-    let mut g = OrderArrow::new(OrderGenerator::new(sf, 1, 1));
-    write("orders", &mut g)?;
-    let mut g = PartArrow::new(PartGenerator::new(sf, 1, 1));
-    write("part", &mut g)?;
-    let mut g = PartSuppArrow::new(PartSuppGenerator::new(sf, 1, 1));
-    write("partsupp", &mut g)?;
-    let mut g = RegionArrow::new(RegionGenerator::new(sf, 1, 1));
-    write("region", &mut g)?;
-    let mut g = SupplierArrow::new(SupplierGenerator::new(sf, 1, 1));
-    write("supplier", &mut g)?;
+    let tables: [(&str, Box<dyn RecordBatchReader>); 8] = [
+        (
+            "customer",
+            Box::new(CustomerArrow::new(CustomerGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "lineitem",
+            Box::new(LineItemArrow::new(LineItemGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "nation",
+            Box::new(NationArrow::new(NationGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "orders",
+            Box::new(OrderArrow::new(OrderGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "part",
+            Box::new(PartArrow::new(PartGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "partsupp",
+            Box::new(PartSuppArrow::new(PartSuppGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "region",
+            Box::new(RegionArrow::new(RegionGenerator::new(sf, 1, 1))),
+        ),
+        (
+            "supplier",
+            Box::new(SupplierArrow::new(SupplierGenerator::new(sf, 1, 1))),
+        ),
+    ];
+    for (name, mut batches) in tables {
+        write(name, batches.as_mut())?;
+    }
     std::fs::write(done, format!("sf={sf}\n"))?;
     Ok(())
 }
