@@ -227,6 +227,33 @@ pub struct RunArgs {
     /// Show live progress until the run ends (a bar on a terminal).
     #[arg(long)]
     pub follow: bool,
+    /// Where the plan's stages run: `auto` (slice processes, as many as the cores, the
+    /// herd's quota and `@requires` allow), a number of slice processes, or `inprocess`
+    /// (everything in this process, for debugging).
+    #[arg(long, value_name = "auto|N|inprocess", default_value = "auto", value_parser = parse_slices)]
+    pub slices: SliceMode,
+}
+
+/// Where a run's stages run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SliceMode {
+    Auto,
+    InProcess,
+    Count(usize),
+}
+
+fn parse_slices(text: &str) -> Result<SliceMode, String> {
+    match text {
+        "auto" => Ok(SliceMode::Auto),
+        "inprocess" => Ok(SliceMode::InProcess),
+        n => match n.parse::<usize>() {
+            Ok(0) => Err("0 slices: give `inprocess` to run in this process".into()),
+            Ok(n) => Ok(SliceMode::Count(n)),
+            Err(_) => Err(format!(
+                "`{n}` is not `auto`, `inprocess` or a number of slices"
+            )),
+        },
+    }
 }
 
 #[derive(Debug, Args)]

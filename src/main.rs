@@ -27,6 +27,7 @@ mod output;
 mod record;
 mod run;
 mod slice;
+mod slices;
 mod sql;
 mod status;
 

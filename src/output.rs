@@ -91,9 +91,14 @@ fn scalar(v: &serde_json::Value) -> String {
 fn table(meta: &DagMeta, r: &RunReport) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "run {} succeeded in {:.2}s — Scenario `{}`",
+        "run {} succeeded in {:.2}s {} — Scenario `{}`",
         r.run_id,
         r.elapsed_ms as f64 / 1000.0,
+        match r.slices {
+            0 => "in process".to_string(),
+            1 => "on 1 slice".to_string(),
+            n => format!("on {n} slices"),
+        },
         meta.scenario
     ));
     if let Some(c) = &meta.contract {

@@ -22,8 +22,8 @@ use anyhow::{Context, anyhow};
 use arrow::datatypes::Schema;
 use runink_cluster::state::{
     AuditEntry, Command, ContractRef, Dataset, EnforcementRows, Herd, IoDataset, IoField,
-    LineageEdge, LineageKind, LineageNode, RelationRows, RunCounters, RunIo, RunRecord, RunState,
-    SinkRows,
+    LineageEdge, LineageKind, LineageNode, RelationRows, ResourceQuotas, RunCounters, RunIo,
+    RunRecord, RunState, SinkRows,
 };
 use runink_cluster::{Barn, StateMachineData};
 use runink_engine::RunReport;
@@ -280,16 +280,21 @@ pub fn absolute_uri(uri: &str) -> String {
     format!("{scheme}://{abs}")
 }
 
-/// Opens Barn, checks the herd and the contract policy, and records the run as running.
-/// Bad input (unknown herd, drift a herd blocks) fails before anything is written.
-pub async fn start(global: &Global, plan: &RunPlan<'_>) -> Result<(), Failure> {
+/// Opens Barn, checks the herd and the contract policy, and records the run as running;
+/// gives the herd's quotas. Bad input (unknown herd, drift a herd blocks) fails before
+/// anything is written.
+pub async fn start(global: &Global, plan: &RunPlan<'_>) -> Result<ResourceQuotas, Failure> {
     let barn = barn::open(global).await?;
     let result = start_on(global, &barn, plan).await;
     barn::close(barn).await?;
     result
 }
 
-async fn start_on(global: &Global, barn: &Barn, plan: &RunPlan<'_>) -> Result<(), Failure> {
+async fn start_on(
+    global: &Global,
+    barn: &Barn,
+    plan: &RunPlan<'_>,
+) -> Result<ResourceQuotas, Failure> {
     sweep_lost(global, barn).await?;
     let herd_id = plan.herd;
     let (herd, known, registered) = barn::read(barn, |s: &StateMachineData| {
@@ -376,7 +381,8 @@ async fn start_on(global: &Global, barn: &Barn, plan: &RunPlan<'_>) -> Result<()
             counters: RunCounters::default(),
         },
     )
-    .await
+    .await?;
+    Ok(herd.resource_quotas)
 }
 
 /// Compares the contract each `dataset=` sink writes with the one its dataset is

@@ -1,4 +1,5 @@
-//! `runi run`: execute a Scenario or a DAG file in this process.
+//! `runi run`: execute a Scenario or a DAG file, its stages split across slice processes
+//! (`--slices`, default `auto`) or all in this process (`--slices inprocess`).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -6,18 +7,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use runink_cluster::herd::parse_bytes;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use datafusion_distributed::DistributedExec;
+use futures::FutureExt;
+use runink_cluster::herd::{parse_bytes, parse_cpu_millis};
+use runink_cluster::state::ResourceQuotas;
 use runink_engine::run::{RunContext, new_run_id};
 use runink_engine::session::SessionLimits;
+use runink_engine::slice::SlicePool;
 use runink_planner::dag::{self, DagMeta};
+use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_run_context};
 
 use sha2::{Digest, Sha256};
 
-use crate::cli::{Global, RunArgs};
+use crate::cli::{Global, RunArgs, SliceMode};
 use crate::compile::compile_scenario;
 use crate::exit::{CmdResult, Failure};
 use crate::output;
 use crate::record::{self, Outcome, RunLock, RunPlan};
+use crate::slices::{self, Budget};
 
 /// How often the progress bar refreshes.
 const PROGRESS_TICK: Duration = Duration::from_millis(100);
@@ -95,8 +105,26 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     };
     // Held until this function returns: while it is, `runi status` knows the run is alive.
     let _lock = RunLock::acquire(&global.home, &run_ctx.run_id)?;
-    record::start(global, &record_plan).await?;
+    let quotas = record::start(global, &record_plan).await?;
     let started = std::time::Instant::now();
+    // Split across slice processes, unless the run stays in this process.
+    let split = match split_run(args.slices, &herd, &meta, &quotas, &limits, &run_ctx, &plan).await
+    {
+        Ok(split) => split,
+        Err(e) => {
+            let message = match &e {
+                Failure::Input(e) | Failure::Run(e) => format!("{e:#}"),
+                _ => "could not start its slices".to_string(),
+            };
+            let report = run_ctx.report(started.elapsed().as_millis() as u64);
+            if let Err(e) =
+                record::finish(global, &record_plan, Outcome::Failed(&report, message)).await
+            {
+                warn_unrecorded(&run_ctx.run_id, e);
+            }
+            return Err(e);
+        }
+    };
     let heartbeat = record::spawn_heartbeat(global, Arc::clone(&run_ctx), started);
 
     let show_bar = std::io::stderr().is_terminal();
@@ -107,7 +135,25 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
             run_ctx.run_id, meta.scenario
         );
     }
-    let execution = runink_engine::run::execute(physical, ctx.task_ctx(), &run_ctx);
+    let (mut pool, execution) = match split {
+        Some(Split {
+            pool,
+            ctx,
+            physical,
+        }) => {
+            let execution = runink_engine::run::execute_then(
+                physical,
+                ctx.task_ctx(),
+                &run_ctx,
+                runink_planner::slices::with_slice_counters,
+            );
+            (Some(pool), execution.boxed())
+        }
+        None => (
+            None,
+            runink_engine::run::execute(physical, ctx.task_ctx(), &run_ctx).boxed(),
+        ),
+    };
     tokio::pin!(execution);
     let mut ticker = tokio::time::interval(PROGRESS_TICK);
     // One listener for the whole run, so a Ctrl-C between two ticks is not missed.
@@ -139,9 +185,16 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     }
     heartbeat.stop().await;
     let mut report = match result {
-        Ok(report) => report,
+        Ok(mut report) => {
+            report.slices = pool.as_ref().map_or(0, SlicePool::len);
+            report
+        }
         Err(e) => {
-            let message = e.to_string();
+            // A run that failed because a slice died says which slice and how.
+            let message = match pool.as_mut() {
+                Some(pool) => slices::failure_message(pool, e.to_string()),
+                None => e.to_string(),
+            };
             let report = run_ctx.report(started.elapsed().as_millis() as u64);
             if let Err(e) = record::finish(
                 global,
@@ -184,6 +237,69 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     });
     output::print_run(global.output, &meta, &report).map_err(Failure::run)?;
     Ok(())
+}
+
+/// Input bytes per scan task of a split run: a file of a few MiB is already read by
+/// several slices.
+const RUN_SCAN_BYTES_PER_TASK: usize = 1 << 20;
+
+/// A run split across slice processes: the processes, and the plan that runs on them.
+struct Split {
+    pool: SlicePool,
+    ctx: SessionContext,
+    physical: Arc<dyn ExecutionPlan>,
+}
+
+/// Starts the slices a run asks for and plans it across them; `None` keeps it in this
+/// process (`--slices inprocess`, or `auto` in a herd that allows no slices).
+async fn split_run(
+    mode: SliceMode,
+    herd: &str,
+    meta: &DagMeta,
+    quotas: &ResourceQuotas,
+    limits: &SessionLimits,
+    run_ctx: &Arc<RunContext>,
+    plan: &LogicalPlan,
+) -> Result<Option<Split>, Failure> {
+    let requires_cpu = meta.resources.cpu.as_deref().and_then(parse_cpu_millis);
+    let requires_memory = meta.resources.memory.as_deref().and_then(parse_bytes);
+    let budget = Budget::new(quotas, requires_cpu, requires_memory);
+    let count = match mode {
+        SliceMode::InProcess => return Ok(None),
+        SliceMode::Auto => match budget.auto() {
+            Some(n) => n,
+            None => return Ok(None),
+        },
+        SliceMode::Count(n) => budget.count(herd, n, "run with --slices inprocess")?,
+    };
+    let short = run_ctx.run_id.get(..8).unwrap_or(&run_ctx.run_id);
+    let mut pool = slices::launch(herd, &format!("run-{short}"), count, &budget)?;
+    let workers = SliceWorkers::new(&pool.urls()).map_err(Failure::run)?;
+    let options = SliceOptions {
+        scan_bytes_per_task: Some(RUN_SCAN_BYTES_PER_TASK),
+        // Scenarios join their input to small reference tables: broadcast those, so the
+        // input is still read by every slice.
+        broadcast_joins: true,
+    };
+    let ctx = distributed_run_context(limits, Arc::clone(run_ctx), workers, &options)
+        .map_err(Failure::run)?;
+    let physical = match ctx.state().create_physical_plan(plan).await {
+        Ok(p) => p,
+        Err(e) => {
+            let message = slices::failure_message(&mut pool, runink_engine::user_message(&e));
+            return Err(Failure::run(anyhow!("{message}")));
+        }
+    };
+    if !physical.is::<DistributedExec>() {
+        // Nothing to split (one slice, or input too small for two tasks): the slices would
+        // sit idle, so they stop and the run stays here.
+        return Ok(None);
+    }
+    Ok(Some(Split {
+        pool,
+        ctx,
+        physical,
+    }))
 }
 
 /// Barn could not record how a run ended; the run's own outcome is what the user gets.

@@ -13,7 +13,7 @@
 //! IPC namespaces. A PID namespace would need the parent to clone the slice into it; not
 //! done.
 
-use datafusion_distributed::Worker;
+use datafusion_distributed::{DefaultSessionBuilder, MappedWorkerSessionBuilderExt, Worker};
 use runink_engine::session::{SessionLimits, runtime_env};
 use runink_engine::slice::READY_PREFIX;
 use tokio::io::AsyncReadExt;
@@ -89,7 +89,11 @@ pub async fn slice(args: &SliceArgs) -> CmdResult {
     }
     let runtime = runtime_env(&limits)
         .map_err(|e| Failure::run(anyhow::anyhow!("slice {}: {e}", args.name)))?;
-    let worker = Worker::default().with_runtime_env(runtime);
+    // Runink's operators (contract enforcement, lineage taps, `exec=` steps) decode here.
+    let worker = Worker::from_session_builder(
+        DefaultSessionBuilder.map(|b| Ok(runink_planner::slices::slice_session_state(b).build())),
+    )
+    .with_runtime_env(runtime);
     match UNISOLATED.get() {
         Some(reason) => println!("{READY_PREFIX}http://{addr} unisolated={reason}"),
         None => println!("{READY_PREFIX}http://{addr}"),

@@ -17,15 +17,15 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use datafusion::prelude::SessionContext;
 use runink_cluster::state::{Dataset, ResourceQuotas};
-use runink_engine::isolation::SliceLimits;
 use runink_engine::session::{SessionLimits, runtime_env, session_config};
-use runink_engine::slice::{Isolation, SlicePool};
+use runink_engine::slice::SlicePool;
 use runink_engine::source::{FileLocation, SourceTable};
 use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_context};
 
 use crate::barn;
 use crate::cli::{Global, OutputFormat, SqlArgs};
 use crate::exit::{CmdResult, Failure};
+use crate::slices::{self, Budget};
 
 /// The datasets of one herd, as tables of a DataFusion session.
 struct Catalog {
@@ -114,41 +114,9 @@ fn sliced_session(
     wanted: usize,
     quotas: &ResourceQuotas,
 ) -> Result<(SessionContext, SlicePool), Failure> {
-    let count = match quotas.slices_max {
-        Some(max) if wanted > max as usize => {
-            eprintln!("note: herd `{herd}` allows at most {max} slices (slices_max); using {max}");
-            max as usize
-        }
-        _ => wanted,
-    };
-    if count == 0 {
-        return Err(Failure::input(anyhow!(
-            "herd `{herd}` allows no slices (slices_max = 0); run without --slices"
-        )));
-    }
-    let share = |total: Option<u64>| total.map(|t| (t / count as u64).max(1));
-    let limits = SliceLimits {
-        memory_bytes: share(quotas.memory_bytes),
-        cpu_millis: share(quotas.cpu_millis),
-        max_processes: Some(SLICE_MAX_PROCESSES),
-    };
-    let isolation = Isolation {
-        limits: Some(limits),
-        allow_unisolated: true,
-    };
-    let program = std::env::current_exe()
-        .map_err(|e| Failure::run(anyhow!("cannot find the runi program to start slices: {e}")))?;
-    let mut args = vec!["slice".to_string(), "--namespaces".into(), "try".into()];
-    if let Some(bytes) = limits.memory_bytes {
-        // DataFusion's pool stays under the cgroup limit, so operators spill before the
-        // kernel kills the slice.
-        args.extend(["--memory".into(), (bytes / 4 * 3).to_string()]);
-    }
-    let pool = SlicePool::launch(&program, &args, &format!("sql-{herd}"), count, &isolation)
-        .map_err(|e| Failure::run(anyhow!("{e}")))?;
-    for w in pool.warnings() {
-        eprintln!("WARNING: {w}; slices of herd `{herd}` run unisolated");
-    }
+    let budget = Budget::new(quotas, None, None);
+    let count = budget.count(herd, wanted, "run without --slices")?;
+    let pool = slices::launch(herd, &format!("sql-{herd}"), count, &budget)?;
     let session = SessionLimits::default();
     let runtime = runtime_env(&session).map_err(|e| Failure::run(anyhow!("{e}")))?;
     let workers = SliceWorkers::new(&pool.urls()).map_err(|e| Failure::run(anyhow!("{e}")))?;
@@ -161,12 +129,6 @@ fn sliced_session(
     .map_err(|e| Failure::run(anyhow!("{e}")))?;
     Ok((ctx, pool))
 }
-
-/// How long a failed query waits to see whether a slice died (and which).
-const DEAD_SLICE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Processes a slice may run (itself and what it starts).
-const SLICE_MAX_PROCESSES: u64 = 1024;
 
 /// `runi sql` reads data; it does not create tables, write files or change settings.
 fn read_only() -> datafusion::execution::context::SQLOptions {
@@ -199,15 +161,17 @@ async fn execute(
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(|e| {
         // A query that failed because a slice died says which slice and how.
-        if let Some(pool) = &catalog.slices
-            && let Err(dead) = pool
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .check_within(DEAD_SLICE_GRACE)
-        {
-            return Failure::run(anyhow!("{dead}"));
+        let message = runink_engine::user_message(&e);
+        match &catalog.slices {
+            Some(pool) => Failure::run(anyhow!(
+                "{}",
+                slices::failure_message(
+                    &mut pool.lock().unwrap_or_else(|p| p.into_inner()),
+                    message
+                )
+            )),
+            None => Failure::run(anyhow!("{message}")),
         }
-        Failure::run(anyhow!("{}", runink_engine::user_message(&e)))
     })?;
     Ok((schema, batches))
 }

@@ -167,6 +167,7 @@ pub async fn sliced_context(
         SliceWorkers::new(&slices.urls())?,
         &SliceOptions {
             scan_bytes_per_task,
+            broadcast_joins: false,
         },
     )?;
     register_sources(&ctx, dir).await?;

@@ -261,6 +261,12 @@ struct Mask {
 }
 
 impl Checker {
+    /// Whether a column is checked for `unique`, whose state spans every row the checker
+    /// and its clones see.
+    pub fn has_unique(&self) -> bool {
+        self.columns.iter().any(|c| c.unique.is_some())
+    }
+
     /// Prepares checks of `contract` for batches with schema `input`.
     ///
     /// Fails with [`ContractError::Schema`] when a contract column is missing

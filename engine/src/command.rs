@@ -74,6 +74,18 @@ impl ExternalCommandExec {
     }
 }
 
+impl ExternalCommandExec {
+    /// The step's name.
+    pub fn step(&self) -> &str {
+        &self.step
+    }
+
+    /// The command line it runs.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+}
+
 impl DisplayAs for ExternalCommandExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

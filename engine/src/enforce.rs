@@ -24,6 +24,7 @@ use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
@@ -156,6 +157,22 @@ impl ContractEnforceExec {
     pub fn label(&self) -> &str {
         &self.label
     }
+
+    /// The contract enforced.
+    pub fn contract(&self) -> &Arc<Contract> {
+        &self.contract
+    }
+
+    /// What happens to rows that break it.
+    pub fn mode(&self) -> EnforceMode {
+        self.mode
+    }
+
+    /// Whether a rule needs every row in one stream: `unique` state is per operator
+    /// instance, so split across processes it would only see its own rows.
+    pub fn needs_one_stream(&self) -> bool {
+        self.checker.has_unique()
+    }
 }
 
 impl DisplayAs for ContractEnforceExec {
@@ -193,6 +210,38 @@ impl ExecutionPlan for ContractEnforceExec {
 
     fn maintains_input_order(&self) -> Vec<bool> {
         vec![true]
+    }
+
+    // The counters as metrics, so they travel back from slices (see `run::RunContext::set_totals`).
+    fn metrics(&self) -> Option<MetricsSet> {
+        use crate::run::{
+            ENFORCE_REJECTED, ENFORCE_ROWS, ENFORCE_RULE, ENFORCE_VALID, count_metric,
+        };
+        let at = [("at", self.label.clone())];
+        let s = &self.stats;
+        let mut set = MetricsSet::new();
+        set.push(count_metric(
+            ENFORCE_ROWS,
+            s.rows_in.load(Ordering::Relaxed),
+            &at,
+        ));
+        set.push(count_metric(
+            ENFORCE_VALID,
+            s.valid.load(Ordering::Relaxed),
+            &at,
+        ));
+        set.push(count_metric(
+            ENFORCE_REJECTED,
+            s.rejected.load(Ordering::Relaxed),
+            &at,
+        ));
+        if let Ok(per_rule) = s.per_rule.lock() {
+            for (rule, n) in per_rule.iter() {
+                let labels = [("at", self.label.clone()), ("rule", rule.clone())];
+                set.push(count_metric(ENFORCE_RULE, *n, &labels));
+            }
+        }
+        Some(set)
     }
 
     fn apply_expressions(

@@ -16,6 +16,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::CardinalityEffect;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::projection::{ProjectionExec, make_with_child};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ChildStats, StatisticsArgs};
@@ -82,6 +83,11 @@ impl LineageTapExec {
     pub fn relation(&self) -> &str {
         &self.relation
     }
+
+    /// Whether it observes a source or a step.
+    pub fn kind(&self) -> TapKind {
+        self.kind
+    }
 }
 
 impl DisplayAs for LineageTapExec {
@@ -127,6 +133,21 @@ impl ExecutionPlan for LineageTapExec {
 
     fn cardinality_effect(&self) -> CardinalityEffect {
         CardinalityEffect::Equal
+    }
+
+    // The counters as metrics, so they travel back from slices (see `run::RunContext::set_totals`).
+    fn metrics(&self) -> Option<MetricsSet> {
+        let labels = [
+            ("relation", self.relation.clone()),
+            ("kind", self.kind.to_string()),
+        ];
+        let mut set = MetricsSet::new();
+        set.push(crate::run::count_metric(
+            crate::run::TAP_ROWS,
+            self.stats.rows.load(Ordering::Relaxed),
+            &labels,
+        ));
+        Some(set)
     }
 
     fn try_swapping_with_projection(

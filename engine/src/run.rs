@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use datafusion::execution::TaskContext;
+use datafusion::physical_plan::metrics::{Count, Label, Metric, MetricValue};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use serde::Serialize;
 
@@ -150,6 +151,105 @@ impl RunContext {
                 })
                 .collect(),
             elapsed_ms,
+            slices: 0,
+        }
+    }
+}
+
+/// Metric names under which Runink's operators report their counters (DataFusion
+/// `Count` metrics with labels), so the counters of operators that ran in slice processes
+/// come back to the run with `datafusion-distributed`'s task metrics.
+pub const TAP_ROWS: &str = "runink_tap_rows";
+/// Rows an enforcement point checked (label `at`).
+pub const ENFORCE_ROWS: &str = "runink_enforce_rows";
+/// Rows without violations (label `at`).
+pub const ENFORCE_VALID: &str = "runink_enforce_valid";
+/// Rows with a violation (label `at`).
+pub const ENFORCE_REJECTED: &str = "runink_enforce_rejected";
+/// Rows violating one rule (labels `at`, `rule`).
+pub const ENFORCE_RULE: &str = "runink_enforce_rule";
+
+/// A `Count` metric `name` = `value` with `labels`.
+pub fn count_metric(
+    name: &'static str,
+    value: u64,
+    labels: &[(&'static str, String)],
+) -> Arc<Metric> {
+    let count = Count::new();
+    count.add(value as usize);
+    Arc::new(Metric::new_with_labels(
+        MetricValue::Count {
+            name: name.into(),
+            count,
+        },
+        None,
+        labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, v.clone()))
+            .collect(),
+    ))
+}
+
+impl RunContext {
+    /// Replaces the counters with the totals of the Runink metrics found anywhere in
+    /// `plan` (after a distributed run: the plan with the slices' task metrics folded in).
+    /// Every operator instance reports once, whichever process it ran in.
+    pub fn set_totals(&self, plan: &Arc<dyn ExecutionPlan>) {
+        let mut taps: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut enforce: BTreeMap<String, (u64, u64, u64, BTreeMap<String, u64>)> = BTreeMap::new();
+        let mut stack = vec![Arc::clone(plan)];
+        while let Some(node) = stack.pop() {
+            stack.extend(node.children().into_iter().cloned());
+            let Some(metrics) = node.metrics() else {
+                continue;
+            };
+            for m in metrics.iter() {
+                let MetricValue::Count { name, count } = m.value() else {
+                    continue;
+                };
+                let label = |key: &str| {
+                    m.labels()
+                        .iter()
+                        .find(|l| l.name() == key)
+                        .map(|l| l.value().to_string())
+                        .unwrap_or_default()
+                };
+                let n = count.value() as u64;
+                match name.as_ref() {
+                    TAP_ROWS => *taps.entry((label("relation"), label("kind"))).or_default() += n,
+                    ENFORCE_ROWS => enforce.entry(label("at")).or_default().0 += n,
+                    ENFORCE_VALID => enforce.entry(label("at")).or_default().1 += n,
+                    ENFORCE_REJECTED => enforce.entry(label("at")).or_default().2 += n,
+                    ENFORCE_RULE => {
+                        *enforce
+                            .entry(label("at"))
+                            .or_default()
+                            .3
+                            .entry(label("rule"))
+                            .or_default() += n
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for ((relation, kind), rows) in taps {
+            let kind = if kind == TapKind::Source.to_string() {
+                TapKind::Source
+            } else {
+                TapKind::Step
+            };
+            self.tap_stats(&relation, kind)
+                .rows
+                .store(rows, Ordering::Relaxed);
+        }
+        for (at, (rows, valid, rejected, per_rule)) in enforce {
+            let s = self.enforce_stats(&at);
+            s.rows_in.store(rows, Ordering::Relaxed);
+            s.valid.store(valid, Ordering::Relaxed);
+            s.rejected.store(rejected, Ordering::Relaxed);
+            if let Ok(mut m) = s.per_rule.lock() {
+                *m = per_rule;
+            }
         }
     }
 }
@@ -203,6 +303,8 @@ pub struct RunReport {
     pub contracts: Vec<ContractReport>,
     pub sinks: Vec<SinkReport>,
     pub elapsed_ms: u64,
+    /// Slice processes the run's stages ran in; 0: all in the `runi run` process.
+    pub slices: usize,
 }
 
 /// Runs `plan` (rooted at a `SinkExec`) to completion, then commits the sinks. On any
@@ -212,9 +314,32 @@ pub async fn execute(
     task: Arc<TaskContext>,
     run: &RunContext,
 ) -> Result<RunReport> {
+    execute_then(plan, task, run, |_| async { Ok(None) }).await
+}
+
+/// [`execute`], and before committing, `totals` may give a plan whose metrics hold the
+/// counters of operators that ran elsewhere (slices): the report is then made of those
+/// ([`RunContext::set_totals`]). A failure there fails the run: its counts would be wrong.
+pub async fn execute_then<F, Fut>(
+    plan: Arc<dyn ExecutionPlan>,
+    task: Arc<TaskContext>,
+    run: &RunContext,
+    totals: F,
+) -> Result<RunReport>
+where
+    F: FnOnce(Arc<dyn ExecutionPlan>) -> Fut,
+    Fut: std::future::Future<Output = datafusion::error::Result<Option<Arc<dyn ExecutionPlan>>>>,
+{
     let started = Instant::now();
-    match collect(plan, task).await {
-        Ok(_) => {
+    let outcome = match collect(Arc::clone(&plan), task).await {
+        Ok(_) => totals(plan).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(with_metrics) => {
+            if let Some(p) = with_metrics {
+                run.set_totals(&p);
+            }
             run.commit.commit(&run.run_id)?;
             Ok(run.report(started.elapsed().as_millis() as u64))
         }

@@ -254,6 +254,16 @@ impl SlicePool {
         }
     }
 
+    /// How many slices the pool has.
+    pub fn len(&self) -> usize {
+        self.slices.len()
+    }
+
+    /// Whether the pool has no slices (it never has: launch fails instead).
+    pub fn is_empty(&self) -> bool {
+        self.slices.is_empty()
+    }
+
     /// Where each slice listens, in slice order.
     pub fn urls(&self) -> Vec<String> {
         self.slices.iter().map(|s| s.url.clone()).collect()

@@ -14,14 +14,17 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::{DataFusionError, Result as DfResult, TableReference};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::logical_plan::from_proto::parse_expr;
 use datafusion_proto::logical_plan::to_proto::serialize_expr;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf::LogicalExprNode;
 use prost::Message;
 use runink_contracts::Contract;
-use runink_engine::enforce::EnforceMode;
-use runink_engine::lineage::TapKind;
+use runink_engine::command::ExternalCommandExec;
+use runink_engine::enforce::{ContractEnforceExec, EnforceMode};
+use runink_engine::lineage::{LineageTapExec, TapKind};
 use runink_engine::sink::SinkSpec;
 use runink_engine::source::{FileLocation, SourceTable};
 use serde::{Deserialize, Serialize};
@@ -200,6 +203,120 @@ impl LogicalExtensionCodec for RuninkCodec {
         let wire = TableWire {
             name: table.name.clone(),
             location: table.location.clone(),
+        };
+        serde_json::to_writer(buf, &wire).map_err(|e| codec_err("encode", e))
+    }
+}
+
+/// The codec for Runink's physical operators, so stages holding them can be sent to slice
+/// processes (`datafusion-distributed` encodes each stage's plan with it). An operator
+/// decoded in a slice counts into counters of its own, which come back to the run as task
+/// metrics. Sinks are not encoded: they commit in the process that runs the run.
+#[derive(Debug, Default)]
+pub struct RuninkPhysicalCodec;
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum ExecWire {
+    LineageTap {
+        relation: String,
+        kind: TapKind,
+    },
+    ContractEnforce {
+        contract: Box<Contract>,
+        mode: EnforceMode,
+        label: String,
+    },
+    ExternalCommand {
+        step: String,
+        command: String,
+        schema: Schema,
+    },
+}
+
+impl PhysicalExtensionCodec for RuninkPhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        _ctx: &TaskContext,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let wire: ExecWire =
+            serde_json::from_slice(buf).map_err(|e| codec_err("bad operator", e))?;
+        let [input] = inputs else {
+            return Err(codec_err(
+                "operator",
+                format!("takes one input, got {}", inputs.len()),
+            ));
+        };
+        let input = Arc::clone(input);
+        Ok(match wire {
+            ExecWire::LineageTap { relation, kind } => Arc::new(LineageTapExec::new(
+                input,
+                relation,
+                kind,
+                Default::default(),
+            )),
+            ExecWire::ContractEnforce {
+                contract,
+                mode,
+                label,
+            } => Arc::new(
+                ContractEnforceExec::try_new(
+                    input,
+                    Arc::new(*contract),
+                    mode,
+                    label,
+                    Default::default(),
+                )
+                .map_err(|e| codec_err("contract enforcement", e))?,
+            ),
+            ExecWire::ExternalCommand {
+                step,
+                command,
+                schema,
+            } => Arc::new(ExternalCommandExec::new(
+                input,
+                step,
+                command,
+                Arc::new(schema),
+            )),
+        })
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> DfResult<()> {
+        let wire = if let Some(n) = node.downcast_ref::<LineageTapExec>() {
+            ExecWire::LineageTap {
+                relation: n.relation().to_string(),
+                kind: n.kind(),
+            }
+        } else if let Some(n) = node.downcast_ref::<ContractEnforceExec>() {
+            ExecWire::ContractEnforce {
+                contract: Box::new(n.contract().as_ref().clone()),
+                mode: n.mode(),
+                label: n.label().to_string(),
+            }
+        } else if let Some(n) = node.downcast_ref::<ExternalCommandExec>() {
+            ExecWire::ExternalCommand {
+                step: n.step().to_string(),
+                command: n.command().to_string(),
+                schema: n
+                    .schema()
+                    .as_ref()
+                    .clone()
+                    .with_metadata(Default::default()),
+            }
+        } else {
+            return Err(codec_err(
+                "encode",
+                format!("operator `{}` cannot run in a slice process", node.name()),
+            ));
         };
         serde_json::to_writer(buf, &wire).map_err(|e| codec_err("encode", e))
     }

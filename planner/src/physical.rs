@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 use runink_engine::command::ExternalCommandExec;
@@ -33,14 +36,19 @@ pub fn new_context(limits: &SessionLimits, run: Arc<RunContext>) -> Result<Sessi
         .with_config(config)
         .with_runtime_env(runtime_env(limits)?)
         .with_default_features()
-        .with_query_planner(Arc::new(RuninkQueryPlanner))
+        .with_query_planner(Arc::new(RuninkQueryPlanner::default()))
         .build();
     Ok(SessionContext::new_with_state(state))
 }
 
 /// DataFusion's physical planner plus [`RuninkExtensionPlanner`].
 #[derive(Debug, Default)]
-pub struct RuninkQueryPlanner;
+pub struct RuninkQueryPlanner {
+    /// The plan will be split across slices: enforcement that checks `unique` gets all
+    /// its rows in one stream (a coalesce below it), so no row escapes the check in another
+    /// process.
+    pub split: bool,
+}
 
 #[async_trait]
 impl QueryPlanner for RuninkQueryPlanner {
@@ -49,9 +57,28 @@ impl QueryPlanner for RuninkQueryPlanner {
         logical_plan: &LogicalPlan,
         session: &dyn Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(RuninkExtensionPlanner)])
-            .create_physical_plan(logical_plan, session)
-            .await
+        let plan =
+            DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(RuninkExtensionPlanner)])
+                .create_physical_plan(logical_plan, session)
+                .await?;
+        if !self.split {
+            return Ok(plan);
+        }
+        plan.transform_up(|node| {
+            let Some(enforce) = node.downcast_ref::<ContractEnforceExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let input = Arc::clone(node.children()[0]);
+            if !enforce.needs_one_stream() || input.output_partitioning().partition_count() <= 1 {
+                return Ok(Transformed::no(node));
+            }
+            let one: Arc<dyn ExecutionPlan> = Arc::new(CoalescePartitionsExec::new(input));
+            Ok(Transformed::yes(node.replace_children(
+                vec![one],
+                ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+            )?))
+        })
+        .map(|t| t.data)
     }
 }
 

@@ -9,11 +9,20 @@
 
 use std::sync::Arc;
 
-use datafusion::error::DataFusionError;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion_distributed::{DistributedExt, SessionStateBuilderExt, WorkerResolver};
+use datafusion_distributed::{
+    DistributedExt, DistributedMetricsFormat, SessionStateBuilderExt, WorkerResolver,
+    rewrite_distributed_plan_with_metrics,
+};
+use runink_engine::run::RunContext;
+use runink_engine::session::{SessionLimits, runtime_env, session_config};
+
+use crate::codec::RuninkPhysicalCodec;
+use crate::physical::RuninkQueryPlanner;
 
 use crate::{PlanError, Result};
 
@@ -51,37 +60,90 @@ pub struct SliceOptions {
     /// Bytes of input files per scan task: smaller means more tasks per stage. `None` keeps
     /// `datafusion-distributed`'s default (16 MiB).
     pub scan_bytes_per_task: Option<usize>,
+    /// Send a join's small build side to every task of the probe side. Without it a
+    /// `CollectLeft` join (a small table joined to a big one) runs in one task. Broadcasts
+    /// cost about 100 ms per TPC-H SF 1 query here (q2, q11, q22: 2.4–4.3× one process with
+    /// them, 1.0–2.4× without), so `runi sql` goes without.
+    pub broadcast_joins: bool,
 }
 
 /// A session whose plans run split into stages, with `config` and `runtime` for the part
 /// that runs here (the head stage) and `workers` for the rest. Exchanges between slices are
-/// uncompressed (slices share the host), task metrics are not collected, and joins are not
-/// broadcast (measured: see below).
+/// uncompressed (slices share the host) and task metrics are not collected.
 pub fn distributed_context(
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
     workers: SliceWorkers,
     options: &SliceOptions,
 ) -> Result<SessionContext> {
-    let mut builder = SessionStateBuilder::new()
+    let builder = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
+        .with_default_features();
+    Ok(SessionContext::from(
+        split(builder, workers, options, false)?.build(),
+    ))
+}
+
+/// A session for a run whose plan is split into stages that run in `workers`: Runink's
+/// planner (its operators, and `unique` enforcement kept in one stream), Runink's operator
+/// codec, and task metrics collected, since Runink's operators count rows through them
+/// (see [`with_slice_counters`]).
+pub fn distributed_run_context(
+    limits: &SessionLimits,
+    run: Arc<RunContext>,
+    workers: SliceWorkers,
+    options: &SliceOptions,
+) -> Result<SessionContext> {
+    let builder = SessionStateBuilder::new()
+        .with_config(session_config(limits).with_extension(run))
+        .with_runtime_env(runtime_env(limits)?)
         .with_default_features()
+        .with_query_planner(Arc::new(RuninkQueryPlanner { split: true }))
+        .with_distributed_user_codec(RuninkPhysicalCodec);
+    Ok(SessionContext::from(
+        split(builder, workers, options, true)?.build(),
+    ))
+}
+
+/// After a split run, `plan` with the slices' task metrics folded in (waits for them), for
+/// [`runink_engine::run::RunContext::set_totals`]; a plan that was not split as it is.
+pub async fn with_slice_counters(
+    plan: Arc<dyn ExecutionPlan>,
+) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+    rewrite_distributed_plan_with_metrics(plan, DistributedMetricsFormat::Aggregated)
+        .await
+        .map(Some)
+}
+
+/// The code a slice runs a stage with: Runink's operators decode there.
+pub fn slice_session_state(builder: SessionStateBuilder) -> SessionStateBuilder {
+    builder.with_distributed_user_codec(RuninkPhysicalCodec)
+}
+
+/// `builder` with `datafusion-distributed`'s planner wrapped around the query planner it
+/// has, and Runink's settings for it.
+fn split(
+    builder: SessionStateBuilder,
+    workers: SliceWorkers,
+    options: &SliceOptions,
+    metrics: bool,
+) -> Result<SessionStateBuilder> {
+    let mut builder = builder
         .with_distributed_worker_resolver(workers)
         .with_distributed_planner()
         .with_distributed_compression(None)
         .map_err(PlanError::DataFusion)?
-        // Per-task metrics travel back to the coordinator only for EXPLAIN ANALYZE.
-        .with_distributed_metrics_collection(false)
+        // Per-task metrics cost a message per task; `runi sql` wants them only for EXPLAIN
+        // ANALYZE, runs need them for their counters.
+        .with_distributed_metrics_collection(metrics)
         .map_err(PlanError::DataFusion)?
-        // Broadcast build sides cost about 100 ms per query on TPC-H SF 1 here (q2, q11, q22:
-        // 2.4–4.3× one process with them, 1.0–2.4× without); hash-partitioned joins instead.
-        .with_distributed_broadcast_joins(false)
+        .with_distributed_broadcast_joins(options.broadcast_joins)
         .map_err(PlanError::DataFusion)?;
     if let Some(bytes) = options.scan_bytes_per_task {
         builder = builder
             .with_distributed_file_scan_config_bytes_per_partition(bytes)
             .map_err(PlanError::DataFusion)?;
     }
-    Ok(SessionContext::from(builder.build()))
+    Ok(builder)
 }

@@ -15,6 +15,7 @@ fn counts(mut v: Value) -> Value {
     let o = v.as_object_mut().unwrap();
     o.remove("run_id");
     o.remove("elapsed_ms");
+    o.remove("slices");
     if let Some(c) = o.get_mut("contract").and_then(Value::as_object_mut) {
         c.remove("file");
     }
