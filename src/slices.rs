@@ -77,7 +77,7 @@ impl Budget {
             Some(fit) if wanted > fit => {
                 if fit > 0 {
                     eprintln!(
-                        "note: the quota of herd `{herd}` fits {fit} slices (slices_max, cpu_limit, \
+                        "note: the quota of herd `{herd}` fits {fit} slice(s) (slices_max, cpu_limit, \
                          memory_limit and @requires); using {fit}"
                     );
                 }

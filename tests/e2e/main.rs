@@ -10,4 +10,5 @@ mod explain;
 mod fixtures;
 mod herd;
 mod journey;
+mod slices;
 mod support;
