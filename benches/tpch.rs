@@ -5,7 +5,8 @@
 //!
 //! * (a) Runink in one process: Runink's session and its `parquet://` sources;
 //! * (b) the same, split into stages whose tasks run in `--slices N` (default 2) `runi slice`
-//!   processes (`datafusion-distributed` workers; exchanges are Arrow Flight over loopback);
+//!   processes (`datafusion-distributed` workers; exchanges over shared-memory pipes, or
+//!   with `--exchange grpc` Arrow Flight over loopback);
 //! * (c) DataFusion run directly, on the same files, with the same partitions;
 //! * (d) DuckDB from PyPI (`benches/tpch/duckdb_run.py`), on the same files.
 //!
@@ -16,6 +17,7 @@
 //! ```text
 //! cargo bench --bench tpch -- [--sf 1] [--iterations 3] [--partitions N] [--data DIR]
 //!                             [--queries 1,3,5] [--no-duckdb] [--slices N]
+//!                             [--exchange pipes|grpc]
 //! ```
 
 #[path = "tpch/harness.rs"]
@@ -26,6 +28,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::BoxError;
+use runink_planner::slices::Exchange;
 
 fn main() -> Result<(), BoxError> {
     let mut sf = 1.0f64;
@@ -35,6 +38,7 @@ fn main() -> Result<(), BoxError> {
     let mut queries: Vec<usize> = (1..=22).collect();
     let mut duckdb = true;
     let mut slices = 2usize;
+    let mut exchange = Exchange::Pipes;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -52,6 +56,13 @@ fn main() -> Result<(), BoxError> {
             }
             "--no-duckdb" => duckdb = false,
             "--slices" => slices = args.next().ok_or("--slices N")?.parse()?,
+            "--exchange" => {
+                exchange = match args.next().as_deref() {
+                    Some("pipes") => Exchange::Pipes,
+                    Some("grpc") => Exchange::Grpc,
+                    _ => return Err("--exchange pipes|grpc".into()),
+                }
+            }
             _ => {} // cargo bench passes --bench
         }
     }
@@ -106,7 +117,7 @@ fn main() -> Result<(), BoxError> {
     let (ours, sliced, plain) = rt.block_on(async {
         Ok::<_, BoxError>((
             harness::runink_context(&data, partitions).await?,
-            harness::sliced_context(&data, partitions, &pool, None).await?,
+            harness::sliced_context(&data, partitions, &pool, None, exchange).await?,
             harness::datafusion_context(&data, partitions).await?,
         ))
     })?;

@@ -18,7 +18,7 @@ use runink_engine::run::{RunContext, new_run_id};
 use runink_engine::session::SessionLimits;
 use runink_engine::slice::SlicePool;
 use runink_planner::dag::{self, DagMeta};
-use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_run_context};
+use runink_planner::slices::{Exchange, SliceOptions, SliceWorkers, distributed_run_context};
 
 use sha2::{Digest, Sha256};
 
@@ -280,6 +280,7 @@ async fn split_run(
         // Scenarios join their input to small reference tables: broadcast those, so the
         // input is still read by every slice.
         broadcast_joins: true,
+        exchange: Exchange::Pipes,
     };
     let ctx = distributed_run_context(limits, Arc::clone(run_ctx), workers, &options)
         .map_err(Failure::run)?;

@@ -94,6 +94,13 @@ pub async fn slice(args: &SliceArgs) -> CmdResult {
         DefaultSessionBuilder.map(|b| Ok(runink_planner::slices::slice_session_state(b).build())),
     )
     .with_runtime_env(runtime);
+    // Same-host readers take batches over shared-memory pipes, asked for on this socket.
+    let exchange = runink_planner::exchange::bind_exchange(addr)
+        .map_err(|e| Failure::run(anyhow::anyhow!("slice {}: exchange socket: {e}", args.name)))?;
+    tokio::spawn(runink_planner::exchange::serve_exchange(
+        exchange,
+        worker.clone(),
+    ));
     match UNISOLATED.get() {
         Some(reason) => println!("{READY_PREFIX}http://{addr} unisolated={reason}"),
         None => println!("{READY_PREFIX}http://{addr}"),

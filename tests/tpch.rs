@@ -8,6 +8,8 @@ mod harness;
 
 use std::path::PathBuf;
 
+use runink_planner::slices::Exchange;
+
 const SF: f64 = 0.01;
 
 fn data_dir() -> PathBuf {
@@ -59,7 +61,7 @@ async fn all_22_queries_split_into_slice_processes_match_duckdb() {
     harness::generate(&dir, SF).expect("generate");
     let slices = harness::launch_slices(2, &[], &Default::default()).expect("slices");
     // Tiny scan tasks, so that even SF 0.01 is split into stages across both slices.
-    let ctx = harness::sliced_context(&dir, 2, &slices, Some(1))
+    let ctx = harness::sliced_context(&dir, 2, &slices, Some(1), Exchange::Pipes)
         .await
         .expect("context");
     let plan = ctx
@@ -84,7 +86,7 @@ async fn a_query_whose_slice_died_fails_and_the_slice_is_named() {
     let dir = data_dir();
     harness::generate(&dir, SF).expect("generate");
     let mut slices = harness::launch_slices(2, &[], &Default::default()).expect("slices");
-    let ctx = harness::sliced_context(&dir, 2, &slices, Some(1))
+    let ctx = harness::sliced_context(&dir, 2, &slices, Some(1), Exchange::Pipes)
         .await
         .expect("context");
     let (name, pid) = slices.pids()[0].clone();
@@ -133,7 +135,7 @@ async fn isolated_slices_run_in_cgroups_and_namespaces_and_answer_the_same() {
         let uts = std::fs::read_link(format!("/proc/{pid}/ns/uts")).expect("slice uts");
         assert_ne!(uts, own_uts, "{name} shares our UTS namespace");
     }
-    let ctx = harness::sliced_context(&dir, 2, &slices, Some(1))
+    let ctx = harness::sliced_context(&dir, 2, &slices, Some(1), Exchange::Pipes)
         .await
         .expect("context");
     assert_answers_match_duckdb(&ctx, [1, 3, 18]).await;

@@ -14,7 +14,7 @@ use parquet::file::properties::WriterProperties;
 use runink_engine::session::{SessionLimits, runtime_env, session_config};
 use runink_engine::slice::{Isolation, SlicePool};
 use runink_engine::source::{FileLocation, SourceTable};
-use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_context};
+use runink_planner::slices::{Exchange, SliceOptions, SliceWorkers, distributed_context};
 use tpchgen::generators::{
     CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, PartGenerator,
     PartSuppGenerator, RegionGenerator, SupplierGenerator,
@@ -156,6 +156,7 @@ pub async fn sliced_context(
     partitions: usize,
     slices: &SlicePool,
     scan_bytes_per_task: Option<usize>,
+    exchange: Exchange,
 ) -> Result<SessionContext, BoxError> {
     let limits = SessionLimits {
         target_partitions: partitions,
@@ -168,6 +169,7 @@ pub async fn sliced_context(
         &SliceOptions {
             scan_bytes_per_task,
             broadcast_joins: false,
+            exchange,
         },
     )?;
     register_sources(&ctx, dir).await?;

@@ -13,6 +13,7 @@ pub mod build;
 pub mod codec;
 pub mod dag;
 pub mod error;
+pub mod exchange;
 pub mod lineage;
 pub mod nodes;
 pub mod physical;

@@ -22,6 +22,7 @@ use runink_engine::run::RunContext;
 use runink_engine::session::{SessionLimits, runtime_env, session_config};
 
 use crate::codec::RuninkPhysicalCodec;
+use crate::exchange::PipeChannels;
 use crate::physical::RuninkQueryPlanner;
 
 use crate::{PlanError, Result};
@@ -65,6 +66,19 @@ pub struct SliceOptions {
     /// cost about 100 ms per TPC-H SF 1 query here (q2, q11, q22: 2.4–4.3× one process with
     /// them, 1.0–2.4× without), so `runi sql` goes without.
     pub broadcast_joins: bool,
+    /// How stages hand batches to the tasks that read them.
+    pub exchange: Exchange,
+}
+
+/// How stages hand batches to the tasks that read them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Exchange {
+    /// Shared-memory pipes with slices on this host ([`crate::exchange`]), gRPC with others.
+    #[default]
+    Pipes,
+    /// `datafusion-distributed`'s gRPC (Arrow Flight over loopback) for all: the baseline
+    /// the pipes are measured against.
+    Grpc,
 }
 
 /// A session whose plans run split into stages, with `config` and `runtime` for the part
@@ -116,9 +130,12 @@ pub async fn with_slice_counters(
         .map(Some)
 }
 
-/// The code a slice runs a stage with: Runink's operators decode there.
+/// The session a slice runs a stage with: Runink's operators decode there, and it reads
+/// other slices' stages over shared-memory pipes.
 pub fn slice_session_state(builder: SessionStateBuilder) -> SessionStateBuilder {
-    builder.with_distributed_user_codec(RuninkPhysicalCodec)
+    builder
+        .with_distributed_user_codec(RuninkPhysicalCodec)
+        .with_distributed_channel_resolver(PipeChannels::new())
 }
 
 /// `builder` with `datafusion-distributed`'s planner wrapped around the query planner it
@@ -140,6 +157,9 @@ fn split(
         .map_err(PlanError::DataFusion)?
         .with_distributed_broadcast_joins(options.broadcast_joins)
         .map_err(PlanError::DataFusion)?;
+    if options.exchange == Exchange::Pipes {
+        builder = builder.with_distributed_channel_resolver(PipeChannels::new());
+    }
     if let Some(bytes) = options.scan_bytes_per_task {
         builder = builder
             .with_distributed_file_scan_config_bytes_per_partition(bytes)
