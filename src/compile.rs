@@ -5,8 +5,10 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::SessionContext;
+use datafusion_distributed::{DistributedExec, display_plan_ascii};
 use runink_engine::run::RunContext;
 use runink_engine::session::SessionLimits;
+use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_run_context};
 use runink_planner::{CompileOptions, Compiled, dag};
 
 use crate::cli::{CompileArgs, Global, OutputFormat, ScenarioArgs};
@@ -113,16 +115,52 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
     Ok(())
 }
 
-/// The plans, as `--explain` prints them: the compiled logical plan, the optimized one
-/// and the physical plan.
+/// The plans, as `--explain` prints them: the compiled logical plan, the optimized one,
+/// the physical plan, and its stages as a run on this machine would split them.
 pub async fn explain(ctx: &SessionContext, compiled: &Compiled) -> anyhow::Result<String> {
     let state = ctx.state();
     let optimized = state.optimize(&compiled.plan)?;
     let physical = state.create_physical_plan(&compiled.plan).await?;
     Ok(format!(
-        "== logical plan ==\n{}\n\n== optimized logical plan ==\n{}\n\n== physical plan ==\n{}\n",
+        "== logical plan ==\n{}\n\n== optimized logical plan ==\n{}\n\n== physical plan ==\n{}\n{}",
         compiled.plan.display_indent(),
         optimized.display_indent(),
-        displayable(physical.as_ref()).indent(false)
+        displayable(physical.as_ref()).indent(false),
+        stages(compiled).await?
     ))
+}
+
+/// The stages and slices of the plan as `runi run --slices auto` would split it on this
+/// machine without herd quotas: planned against stand-in slices, nothing is started.
+async fn stages(compiled: &Compiled) -> anyhow::Result<String> {
+    let requires_cpu = compiled
+        .meta
+        .resources
+        .cpu
+        .as_deref()
+        .and_then(runink_cluster::herd::parse_cpu_millis);
+    let requires_memory = compiled
+        .meta
+        .resources
+        .memory
+        .as_deref()
+        .and_then(runink_cluster::herd::parse_bytes);
+    let budget = crate::slices::Budget::new(&Default::default(), requires_cpu, requires_memory);
+    let count = budget.auto().unwrap_or(1);
+    let urls: Vec<String> = (0..count)
+        .map(|i| format!("http://slice-{i}.invalid:1"))
+        .collect();
+    let ctx = distributed_run_context(
+        &SessionLimits::default(),
+        Arc::new(RunContext::new("explain")),
+        SliceWorkers::new(&urls)?,
+        &SliceOptions::for_runs(),
+    )?;
+    let plan = ctx.state().create_physical_plan(&compiled.plan).await?;
+    let head = format!("== stages ({count} slices, as `runi run` splits it here) ==\n");
+    Ok(if plan.is::<DistributedExec>() {
+        format!("{head}{}\n", display_plan_ascii(plan.as_ref(), false))
+    } else {
+        format!("{head}one stage: nothing to split, the run stays in the `runi run` process\n")
+    })
 }

@@ -18,7 +18,7 @@ use runink_engine::run::{RunContext, new_run_id};
 use runink_engine::session::SessionLimits;
 use runink_engine::slice::SlicePool;
 use runink_planner::dag::{self, DagMeta};
-use runink_planner::slices::{Exchange, SliceOptions, SliceWorkers, distributed_run_context};
+use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_run_context};
 
 use sha2::{Digest, Sha256};
 
@@ -239,10 +239,6 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     Ok(())
 }
 
-/// Input bytes per scan task of a split run: a file of a few MiB is already read by
-/// several slices.
-const RUN_SCAN_BYTES_PER_TASK: usize = 1 << 20;
-
 /// A run split across slice processes: the processes, and the plan that runs on them.
 struct Split {
     pool: SlicePool,
@@ -275,13 +271,7 @@ async fn split_run(
     let short = run_ctx.run_id.get(..8).unwrap_or(&run_ctx.run_id);
     let mut pool = slices::launch(herd, &format!("run-{short}"), count, &budget)?;
     let workers = SliceWorkers::new(&pool.urls()).map_err(Failure::run)?;
-    let options = SliceOptions {
-        scan_bytes_per_task: Some(RUN_SCAN_BYTES_PER_TASK),
-        // Scenarios join their input to small reference tables: broadcast those, so the
-        // input is still read by every slice.
-        broadcast_joins: true,
-        exchange: Exchange::Pipes,
-    };
+    let options = SliceOptions::for_runs();
     let ctx = distributed_run_context(limits, Arc::clone(run_ctx), workers, &options)
         .map_err(Failure::run)?;
     let physical = match ctx.state().create_physical_plan(plan).await {

@@ -70,6 +70,19 @@ pub struct SliceOptions {
     pub exchange: Exchange,
 }
 
+impl SliceOptions {
+    /// How `runi run` splits a Scenario: scan tasks of 1 MiB of input (a file of a few MiB
+    /// is already read by several slices), small reference tables broadcast to the tasks
+    /// that join them (so the big input is still split), shared-memory pipes.
+    pub fn for_runs() -> Self {
+        Self {
+            scan_bytes_per_task: Some(1 << 20),
+            broadcast_joins: true,
+            exchange: Exchange::Pipes,
+        }
+    }
+}
+
 /// How stages hand batches to the tasks that read them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Exchange {
@@ -125,10 +138,25 @@ pub fn distributed_run_context(
 pub async fn with_slice_counters(
     plan: Arc<dyn ExecutionPlan>,
 ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-    rewrite_distributed_plan_with_metrics(plan, DistributedMetricsFormat::Aggregated)
-        .await
-        .map(Some)
+    // Task metrics arrive after the tasks end; a task that never ran (upstream issue #739)
+    // would make the wait endless, so it has a deadline and the run fails instead of
+    // reporting counts it does not have.
+    tokio::time::timeout(
+        SLICE_COUNTERS_DEADLINE,
+        rewrite_distributed_plan_with_metrics(plan, DistributedMetricsFormat::Aggregated),
+    )
+    .await
+    .map_err(|_| {
+        DataFusionError::Execution(format!(
+            "the slices' row counters did not come back within {} s",
+            SLICE_COUNTERS_DEADLINE.as_secs()
+        ))
+    })?
+    .map(Some)
 }
+
+/// How long a finished run waits for the counters of the tasks that ran in slices.
+const SLICE_COUNTERS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The session a slice runs a stage with: Runink's operators decode there, and it reads
 /// other slices' stages over shared-memory pipes.
