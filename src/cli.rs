@@ -108,10 +108,20 @@ pub struct SliceArgs {
     /// cgroup first).
     #[arg(long)]
     pub gated: bool,
-    /// New mount, UTS and IPC namespaces: `require` fails the slice where the host does not
+    /// New mount, UTS, IPC and PID namespaces: `require` fails the slice where the host does not
     /// allow them, `try` goes on without them (and says so on the ready line).
     #[arg(long, value_enum, default_value_t = NamespaceMode::Off)]
     pub namespaces: NamespaceMode,
+    /// Internal: this process is the init (`init`) or the worker (`worker`) of the slice's
+    /// PID namespace, started by the slice process itself.
+    #[arg(long, value_enum, hide = true)]
+    pub pid_role: Option<PidRole>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PidRole {
+    Init,
+    Worker,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -28,6 +28,8 @@ pub struct Budget {
     pub slice_cpu_millis: Option<u64>,
     /// Memory one slice asks for.
     pub slice_memory_bytes: Option<u64>,
+    /// The herd forbids running slices unisolated.
+    pub isolation_required: bool,
 }
 
 impl Budget {
@@ -43,6 +45,7 @@ impl Budget {
             herd_memory_bytes: quotas.memory_bytes,
             slice_cpu_millis: requires_cpu,
             slice_memory_bytes: requires_memory,
+            isolation_required: quotas.isolation_required,
         }
     }
 
@@ -107,8 +110,8 @@ impl Budget {
 }
 
 /// Starts `count` slices named `PREFIX-I`, each in its own cgroup with `budget`'s limits
-/// and in new namespaces where the host allows; where it does not, they run unisolated
-/// and that is said once on stderr.
+/// and in new namespaces. Where the host cannot isolate them they run unisolated and that
+/// is said once on stderr — unless the herd requires isolation: then the launch fails.
 pub fn launch(
     herd: &str,
     prefix: &str,
@@ -118,18 +121,34 @@ pub fn launch(
     let limits = budget.limits(count);
     let isolation = Isolation {
         limits: Some(limits),
-        allow_unisolated: true,
+        allow_unisolated: !budget.isolation_required,
     };
     let program = std::env::current_exe()
         .map_err(|e| Failure::run(anyhow!("cannot find the runi program to start slices: {e}")))?;
-    let mut args = vec!["slice".to_string(), "--namespaces".into(), "try".into()];
+    let namespaces = if budget.isolation_required {
+        "require"
+    } else {
+        "try"
+    };
+    let mut args = vec![
+        "slice".to_string(),
+        "--namespaces".into(),
+        namespaces.into(),
+    ];
     if let Some(bytes) = limits.memory_bytes {
         // DataFusion's pool stays under the cgroup limit, so operators spill before the
         // kernel kills the slice.
         args.extend(["--memory".into(), (bytes / 4 * 3).to_string()]);
     }
-    let pool = SlicePool::launch(&program, &args, prefix, count, &isolation)
-        .map_err(|e| Failure::run(anyhow!("{e}")))?;
+    let pool = SlicePool::launch(&program, &args, prefix, count, &isolation).map_err(|e| {
+        if budget.isolation_required {
+            Failure::run(anyhow!(
+                "{e} (herd `{herd}` requires isolation: isolation = \"required\")"
+            ))
+        } else {
+            Failure::run(anyhow!("{e}"))
+        }
+    })?;
     for w in pool.warnings() {
         eprintln!("WARNING: {w}; slices of herd `{herd}` run unisolated");
     }

@@ -126,6 +126,7 @@ async fn isolated_slices_run_in_cgroups_and_namespaces_and_answer_the_same() {
         .expect("isolated slices");
     assert!(slices.warnings().is_empty(), "{:?}", slices.warnings());
     let own_uts = std::fs::read_link("/proc/self/ns/uts").expect("uts");
+    let own_pid_ns = std::fs::read_link("/proc/self/ns/pid").expect("pid ns");
     for (name, pid) in slices.pids() {
         let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
         assert!(
@@ -134,6 +135,13 @@ async fn isolated_slices_run_in_cgroups_and_namespaces_and_answer_the_same() {
         );
         let uts = std::fs::read_link(format!("/proc/{pid}/ns/uts")).expect("slice uts");
         assert_ne!(uts, own_uts, "{name} shares our UTS namespace");
+        // The slice process starts its worker in a new PID namespace (as its init's child).
+        let children = std::fs::read_link(format!("/proc/{pid}/ns/pid_for_children"))
+            .expect("slice pid_for_children");
+        assert_ne!(
+            children, own_pid_ns,
+            "{name} starts processes in our PID namespace"
+        );
     }
     let ctx = harness::sliced_context(&dir, 2, &slices, Some(1), Exchange::Pipes)
         .await

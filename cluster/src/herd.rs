@@ -62,6 +62,7 @@ struct RawQuotas {
     slices_max: Option<u32>,
     cpu_limit: Option<Spanned<String>>,
     memory_limit: Option<Spanned<String>>,
+    isolation: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +146,19 @@ pub fn parse_herd(file: &str, text: &str) -> Result<Herd> {
         })?),
         None => None,
     };
+    let isolation_required = match &h.resource_quotas.isolation {
+        None => false,
+        Some(v) => match v.get_ref().as_str() {
+            "required" => true,
+            "best_effort" => false,
+            other => {
+                return Err(at(
+                    Some(v.span()),
+                    format!("isolation `{other}` is not \"required\" or \"best_effort\""),
+                ));
+            }
+        },
+    };
     let mut rbac_policies = Vec::with_capacity(h.rbac_policies.len());
     for p in h.rbac_policies {
         if p.role.get_ref().trim().is_empty() {
@@ -180,6 +194,7 @@ pub fn parse_herd(file: &str, text: &str) -> Result<Herd> {
             slices_max: h.resource_quotas.slices_max,
             cpu_millis,
             memory_bytes,
+            isolation_required,
         },
         rbac_policies,
         masking_policies: MaskingPolicy {

@@ -149,6 +149,10 @@ pub struct ResourceQuotas {
     /// CPU in thousandths of a core (`"4000m"` and `"4"` are both 4000).
     pub cpu_millis: Option<u64>,
     pub memory_bytes: Option<u64>,
+    /// Slices must run in their cgroups and namespaces: where the host cannot isolate
+    /// them, runs fail instead of running unisolated (`isolation = "required"`).
+    #[serde(default)]
+    pub isolation_required: bool,
 }
 
 /// The actions one role may take in a herd (`read:datasets`, `read:*`, ...).

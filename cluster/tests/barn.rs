@@ -786,6 +786,7 @@ fn herd(id: &str) -> Herd {
             slices_max: Some(16),
             cpu_millis: Some(4_000),
             memory_bytes: Some(8 << 30),
+            isolation_required: false,
         },
         ..Herd::default()
     }

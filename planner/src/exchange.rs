@@ -22,7 +22,6 @@ use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
@@ -249,10 +248,10 @@ impl Drop for Pipes {
     }
 }
 
+/// A fresh pipe name: random, since slices in PID namespaces share process ids (every
+/// slice's worker is PID 2) but not `/dev/shm`.
 fn new_pipe_path() -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    Path::new(PIPE_DIR).join(format!("runink-x-{}-{n}", std::process::id()))
+    Path::new(PIPE_DIR).join(format!("runink-x-{}", uuid::Uuid::new_v4().simple()))
 }
 
 fn exchange_error(authority: &str, e: impl std::fmt::Display) -> DataFusionError {

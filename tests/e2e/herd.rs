@@ -111,6 +111,17 @@ fn bad_herd_files_and_names() {
     );
     p.runi(&["herd", "apply", "-f", "h.toml"])
         .fails(2, &["h.toml:4:13:", "cpu_limit `lots`"]);
+    p.write(
+        "h3.toml",
+        "[herd]\nid = \"finance\"\n[herd.resource_quotas]\nisolation = \"maybe\"\n",
+    );
+    p.runi(&["herd", "apply", "-f", "h3.toml"]).fails(
+        2,
+        &[
+            "h3.toml:4:13:",
+            "isolation `maybe` is not \"required\" or \"best_effort\"",
+        ],
+    );
     p.write("h2.toml", "[herd\nid = 1\n");
     p.runi(&["herd", "apply", "-f", "h2.toml"])
         .fails(2, &["h2.toml:1:"]);
