@@ -112,16 +112,6 @@ pub struct SliceArgs {
     /// allow them, `try` goes on without them (and says so on the ready line).
     #[arg(long, value_enum, default_value_t = NamespaceMode::Off)]
     pub namespaces: NamespaceMode,
-    /// Internal: this process is the init (`init`) or the worker (`worker`) of the slice's
-    /// PID namespace, started by the slice process itself.
-    #[arg(long, value_enum, hide = true)]
-    pub pid_role: Option<PidRole>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum PidRole {
-    Init,
-    Worker,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -270,7 +270,9 @@ async fn split_run(
     };
     let short = run_ctx.run_id.get(..8).unwrap_or(&run_ctx.run_id);
     let mut pool = slices::launch(herd, &format!("run-{short}"), count, &budget)?;
-    let workers = SliceWorkers::new(&pool.urls()).map_err(Failure::run)?;
+    let workers = SliceWorkers::new(&pool.urls())
+        .map_err(Failure::run)?
+        .with_pipe_tag(pool.pipe_tag());
     let options = SliceOptions::for_runs();
     let ctx = distributed_run_context(limits, Arc::clone(run_ctx), workers, &options)
         .map_err(Failure::run)?;

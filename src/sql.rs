@@ -119,7 +119,9 @@ fn sliced_session(
     let pool = slices::launch(herd, &format!("sql-{herd}"), count, &budget)?;
     let session = SessionLimits::default();
     let runtime = runtime_env(&session).map_err(|e| Failure::run(anyhow!("{e}")))?;
-    let workers = SliceWorkers::new(&pool.urls()).map_err(|e| Failure::run(anyhow!("{e}")))?;
+    let workers = SliceWorkers::new(&pool.urls())
+        .map_err(|e| Failure::run(anyhow!("{e}")))?
+        .with_pipe_tag(pool.pipe_tag());
     let ctx = distributed_context(
         session_config(&session),
         runtime,

@@ -165,7 +165,7 @@ pub async fn sliced_context(
     let ctx = distributed_context(
         session_config(&limits),
         runtime_env(&limits)?,
-        SliceWorkers::new(&slices.urls())?,
+        SliceWorkers::new(&slices.urls())?.with_pipe_tag(slices.pipe_tag()),
         &SliceOptions {
             scan_bytes_per_task,
             broadcast_joins: false,

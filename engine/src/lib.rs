@@ -18,6 +18,7 @@ pub mod enforce;
 pub mod error;
 pub mod isolation;
 pub mod lineage;
+pub mod pidns;
 pub mod pipe;
 pub mod run;
 pub mod session;

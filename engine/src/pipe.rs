@@ -36,13 +36,15 @@
 //!
 //! Both ends are trusted processes of the same run: the protocol keeps them off each
 //! other's slots, and the reader validates every frame as Arrow IPC. The creator removes the
-//! files ([`remove`]); a run keeps all its pipes in one directory it removes at the end.
+//! files ([`remove`]) once both ends are attached; the file's pages are allocated up front,
+//! so a full tmpfs fails [`create`] instead of a later page fault.
 //!
 //! This is the one module that uses `unsafe`: mapping shared memory, viewing the header as
 //! atomics, the futex system call, and handing Arrow a buffer that lives in a slot.
 #![allow(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -162,8 +164,18 @@ pub fn create(path: &Path, config: PipeConfig) -> Result<()> {
             .map_err(|e| pipe_error(path, format!("cannot create its lock file: {e}")))?;
     }
     let total = HEADER_BYTES + slot_bytes * config.slots as usize;
-    file.set_len(total as u64)
-        .map_err(|e| pipe_error(path, format!("cannot size to {total} bytes: {e}")))?;
+    // Allocated, not just sized: a full tmpfs says so here (ENOSPC) instead of killing the
+    // first process that touches a page of a sparse file (SIGBUS).
+    // SAFETY: `file` is an open descriptor this function owns; the call only allocates.
+    let allocated = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, total as libc::off_t) };
+    if allocated != 0 {
+        let e = std::io::Error::from_raw_os_error(allocated);
+        remove(path);
+        return Err(pipe_error(
+            path,
+            format!("cannot allocate {total} bytes: {e}"),
+        ));
+    }
     let map = Mapping::new(&file, path)?;
     let header = map.header();
     header.slots.store(config.slots, Ordering::Relaxed);

@@ -46,6 +46,21 @@ pub const READY_PREFIX: &str = "runink-slice ready ";
 pub struct SlicePool {
     slices: Vec<Slice>,
     warnings: Vec<String>,
+    /// Names the shared-memory files of this pool's exchanges (see [`PIPE_TAG_ENV`]).
+    pipe_tag: String,
+}
+
+/// The environment variable that tells a slice the tag its exchange pipes carry in their
+/// names (`/dev/shm/runink-x-TAG-…`), so that the pool can remove what a killed process
+/// left behind.
+pub const PIPE_TAG_ENV: &str = "RUNINK_PIPE_TAG";
+
+/// Where exchange pipes live, and how their names start.
+pub const PIPE_DIR: &str = "/dev/shm";
+
+/// The file name prefix of the exchange pipes tagged `tag`.
+pub fn pipe_prefix(tag: &str) -> String {
+    format!("runink-x-{tag}-")
 }
 
 struct Slice {
@@ -86,6 +101,7 @@ impl SlicePool {
         let mut pool = Self {
             slices: Vec::with_capacity(count),
             warnings: Vec::new(),
+            pipe_tag: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
         };
         for i in 0..count {
             let name = format!("{prefix}-{i}");
@@ -94,6 +110,7 @@ impl SlicePool {
                 .args(args)
                 .args(["--name", &name])
                 .args(gated.then_some("--gated"))
+                .env(PIPE_TAG_ENV, &pool.pipe_tag)
                 // Its own process group, so that what it starts ends with it.
                 .process_group(0)
                 .stdin(Stdio::piped())
@@ -254,6 +271,11 @@ impl SlicePool {
         }
     }
 
+    /// The tag the pool's exchange pipes carry (readers in this process use it too).
+    pub fn pipe_tag(&self) -> &str {
+        &self.pipe_tag
+    }
+
     /// How many slices the pool has.
     pub fn len(&self) -> usize {
         self.slices.len()
@@ -355,6 +377,15 @@ impl Drop for SlicePool {
         for s in &mut self.slices {
             let _ = s.child.wait();
             drop(s.cgroup.take());
+        }
+        // Pipes a killed slice (or reader) had made and not yet handed over.
+        let prefix = pipe_prefix(&self.pipe_tag);
+        if let Ok(entries) = std::fs::read_dir(PIPE_DIR) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
         }
     }
 }

@@ -40,17 +40,16 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use http::HeaderMap;
 use runink_engine::pipe::{self, PipeConfig, PipeReader, PipeWriter};
+use runink_engine::slice::{PIPE_DIR, PIPE_TAG_ENV, pipe_prefix};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// Where pipes are made: a tmpfs, so the rings are memory.
-const PIPE_DIR: &str = "/dev/shm";
-
-/// The ring of one exchange pipe: 4 slots of 1 MiB (an 8 K-row batch of a wide table is
-/// split across slots). A query holds a few dozen of them at once.
+/// The ring of one exchange pipe: 4 slots of 512 KiB (an 8 K-row batch of a wide table is
+/// split across slots). A shuffle between T producer and T consumer tasks of P partitions
+/// holds T × T × P of them at once: 2 MiB each, 16–32 MiB per shuffle with two slices.
 const EXCHANGE_PIPE: PipeConfig = PipeConfig {
     slots: 4,
-    slot_bytes: 1 << 20,
+    slot_bytes: 512 << 10,
 };
 
 /// Batches decoded ahead of the consumer, per pipe.
@@ -90,19 +89,22 @@ enum Head {
 /// Channels that exchange data over shared-memory pipes with workers on this host.
 pub struct PipeChannels {
     grpc: DefaultChannelResolver,
+    /// Put in every pipe's name: the slice pool removes what carries its tag when it ends.
+    tag: Arc<str>,
 }
 
 impl PipeChannels {
-    pub fn new() -> Self {
+    /// Channels whose pipes carry `tag` (the slice pool's, `SlicePool::pipe_tag`).
+    pub fn new(tag: &str) -> Self {
         Self {
             grpc: DefaultChannelResolver::default(),
+            tag: tag.into(),
         }
     }
-}
 
-impl Default for PipeChannels {
-    fn default() -> Self {
-        Self::new()
+    /// Channels for a slice: the tag its pool gave it (or `untagged`).
+    pub fn for_slice() -> Self {
+        Self::new(&std::env::var(PIPE_TAG_ENV).unwrap_or_else(|_| "untagged".into()))
     }
 }
 
@@ -117,13 +119,18 @@ impl ChannelResolver for PipeChannels {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             _ => url.to_string(),
         };
-        Ok(Box::new(PipeChannel { grpc, authority }))
+        Ok(Box::new(PipeChannel {
+            grpc,
+            authority,
+            tag: Arc::clone(&self.tag),
+        }))
     }
 }
 
 struct PipeChannel {
     grpc: Box<dyn WorkerChannel>,
     authority: String,
+    tag: Arc<str>,
 }
 
 #[async_trait]
@@ -169,10 +176,27 @@ impl WorkerChannel for PipeChannel {
             .map_err(|e| exchange_error(&self.authority, e))?;
 
         let partitions = request.target_partition_start..request.target_partition_end;
-        let pipes: Vec<PathBuf> = partitions.clone().map(|_| new_pipe_path()).collect();
+        let pipes: Vec<PathBuf> = partitions
+            .clone()
+            .map(|_| new_pipe_path(&self.tag))
+            .collect();
         let created = Pipes(pipes.clone());
-        for path in &pipes {
-            pipe::create(path, EXCHANGE_PIPE).map_err(|e| DataFusionError::External(e.into()))?;
+        let to_create = pipes.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            to_create
+                .iter()
+                .try_for_each(|path| pipe::create(path, EXCHANGE_PIPE))
+        })
+        .await
+        .map_err(|e| exchange_error(&self.authority, e))?;
+        if let Err(e) = made {
+            // No room for rings (a small /dev/shm): this task's output comes over gRPC.
+            tracing::warn!(slice = %self.authority, error = %e, "exchange over gRPC instead of pipes");
+            drop(created);
+            return self
+                .grpc
+                .execute_task(headers, request, metrics, task_ctx)
+                .await;
         }
         let head = match request.producer_head {
             ProducerHead::None => Head::None,
@@ -214,16 +238,23 @@ impl WorkerChannel for PipeChannel {
                 ));
             }
             other => {
-                return Err(DataFusionError::Execution(
-                    other.strip_prefix("error: ").unwrap_or(other).to_string(),
+                return Err(exchange_error(
+                    &self.authority,
+                    other.strip_prefix("error: ").unwrap_or(other),
                 ));
             }
         }
-        let mut streams = Vec::with_capacity(pipes.len());
-        for path in &pipes {
-            let reader = PipeReader::open(path).map_err(|e| DataFusionError::External(e.into()))?;
-            streams.push(read_pipe(reader));
-        }
+        let to_open = pipes.clone();
+        let readers = tokio::task::spawn_blocking(move || {
+            to_open
+                .iter()
+                .map(|path| PipeReader::open(path))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| exchange_error(&self.authority, e))?
+        .map_err(|e| exchange_error(&self.authority, e))?;
+        let streams = readers.into_iter().map(read_pipe).collect();
         // Both ends hold what they need: the names can go.
         drop(created);
         Ok(streams)
@@ -248,10 +279,14 @@ impl Drop for Pipes {
     }
 }
 
-/// A fresh pipe name: random, since slices in PID namespaces share process ids (every
-/// slice's worker is PID 2) but not `/dev/shm`.
-fn new_pipe_path() -> PathBuf {
-    Path::new(PIPE_DIR).join(format!("runink-x-{}", uuid::Uuid::new_v4().simple()))
+/// A fresh pipe name with `tag`: random, since slices in PID namespaces share process ids
+/// (every slice's worker is PID 2) but not `/dev/shm`.
+fn new_pipe_path(tag: &str) -> PathBuf {
+    Path::new(PIPE_DIR).join(format!(
+        "{}{}",
+        pipe_prefix(tag),
+        uuid::Uuid::new_v4().simple()
+    ))
 }
 
 fn exchange_error(authority: &str, e: impl std::fmt::Display) -> DataFusionError {
@@ -303,7 +338,16 @@ pub async fn serve_exchange(
 ) -> io::Result<()> {
     let listener = tokio::net::UnixListener::from_std(listener)?;
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, say: this request's reader gets no answer and fails;
+                // later ones may succeed. The socket stays served.
+                tracing::warn!(error = %e, "exchange socket: cannot accept");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let worker = worker.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
@@ -358,12 +402,19 @@ async fn run_into_pipes(worker: &Worker, line: &str) -> DfResult<()> {
             producer_head,
         })
         .await?;
-    let mut writers = Vec::with_capacity(streams.len());
-    for (stream, path) in streams.into_iter().zip(&request.pipes) {
-        let writer = PipeWriter::open(path, &stream.schema())
-            .map_err(|e| DataFusionError::External(e.into()))?;
-        writers.push((stream, writer));
-    }
+    let pipes = request.pipes;
+    let schemas: Vec<_> = streams.iter().map(|s| s.schema()).collect();
+    let opened = tokio::task::spawn_blocking(move || {
+        pipes
+            .iter()
+            .zip(&schemas)
+            .map(|(path, schema)| PipeWriter::open(path, schema))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| DataFusionError::External(e.into()))?
+    .map_err(|e| DataFusionError::External(e.into()))?;
+    let writers = streams.into_iter().zip(opened);
     let handle = tokio::runtime::Handle::current();
     for (mut stream, mut writer) in writers {
         let handle = handle.clone();

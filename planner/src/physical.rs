@@ -14,9 +14,9 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 use runink_engine::command::ExternalCommandExec;
@@ -57,10 +57,10 @@ impl QueryPlanner for RuninkQueryPlanner {
         logical_plan: &LogicalPlan,
         session: &dyn Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let plan =
-            DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(RuninkExtensionPlanner)])
-                .create_physical_plan(logical_plan, session)
-                .await?;
+        let extensions = RuninkExtensionPlanner { split: self.split };
+        let plan = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(extensions)])
+            .create_physical_plan(logical_plan, session)
+            .await?;
         if !self.split {
             return Ok(plan);
         }
@@ -69,7 +69,9 @@ impl QueryPlanner for RuninkQueryPlanner {
                 return Ok(Transformed::no(node));
             };
             let input = Arc::clone(node.children()[0]);
-            if !enforce.needs_one_stream() || input.output_partitioning().partition_count() <= 1 {
+            // Even over one partition: the distributed planner may still split its scan
+            // into several tasks; a coalesce makes the stage above it one task.
+            if !enforce.needs_one_stream() || input.is::<CoalescePartitionsExec>() {
                 return Ok(Transformed::no(node));
             }
             let one: Arc<dyn ExecutionPlan> = Arc::new(CoalescePartitionsExec::new(input));
@@ -84,7 +86,12 @@ impl QueryPlanner for RuninkQueryPlanner {
 
 /// Plans Runink's extension nodes.
 #[derive(Debug, Default)]
-pub struct RuninkExtensionPlanner;
+pub struct RuninkExtensionPlanner {
+    /// The plan will be split across slices: each tap and enforcement gets counters of its
+    /// own, not the run's shared ones, so `RunContext::set_totals` counts every instance
+    /// once (the head stage's copy of an operator that runs in a slice never counts).
+    pub split: bool,
+}
 
 #[async_trait]
 impl ExtensionPlanner for RuninkExtensionPlanner {
@@ -111,7 +118,11 @@ impl ExtensionPlanner for RuninkExtensionPlanner {
                 .ok_or_else(|| DataFusionError::Internal(format!("{} has no input", node.name())))
         };
         if let Some(n) = any.downcast_ref::<LineageTapNode>() {
-            let stats = run()?.tap_stats(&n.relation, n.kind);
+            let stats = if self.split {
+                Default::default()
+            } else {
+                run()?.tap_stats(&n.relation, n.kind)
+            };
             return Ok(Some(Arc::new(LineageTapExec::new(
                 first()?,
                 n.relation.clone(),
@@ -120,7 +131,11 @@ impl ExtensionPlanner for RuninkExtensionPlanner {
             ))));
         }
         if let Some(n) = any.downcast_ref::<ContractEnforceNode>() {
-            let stats = run()?.enforce_stats(&n.label);
+            let stats = if self.split {
+                Default::default()
+            } else {
+                run()?.enforce_stats(&n.label)
+            };
             let exec = ContractEnforceExec::try_new(
                 first()?,
                 Arc::clone(&n.contract),

@@ -31,6 +31,8 @@ use crate::{PlanError, Result};
 #[derive(Clone, Debug)]
 pub struct SliceWorkers {
     urls: Vec<url::Url>,
+    /// The tag of their pool's exchange pipes.
+    pipe_tag: String,
 }
 
 impl SliceWorkers {
@@ -45,7 +47,17 @@ impl SliceWorkers {
         if urls.is_empty() {
             return Err(PlanError::Slices("no slices to run on".into()));
         }
-        Ok(Self { urls })
+        Ok(Self {
+            urls,
+            pipe_tag: "untagged".into(),
+        })
+    }
+
+    /// Exchange pipes named with `tag` (the pool's `SlicePool::pipe_tag`), so the pool
+    /// removes any that a killed process leaves behind.
+    pub fn with_pipe_tag(mut self, tag: &str) -> Self {
+        self.pipe_tag = tag.to_string();
+        self
     }
 }
 
@@ -163,7 +175,7 @@ const SLICE_COUNTERS_DEADLINE: std::time::Duration = std::time::Duration::from_s
 pub fn slice_session_state(builder: SessionStateBuilder) -> SessionStateBuilder {
     builder
         .with_distributed_user_codec(RuninkPhysicalCodec)
-        .with_distributed_channel_resolver(PipeChannels::new())
+        .with_distributed_channel_resolver(PipeChannels::for_slice())
 }
 
 /// `builder` with `datafusion-distributed`'s planner wrapped around the query planner it
@@ -174,6 +186,7 @@ fn split(
     options: &SliceOptions,
     metrics: bool,
 ) -> Result<SessionStateBuilder> {
+    let pipe_tag = workers.pipe_tag.clone();
     let mut builder = builder
         .with_distributed_worker_resolver(workers)
         .with_distributed_planner()
@@ -186,7 +199,7 @@ fn split(
         .with_distributed_broadcast_joins(options.broadcast_joins)
         .map_err(PlanError::DataFusion)?;
     if options.exchange == Exchange::Pipes {
-        builder = builder.with_distributed_channel_resolver(PipeChannels::new());
+        builder = builder.with_distributed_channel_resolver(PipeChannels::new(&pipe_tag));
     }
     if let Some(bytes) = options.scan_bytes_per_task {
         builder = builder
