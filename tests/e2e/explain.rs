@@ -60,3 +60,36 @@ fn explain_of_the_example() {
         "{physical}"
     );
 }
+
+#[test]
+fn explain_shows_the_stages_a_run_splits_the_example_into() {
+    // 100 000 trades: several MiB, so a run here splits the scan into tasks.
+    let p = Project::example(100_000);
+    let out = p
+        .runi(&[
+            "compile",
+            "--scenario",
+            "trades.feature",
+            "--explain",
+            "--dry-run",
+        ])
+        .ok()
+        .stdout;
+    let (_, stages) = out.split_once("== stages (").expect("a stages section");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 {
+        assert!(stages.contains("one stage"), "{stages}");
+        return;
+    }
+    // The head stage holds the sinks and `unique` enforcement (one stream); the trades are
+    // read, tapped and joined with the broadcast instruments in tasks of another stage.
+    let (head, rest) = stages.split_once("Stage 2").expect("stage 2");
+    assert!(
+        head.contains("DistributedExec") && head.contains("SinkExec"),
+        "{stages}"
+    );
+    assert!(head.contains("ContractEnforceExec"), "{stages}");
+    assert!(rest.contains("LineageTapExec: source=trades"), "{stages}");
+    assert!(rest.contains("NetworkBroadcastExec"), "{stages}");
+    assert!(rest.contains("tasks=2"), "{stages}");
+}
