@@ -215,25 +215,8 @@ impl LogicalExtensionCodec for RuninkCodec {
 #[derive(Debug, Default)]
 pub struct RuninkPhysicalCodec;
 
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum ExecWire {
-    LineageTap {
-        relation: String,
-        kind: TapKind,
-    },
-    ContractEnforce {
-        contract: Box<Contract>,
-        mode: EnforceMode,
-        label: String,
-    },
-    ExternalCommand {
-        step: String,
-        command: String,
-        schema: Schema,
-    },
-}
-
+// Operators travel as the logical nodes they were planned from (`NodeWire`): the same
+// fields rebuild them.
 impl PhysicalExtensionCodec for RuninkPhysicalCodec {
     fn try_decode(
         &self,
@@ -242,7 +225,7 @@ impl PhysicalExtensionCodec for RuninkPhysicalCodec {
         _ctx: &TaskContext,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let wire: ExecWire =
+        let wire: NodeWire =
             serde_json::from_slice(buf).map_err(|e| codec_err("bad operator", e))?;
         let [input] = inputs else {
             return Err(codec_err(
@@ -252,13 +235,13 @@ impl PhysicalExtensionCodec for RuninkPhysicalCodec {
         };
         let input = Arc::clone(input);
         Ok(match wire {
-            ExecWire::LineageTap { relation, kind } => Arc::new(LineageTapExec::new(
+            NodeWire::LineageTap { relation, kind } => Arc::new(LineageTapExec::new(
                 input,
                 relation,
                 kind,
                 Default::default(),
             )),
-            ExecWire::ContractEnforce {
+            NodeWire::ContractEnforce {
                 contract,
                 mode,
                 label,
@@ -272,7 +255,7 @@ impl PhysicalExtensionCodec for RuninkPhysicalCodec {
                 )
                 .map_err(|e| codec_err("contract enforcement", e))?,
             ),
-            ExecWire::ExternalCommand {
+            NodeWire::ExecStep {
                 step,
                 command,
                 schema,
@@ -282,6 +265,12 @@ impl PhysicalExtensionCodec for RuninkPhysicalCodec {
                 command,
                 Arc::new(schema),
             )),
+            NodeWire::Sinks { .. } => {
+                return Err(codec_err(
+                    "operator",
+                    "sinks run in the process that runs the run, not in a slice",
+                ));
+            }
         })
     }
 
@@ -292,18 +281,18 @@ impl PhysicalExtensionCodec for RuninkPhysicalCodec {
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> DfResult<()> {
         let wire = if let Some(n) = node.downcast_ref::<LineageTapExec>() {
-            ExecWire::LineageTap {
+            NodeWire::LineageTap {
                 relation: n.relation().to_string(),
                 kind: n.kind(),
             }
         } else if let Some(n) = node.downcast_ref::<ContractEnforceExec>() {
-            ExecWire::ContractEnforce {
+            NodeWire::ContractEnforce {
                 contract: Box::new(n.contract().as_ref().clone()),
                 mode: n.mode(),
                 label: n.label().to_string(),
             }
         } else if let Some(n) = node.downcast_ref::<ExternalCommandExec>() {
-            ExecWire::ExternalCommand {
+            NodeWire::ExecStep {
                 step: n.step().to_string(),
                 command: n.command().to_string(),
                 schema: n
