@@ -1,5 +1,6 @@
 //! Runink's operators cross to slices through `RuninkPhysicalCodec`, and their counters come
 //! back as metrics that `RunContext::set_totals` adds up.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
