@@ -17,7 +17,7 @@
 //! ```text
 //! cargo bench --bench tpch -- [--sf 1] [--iterations 3] [--partitions N] [--data DIR]
 //!                             [--queries 1,3,5] [--no-duckdb] [--slices N]
-//!                             [--exchange pipes|grpc]
+//!                             [--exchange pipes|grpc] [--slice-threads N]
 //! ```
 
 #[path = "tpch/harness.rs"]
@@ -39,6 +39,7 @@ fn main() -> Result<(), BoxError> {
     let mut duckdb = true;
     let mut slices = 2usize;
     let mut exchange = Exchange::Pipes;
+    let mut slice_threads: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -56,6 +57,9 @@ fn main() -> Result<(), BoxError> {
             }
             "--no-duckdb" => duckdb = false,
             "--slices" => slices = args.next().ok_or("--slices N")?.parse()?,
+            "--slice-threads" => {
+                slice_threads = Some(args.next().ok_or("--slice-threads N")?);
+            }
             "--exchange" => {
                 exchange = match args.next().as_deref() {
                     Some("pipes") => Exchange::Pipes,
@@ -113,7 +117,11 @@ fn main() -> Result<(), BoxError> {
         .worker_threads(partitions)
         .enable_all()
         .build()?;
-    let mut pool = harness::launch_slices(slices, &[], &Default::default())?;
+    let slice_args: Vec<&str> = match &slice_threads {
+        Some(n) => vec!["--threads", n.as_str()],
+        None => Vec::new(),
+    };
+    let mut pool = harness::launch_slices(slices, &slice_args, &Default::default())?;
     let (ours, sliced, plain) = rt.block_on(async {
         Ok::<_, BoxError>((
             harness::runink_context(&data, partitions).await?,

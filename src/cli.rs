@@ -112,6 +112,9 @@ pub struct SliceArgs {
     /// allow them, `try` goes on without them (and says so on the ready line).
     #[arg(long, value_enum, default_value_t = NamespaceMode::Off)]
     pub namespaces: NamespaceMode,
+    /// Worker threads of its async runtime (default: one per core of the host).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
