@@ -131,6 +131,49 @@ impl SliceCgroup {
     }
 }
 
+/// Removes slice cgroups whose owner is gone and which hold no process: what a `runi`
+/// killed with SIGKILL could not remove. A slice's cgroup is `runink/NAME-PID-oOWNER` (see
+/// `SlicePool`): only an owner that no longer exists cannot report on it any more, so a live
+/// (or reused) owner PID keeps it. Returns how many went. Cgroups are found under
+/// `/sys/fs/cgroup` (each v1 controller, or the v2 tree) and removed through cgroups-rs.
+pub fn sweep_abandoned() -> usize {
+    let mut names = std::collections::BTreeSet::new();
+    let roots = ["/sys/fs/cgroup".to_string()].into_iter().chain(
+        std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().display().to_string()),
+    );
+    for root in roots {
+        let Ok(entries) = std::fs::read_dir(format!("{root}/{CGROUP_PARENT}")) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                names.insert(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut removed = 0;
+    for name in names {
+        let Some(pid) = name
+            .rsplit_once("-o")
+            .and_then(|(_, p)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let cgroup = Cgroup::load(hierarchies::auto(), format!("{CGROUP_PARENT}/{name}"));
+        if cgroup.procs().is_empty() && cgroup.delete().is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// How long dropping a cgroup waits for the processes it killed to leave it.
 const REMOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 

@@ -98,6 +98,10 @@ impl SlicePool {
         count: usize,
         isolation: &Isolation,
     ) -> Result<Self> {
+        if isolation.limits.is_some() {
+            // What an earlier `runi` killed with SIGKILL left behind.
+            crate::isolation::sweep_abandoned();
+        }
         let mut pool = Self {
             slices: Vec::with_capacity(count),
             warnings: Vec::new(),
@@ -252,7 +256,10 @@ impl SlicePool {
         limits: SliceLimits,
         isolation: &Isolation,
     ) -> Result<Option<SliceCgroup>> {
-        let made = SliceCgroup::create(&format!("{name}-{pid}"), limits).and_then(|cg| {
+        // The owner (this process) in the name lets a later pool remove the cgroup if this
+        // process is killed before it can (`isolation::sweep_abandoned`).
+        let cgroup_name = format!("{name}-{pid}-o{}", std::process::id());
+        let made = SliceCgroup::create(&cgroup_name, limits).and_then(|cg| {
             cg.add(pid)?;
             Ok(cg)
         });

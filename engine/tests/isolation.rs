@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
-use runink_engine::isolation::{SliceCgroup, SliceLimits};
+use runink_engine::isolation::{SliceCgroup, SliceLimits, sweep_abandoned};
 
 /// A process that waits for a line on stdin before running `script`, so it can be moved
 /// into a cgroup first.
@@ -98,4 +98,31 @@ fn a_process_that_does_not_exist_is_a_clear_error() {
     .unwrap();
     let err = cg.add(u32::MAX - 1).unwrap_err().to_string();
     assert!(err.contains("cannot move process"), "{err}");
+}
+
+#[test]
+fn a_cgroup_whose_owner_died_is_swept_and_one_whose_owner_lives_is_kept() {
+    let limits = SliceLimits {
+        memory_bytes: Some(64 << 20),
+        cpu_millis: None,
+        max_processes: None,
+    };
+    // An owner that has ended: a child we waited for.
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let me = std::process::id();
+    let abandoned = SliceCgroup::create(&format!("test-sweep-1-o{}", gone.id()), limits).unwrap();
+    let owned = SliceCgroup::create(&format!("test-sweep-2-o{me}"), limits).unwrap();
+    let (abandoned_path, owned_path) = (abandoned.path(), owned.path());
+    // As if the owner had been killed before it could remove it.
+    std::mem::forget(abandoned);
+    assert!(exists(&abandoned_path));
+    assert!(sweep_abandoned() >= 1);
+    assert!(!exists(&abandoned_path), "{abandoned_path} was not swept");
+    assert!(
+        exists(&owned_path),
+        "{owned_path} was swept while its owner lives"
+    );
+    drop(owned);
+    assert!(!exists(&owned_path));
 }

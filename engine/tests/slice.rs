@@ -181,8 +181,15 @@ fn each_slice_runs_in_its_own_cgroup_which_goes_with_the_pool() {
         let leftovers: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
             .expect("cgroup fs")
             .filter_map(Result::ok)
-            .map(|h| h.path().join(format!("runink/{name}-{pid}")))
-            .filter(|p| p.exists())
+            .map(|h| h.path().join("runink"))
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|f| f.to_string_lossy().starts_with(&format!("{name}-{pid}-o")))
+            })
             .collect();
         assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
     }
