@@ -90,6 +90,19 @@ impl SliceCgroup {
                 limits,
                 message: e.to_string(),
             })?;
+        // No swap either: a slice over its limit is OOM-killed (and said so), not slowed down
+        // by swapping. v1 limits memory + swap together, v2 swap alone. A host without swap
+        // accounting has no such file; it then has nothing to set.
+        if let Some(bytes) = limits.memory_bytes
+            && let Some(memory) = cgroup.controller_of::<MemController>()
+        {
+            let swap = if cgroup.v2() {
+                0
+            } else {
+                i64::try_from(bytes).unwrap_or(i64::MAX)
+            };
+            let _ = memory.set_memswap_limit(swap);
+        }
         Ok(SliceCgroup {
             name: name.to_string(),
             cgroup,

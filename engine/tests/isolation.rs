@@ -49,6 +49,16 @@ fn a_slice_over_its_memory_limit_is_reported_as_oom_killed() {
     .unwrap();
     let path = cg.path();
     assert!(exists(&path), "{path} was not created");
+    // No swap beyond the memory limit (v1: memory + swap; v2: swap alone), where the host
+    // accounts swap.
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory").join(&path);
+    if let Ok(memsw) = std::fs::read_to_string(v1.join("memory.memsw.limit_in_bytes")) {
+        assert_eq!(memsw.trim(), (64u64 << 20).to_string());
+    }
+    let v2 = std::path::Path::new("/sys/fs/cgroup").join(&path);
+    if let Ok(swap) = std::fs::read_to_string(v2.join("memory.swap.max")) {
+        assert_eq!(swap.trim(), "0");
+    }
 
     // `tail` buffers a line that never ends: it grows until the limit stops it.
     let mut child = gated("exec tail /dev/zero");
