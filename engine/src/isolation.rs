@@ -144,12 +144,13 @@ impl SliceCgroup {
     }
 }
 
-/// Removes slice cgroups whose owner is gone and which hold no process: what a `runi`
-/// killed with SIGKILL could not remove. A slice's cgroup is `runink/NAME-PID-oOWNER` (see
+/// Removes slice cgroups whose owner is gone, which hold no process and are at least
+/// `min_age` old (pools use [`SWEEP_AGE`]): what a `runi` killed with SIGKILL could not
+/// remove. A slice's cgroup is `runink/NAME-PID-oOWNER` (see
 /// `SlicePool`): only an owner that no longer exists cannot report on it any more, so a live
 /// (or reused) owner PID keeps it. Returns how many went. Cgroups are found under
 /// `/sys/fs/cgroup` (each v1 controller, or the v2 tree) and removed through cgroups-rs.
-pub fn sweep_abandoned() -> usize {
+pub fn sweep_abandoned(min_age: std::time::Duration) -> usize {
     let mut names = std::collections::BTreeSet::new();
     let roots = ["/sys/fs/cgroup".to_string()].into_iter().chain(
         std::fs::read_dir("/sys/fs/cgroup")
@@ -179,12 +180,53 @@ pub fn sweep_abandoned() -> usize {
         if std::path::Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
+        // Young cgroups are left alone: their owner may live in another PID namespace (where
+        // its id means nothing here) and be between creating the cgroup and filling it, or
+        // about to read an OOM kill from it.
+        if !old_enough(&name, min_age) {
+            continue;
+        }
         let cgroup = Cgroup::load(hierarchies::auto(), format!("{CGROUP_PARENT}/{name}"));
         if cgroup.procs().is_empty() && cgroup.delete().is_ok() {
             removed += 1;
         }
     }
     removed
+}
+
+/// How old a slice cgroup must be before a pool that is not its owner removes it.
+pub const SWEEP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether every copy of `runink/NAME` under `/sys/fs/cgroup` is at least `min_age` old
+/// (a cgroup whose age cannot be read is not).
+fn old_enough(name: &str, min_age: std::time::Duration) -> bool {
+    let dirs = ["/sys/fs/cgroup".to_string()]
+        .into_iter()
+        .chain(
+            std::fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path().display().to_string()),
+        )
+        .map(|root| {
+            std::path::PathBuf::from(root)
+                .join(CGROUP_PARENT)
+                .join(name)
+        })
+        .filter(|p| p.is_dir());
+    let mut any = false;
+    for dir in dirs {
+        any = true;
+        let age = std::fs::metadata(&dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if age.is_none_or(|a| a < min_age) {
+            return false;
+        }
+    }
+    any
 }
 
 /// How long dropping a cgroup waits for the processes it killed to leave it.

@@ -34,9 +34,15 @@ pub fn enter() -> Result<Option<String>, String> {
         .map_err(|e| format!("unshare(pid): {e}"))?;
     // SAFETY: the process has one thread (checked above), so the child starts with no lock
     // held by a thread that does not exist in it.
-    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
-        ForkResult::Parent { child } => end_as(wait_for(child, false)),
-        ForkResult::Child => {}
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { child }) => end_as(wait_for(child, false)),
+        Ok(ForkResult::Child) => {}
+        // After the unshare, this process's next child would become the namespace's init:
+        // going on without the namespace would break the first `exec=` step's siblings.
+        Err(e) => {
+            eprintln!("error: slice PID namespace: fork: {e}");
+            std::process::exit(1)
+        }
     }
     // The init: PID 1 of the new namespace. (Should the original process die before this
     // death signal is set, the worker still ends when its stdin lifeline closes, and the
@@ -103,8 +109,11 @@ fn end_as(end: End) -> ! {
             128 + signal as i32
         }
         End::Code(code) => {
+            // Only signals that end a process: a worker that exited with 147 (or was stopped)
+            // must not stop this process with SIGSTOP.
             if code > 128
                 && let Ok(signal) = Signal::try_from(code - 128)
+                && ENDING.contains(&signal)
             {
                 die_by(signal);
             }
@@ -113,6 +122,28 @@ fn end_as(end: End) -> ! {
     };
     std::process::exit(code)
 }
+
+/// The signals whose default action ends a process.
+const ENDING: [Signal; 18] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGILL,
+    Signal::SIGTRAP,
+    Signal::SIGABRT,
+    Signal::SIGBUS,
+    Signal::SIGFPE,
+    Signal::SIGKILL,
+    Signal::SIGUSR1,
+    Signal::SIGSEGV,
+    Signal::SIGUSR2,
+    Signal::SIGPIPE,
+    Signal::SIGALRM,
+    Signal::SIGTERM,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+    Signal::SIGSYS,
+];
 
 /// Ends this process by `signal`, with its default action (Rust's runtime ignores SIGPIPE
 /// and handles SIGSEGV/SIGBUS, which would otherwise survive `raise`). Returns only if the

@@ -100,7 +100,7 @@ impl SlicePool {
     ) -> Result<Self> {
         if isolation.limits.is_some() {
             // What an earlier `runi` killed with SIGKILL left behind.
-            crate::isolation::sweep_abandoned();
+            crate::isolation::sweep_abandoned(crate::isolation::SWEEP_AGE);
         }
         let mut pool = Self {
             slices: Vec::with_capacity(count),
