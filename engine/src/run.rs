@@ -80,6 +80,26 @@ impl RunContext {
         s
     }
 
+    /// Counters of their own for one tap on `relation` in a plan split across slices, still
+    /// counted by [`Self::progress`] and the report (summed with the relation's others)
+    /// until [`Self::set_totals`] replaces them all with the plan's totals.
+    pub fn tap_instance(&self, relation: &str, kind: TapKind) -> Arc<TapStats> {
+        let s = Arc::new(TapStats::default());
+        self.registry()
+            .taps
+            .push((relation.to_string(), kind, Arc::clone(&s)));
+        s
+    }
+
+    /// Like [`Self::tap_instance`], for enforcement at `label`.
+    pub fn enforce_instance(&self, label: &str) -> Arc<EnforceStats> {
+        let s = Arc::new(EnforceStats::default());
+        self.registry()
+            .enforcements
+            .push((label.to_string(), Arc::clone(&s)));
+        s
+    }
+
     /// Counters for a sink.
     pub fn sink_stats(&self, spec: &SinkSpec) -> Arc<SinkStats> {
         let mut reg = self.registry();
@@ -112,34 +132,56 @@ impl RunContext {
         }
     }
 
-    /// The report of the run as it stands.
+    /// The report of the run as it stands: one line per relation and enforcement point
+    /// (the counters of several instances of one, in a split plan, summed), in the order
+    /// they were first planned.
     pub fn report(&self, elapsed_ms: u64) -> RunReport {
         let reg = self.registry();
         let rows = |kind| {
-            reg.taps
-                .iter()
-                .filter(|(_, k, _)| *k == kind)
-                .map(|(name, _, s)| RelationRows {
-                    name: name.clone(),
-                    rows: s.rows.load(Ordering::Relaxed),
-                })
-                .collect()
+            let mut out: Vec<RelationRows> = Vec::new();
+            for (name, _, s) in reg.taps.iter().filter(|(_, k, _)| *k == kind) {
+                let n = s.rows.load(Ordering::Relaxed);
+                match out.iter_mut().find(|r| r.name == *name) {
+                    Some(r) => r.rows += n,
+                    None => out.push(RelationRows {
+                        name: name.clone(),
+                        rows: n,
+                    }),
+                }
+            }
+            out
         };
+        let mut contracts: Vec<ContractReport> = Vec::new();
+        for (label, s) in &reg.enforcements {
+            let per_rule = s.per_rule.lock().map(|m| m.clone()).unwrap_or_default();
+            let (rows, valid, rejected) = (
+                s.rows_in.load(Ordering::Relaxed),
+                s.valid.load(Ordering::Relaxed),
+                s.rejected.load(Ordering::Relaxed),
+            );
+            match contracts.iter_mut().find(|c| c.at == *label) {
+                Some(c) => {
+                    c.rows += rows;
+                    c.valid += valid;
+                    c.rejected += rejected;
+                    for (rule, n) in per_rule {
+                        *c.rejected_per_rule.entry(rule).or_default() += n;
+                    }
+                }
+                None => contracts.push(ContractReport {
+                    at: label.clone(),
+                    rows,
+                    valid,
+                    rejected,
+                    rejected_per_rule: per_rule,
+                }),
+            }
+        }
         RunReport {
             run_id: self.run_id.clone(),
             sources: rows(TapKind::Source),
             steps: rows(TapKind::Step),
-            contracts: reg
-                .enforcements
-                .iter()
-                .map(|(label, s)| ContractReport {
-                    at: label.clone(),
-                    rows: s.rows_in.load(Ordering::Relaxed),
-                    valid: s.valid.load(Ordering::Relaxed),
-                    rejected: s.rejected.load(Ordering::Relaxed),
-                    rejected_per_rule: s.per_rule.lock().map(|m| m.clone()).unwrap_or_default(),
-                })
-                .collect(),
+            contracts,
             sinks: reg
                 .sinks
                 .iter()
@@ -232,24 +274,28 @@ impl RunContext {
                 }
             }
         }
+        let mut reg = self.registry();
         for ((relation, kind), rows) in taps {
             let kind = if kind == TapKind::Source.to_string() {
                 TapKind::Source
             } else {
                 TapKind::Step
             };
-            self.tap_stats(&relation, kind)
-                .rows
-                .store(rows, Ordering::Relaxed);
+            let total = TapStats::default();
+            total.rows.store(rows, Ordering::Relaxed);
+            reg.taps.retain(|(r, k, _)| !(*r == relation && *k == kind));
+            reg.taps.push((relation, kind, Arc::new(total)));
         }
         for (at, (rows, valid, rejected, per_rule)) in enforce {
-            let s = self.enforce_stats(&at);
-            s.rows_in.store(rows, Ordering::Relaxed);
-            s.valid.store(valid, Ordering::Relaxed);
-            s.rejected.store(rejected, Ordering::Relaxed);
-            if let Ok(mut m) = s.per_rule.lock() {
+            let total = EnforceStats::default();
+            total.rows_in.store(rows, Ordering::Relaxed);
+            total.valid.store(valid, Ordering::Relaxed);
+            total.rejected.store(rejected, Ordering::Relaxed);
+            if let Ok(mut m) = total.per_rule.lock() {
                 *m = per_rule;
             }
+            reg.enforcements.retain(|(l, _)| *l != at);
+            reg.enforcements.push((at, Arc::new(total)));
         }
     }
 }

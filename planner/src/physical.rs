@@ -88,8 +88,10 @@ impl QueryPlanner for RuninkQueryPlanner {
 #[derive(Debug, Default)]
 pub struct RuninkExtensionPlanner {
     /// The plan will be split across slices: each tap and enforcement gets counters of its
-    /// own, not the run's shared ones, so `RunContext::set_totals` counts every instance
-    /// once (the head stage's copy of an operator that runs in a slice never counts).
+    /// own (`RunContext::tap_instance`), not the run's shared ones, so
+    /// `RunContext::set_totals` counts every instance once (the head stage's copy of an
+    /// operator that runs in a slice never counts), while progress still sees the head
+    /// stage's.
     pub split: bool,
 }
 
@@ -119,7 +121,7 @@ impl ExtensionPlanner for RuninkExtensionPlanner {
         };
         if let Some(n) = any.downcast_ref::<LineageTapNode>() {
             let stats = if self.split {
-                Default::default()
+                run()?.tap_instance(&n.relation, n.kind)
             } else {
                 run()?.tap_stats(&n.relation, n.kind)
             };
@@ -132,7 +134,7 @@ impl ExtensionPlanner for RuninkExtensionPlanner {
         }
         if let Some(n) = any.downcast_ref::<ContractEnforceNode>() {
             let stats = if self.split {
-                Default::default()
+                run()?.enforce_instance(&n.label)
             } else {
                 run()?.enforce_stats(&n.label)
             };
