@@ -9,15 +9,21 @@
 
 use std::sync::Arc;
 
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_distributed::{
-    DistributedExt, DistributedMetricsFormat, SessionStateBuilderExt, WorkerResolver,
-    rewrite_distributed_plan_with_metrics,
+    DistributedExec, DistributedExt, DistributedMetricsFormat, NetworkBoundaryExt,
+    SessionStateBuilderExt, WorkerResolver, rewrite_distributed_plan_with_metrics,
 };
+use runink_engine::enforce::ContractEnforceExec;
 use runink_engine::run::RunContext;
 use runink_engine::session::{SessionLimits, runtime_env, session_config};
 
@@ -140,9 +146,69 @@ pub fn distributed_run_context(
         .with_default_features()
         .with_query_planner(Arc::new(RuninkQueryPlanner { split: true }))
         .with_distributed_user_codec(RuninkPhysicalCodec);
+    let mut builder = split(builder, workers, options, true)?;
+    let distributed = builder.query_planner().take();
     Ok(SessionContext::from(
-        split(builder, workers, options, true)?.build(),
+        builder
+            .with_query_planner(Arc::new(HeadEnforcement { distributed }))
+            .build(),
     ))
+}
+
+/// After `datafusion-distributed` split the plan: enforcement that `RuninkQueryPlanner`
+/// kept in one stream (a coalesce below it, for `unique`) and that ended up in the head
+/// stage, right above the network boundary, reads the boundary's partitions directly. The
+/// head stage runs as one task in this process, whose partitions share the `unique` state,
+/// so the check still sees every row — in parallel, instead of one stream.
+#[derive(Debug)]
+struct HeadEnforcement {
+    distributed: Option<Arc<dyn QueryPlanner + Send + Sync>>,
+}
+
+#[async_trait::async_trait]
+impl QueryPlanner for HeadEnforcement {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn datafusion::catalog::Session,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let Some(distributed) = &self.distributed else {
+            return Err(DataFusionError::Internal("no distributed planner".into()));
+        };
+        let plan = distributed
+            .create_physical_plan(logical_plan, session)
+            .await?;
+        if !plan.is::<DistributedExec>() {
+            return Ok(plan);
+        }
+        let Some(base) = plan.children().first().map(|c| Arc::clone(*c)) else {
+            return Ok(plan);
+        };
+        let head = base
+            .transform_down(|node| {
+                if node.is_network_boundary() {
+                    return Ok(Transformed::new(node, false, TreeNodeRecursion::Jump));
+                }
+                let below_coalesce = node
+                    .downcast_ref::<ContractEnforceExec>()
+                    .and_then(|_| node.children().first().map(|c| Arc::clone(*c)))
+                    .filter(|c| c.is::<CoalescePartitionsExec>())
+                    .and_then(|c| c.children().first().map(|b| Arc::clone(*b)))
+                    .filter(|b| b.is_network_boundary());
+                match below_coalesce {
+                    Some(boundary) => Ok(Transformed::yes(node.replace_children(
+                        vec![boundary],
+                        ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+                    )?)),
+                    None => Ok(Transformed::no(node)),
+                }
+            })?
+            .data;
+        plan.replace_children(
+            vec![head],
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
 }
 
 /// After a split run, `plan` with the slices' task metrics folded in (waits for them), for
