@@ -133,19 +133,7 @@ pub async fn explain(ctx: &SessionContext, compiled: &Compiled) -> anyhow::Resul
 /// The stages and slices of the plan as `runi run --slices auto` would split it on this
 /// machine without herd quotas: planned against stand-in slices, nothing is started.
 async fn stages(compiled: &Compiled) -> anyhow::Result<String> {
-    let requires_cpu = compiled
-        .meta
-        .resources
-        .cpu
-        .as_deref()
-        .and_then(runink_cluster::herd::parse_cpu_millis);
-    let requires_memory = compiled
-        .meta
-        .resources
-        .memory
-        .as_deref()
-        .and_then(runink_cluster::herd::parse_bytes);
-    let budget = crate::slices::Budget::new(&Default::default(), requires_cpu, requires_memory);
+    let budget = crate::slices::Budget::for_plan(&Default::default(), &compiled.meta.resources);
     let count = budget.auto().unwrap_or(1);
     let urls: Vec<String> = (0..count)
         .map(|i| format!("http://slice-{i}.invalid:1"))

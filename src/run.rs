@@ -12,7 +12,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion_distributed::DistributedExec;
 use futures::FutureExt;
-use runink_cluster::herd::{parse_bytes, parse_cpu_millis};
+use runink_cluster::herd::parse_bytes;
 use runink_cluster::state::ResourceQuotas;
 use runink_engine::run::{RunContext, new_run_id};
 use runink_engine::session::SessionLimits;
@@ -257,9 +257,7 @@ async fn split_run(
     run_ctx: &Arc<RunContext>,
     plan: &LogicalPlan,
 ) -> Result<Option<Split>, Failure> {
-    let requires_cpu = meta.resources.cpu.as_deref().and_then(parse_cpu_millis);
-    let requires_memory = meta.resources.memory.as_deref().and_then(parse_bytes);
-    let budget = Budget::new(quotas, requires_cpu, requires_memory);
+    let budget = Budget::for_plan(quotas, &meta.resources);
     let count = match mode {
         SliceMode::InProcess => return Ok(None),
         SliceMode::Auto => match budget.auto() {

@@ -49,6 +49,17 @@ impl Budget {
         }
     }
 
+    /// The herd's quotas, and what each slice of a compiled plan asks for (its
+    /// `@requires(cpu=, memory=)`).
+    pub fn for_plan(quotas: &ResourceQuotas, requires: &runink_planner::dag::Resources) -> Self {
+        use runink_cluster::herd::{parse_bytes, parse_cpu_millis};
+        Self::new(
+            quotas,
+            requires.cpu.as_deref().and_then(parse_cpu_millis),
+            requires.memory.as_deref().and_then(parse_bytes),
+        )
+    }
+
     /// How many slices of what each asks for fit in the herd's quota (`None`: no limit).
     fn fit(&self) -> Option<usize> {
         let fit = |total: Option<u64>, each: Option<u64>| match (total, each) {

@@ -303,12 +303,7 @@ fn read_pipe(mut reader: PipeReader) -> BoxStream<'static, DfResult<RecordBatch>
             }
         }
     });
-    tokio_stream_from(rx)
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<DfResult<RecordBatch>>,
-) -> BoxStream<'static, DfResult<RecordBatch>> {
+    let mut rx = rx;
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
