@@ -85,13 +85,26 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
     }
     if args.dry_run {
         if !args.explain {
-            eprintln!(
-                "ok: Scenario `{}` compiles ({} sources, {} steps, {} sinks)",
-                compiled.meta.scenario,
-                compiled.meta.sources.len(),
-                compiled.meta.steps.len(),
-                compiled.meta.sinks.len()
-            );
+            match global.output {
+                OutputFormat::Json | OutputFormat::Yaml => crate::output::print_value(
+                    global.output,
+                    &serde_json::json!({
+                        "ok": true,
+                        "scenario": compiled.meta.scenario,
+                        "sources": compiled.meta.sources.len(),
+                        "steps": compiled.meta.steps.len(),
+                        "sinks": compiled.meta.sinks.len(),
+                        "warnings": compiled.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+                    }),
+                )?,
+                _ => eprintln!(
+                    "ok: Scenario `{}` compiles ({} sources, {} steps, {} sinks)",
+                    compiled.meta.scenario,
+                    compiled.meta.sources.len(),
+                    compiled.meta.steps.len(),
+                    compiled.meta.sinks.len()
+                ),
+            }
         }
         return Ok(());
     }
@@ -105,10 +118,10 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
             .with_context(|| format!("cannot write {}", out.display()))
             .map_err(Failure::input)?;
         match global.output {
-            OutputFormat::Json => println!(
-                "{}",
-                serde_json::json!({ "dag": out.display().to_string(), "bytes": bytes.len(), "scenario": compiled.meta.scenario })
-            ),
+            OutputFormat::Json | OutputFormat::Yaml => crate::output::print_value(
+                global.output,
+                &serde_json::json!({ "dag": out.display().to_string(), "bytes": bytes.len(), "scenario": compiled.meta.scenario }),
+            )?,
             _ => eprintln!("wrote {} ({} bytes)", out.display(), bytes.len()),
         }
     }

@@ -11,6 +11,7 @@ use crate::barn::{close, open, read, write};
 
 use crate::cli::{Global, HerdArgs, HerdCommand, OutputFormat};
 use crate::exit::{CmdResult, Failure};
+use crate::output::print_value;
 
 /// The files `herd init` writes; `{{HERD}}` becomes the herd's id.
 const SCAFFOLD: &[(&str, &str)] = &[
@@ -147,6 +148,25 @@ async fn init(global: &Global, name: &str, file: Option<&Path>, dir: Option<&Pat
             .map_err(Failure::run)?;
         written.push(target.display().to_string());
     }
+    // A project folder that already has a herd.toml keeps it, and the herd registered is the
+    // one it describes: registering the template's defaults instead would silently reset a
+    // herd whose file says otherwise.
+    let herd = match file {
+        None if kept.iter().any(|k| Path::new(k) == dir.join("herd.toml")) => {
+            let existing = read_herd_file(&dir.join("herd.toml"))?;
+            if existing.id != name {
+                return Err(Failure::input(anyhow!(
+                    "{}: the existing herd file's id is `{}`, not `{name}`; run `runi herd init {}` \
+                     there, or choose another --dir",
+                    dir.join("herd.toml").display(),
+                    existing.id,
+                    existing.id
+                )));
+            }
+            existing
+        }
+        _ => herd,
+    };
     // The project is used from its folder, whose `.runink/` is the default state
     // directory there: register the herd in it unless a state directory was chosen.
     let home = match (dir.as_path(), global.home.as_path()) {
@@ -204,17 +224,6 @@ fn say(global: &Global, text: &str) {
     } else {
         println!("{}", serde_json::json!({ "ok": true, "message": text }));
     }
-}
-
-fn print_value(format: OutputFormat, value: &impl serde::Serialize) -> Result<(), Failure> {
-    match format {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(value).map_err(Failure::run)?
-        ),
-        _ => print!("{}", crate::output::to_yaml(value).map_err(Failure::run)?),
-    }
-    Ok(())
 }
 
 fn human_bytes(b: u64) -> String {

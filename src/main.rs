@@ -6,8 +6,8 @@
 //! load or compile), 1 for a run that failed, 130 for an interrupted run.
 
 /// `print!` and `println!` for this crate: like std's, but a closed stdout (`runi status |
-/// head`) ends the process quietly with 141 (128 + SIGPIPE), as other Unix tools do, instead
-/// of panicking.
+/// head`) ends the process quietly by SIGPIPE (status 141 in a shell), as other Unix tools
+/// do, instead of panicking.
 macro_rules! print {
     ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*)) };
 }
@@ -42,6 +42,33 @@ fn main() -> std::process::ExitCode {
     {
         return code;
     }
+    // DataFusion names, formats and plans expressions recursively, and some of those walks
+    // (an expression's display name) are not guarded: a step with a long `a + b + …` chain
+    // overflowed the 8 MiB main stack and aborted. The command runs on a thread whose stack
+    // is large; the kernel commits only the pages a deep plan touches.
+    match std::thread::Builder::new()
+        .name("runi".into())
+        .stack_size(COMMAND_STACK_BYTES)
+        .spawn(move || command(cli))
+    {
+        Ok(thread) => thread.join().unwrap_or_else(|_| {
+            eprintln!("error: runi stopped on an internal error (a panic; see above)");
+            std::process::ExitCode::from(101)
+        }),
+        Err(e) => {
+            eprintln!("error: cannot start runi's command thread: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+/// Stack of the thread that parses, plans and runs a command (virtual; touched pages only).
+const COMMAND_STACK_BYTES: usize = 256 << 20;
+
+/// Stack of the async runtime's worker threads, which also plan (slice tasks, `exec=` feeds).
+const WORKER_STACK_BYTES: usize = 64 << 20;
+
+fn command(cli: cli::Cli) -> std::process::ExitCode {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // `runi slice --threads N` sizes its runtime (measured on TPC-H SF 1 with two slices on two
     // cores: one thread each was slower, 1.38 vs 1.24-1.30 of one process, so slices keep
@@ -51,7 +78,11 @@ fn main() -> std::process::ExitCode {
     {
         builder.worker_threads(threads.max(1));
     }
-    let runtime = match builder.enable_all().build() {
+    let runtime = match builder
+        .enable_all()
+        .thread_stack_size(WORKER_STACK_BYTES)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -86,7 +117,12 @@ fn main() -> std::process::ExitCode {
 fn write_stdout(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
     if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        // Ended by SIGPIPE, not `exit`: `exit` runs C++ static destructors while RocksDB's
+        // background threads (the embedded Barn) still run, which aborted now and then
+        // ("terminate called without an active exception"). Barn's writes are durable (WAL)
+        // when made.
         if e.kind() == std::io::ErrorKind::BrokenPipe {
+            runink_engine::pidns::die_by(nix::sys::signal::Signal::SIGPIPE);
             std::process::exit(141);
         }
         eprintln!("error: cannot write to stdout: {e}");

@@ -17,6 +17,22 @@ struct RunSummary<'a> {
     report: &'a RunReport,
 }
 
+/// Prints `value` as pretty JSON, or as YAML for `-o yaml` (the commands that have no table).
+pub fn print_value(
+    format: OutputFormat,
+    value: &impl Serialize,
+) -> Result<(), crate::exit::Failure> {
+    use crate::exit::Failure;
+    match format {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).map_err(Failure::run)?
+        ),
+        _ => print!("{}", to_yaml(value).map_err(Failure::run)?),
+    }
+    Ok(())
+}
+
 /// Prints a finished run's summary.
 pub fn print_run(format: OutputFormat, meta: &DagMeta, report: &RunReport) -> anyhow::Result<()> {
     let summary = RunSummary {

@@ -84,6 +84,14 @@ async fn open_catalog(global: &Global, slices: usize) -> Result<Catalog, Failure
         let (ctx, pool) = sliced_session(&herd, slices, &quotas)?;
         (ctx, Some(std::sync::Mutex::new(pool)))
     };
+    // Datasets are tables of the default schema and, qualified, of a schema named after the
+    // herd (`finance.trades_silver`), as a user writes them from `dataset://finance/…`.
+    let herd_schema = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
+    if let Some(catalog) = ctx.catalog("datafusion") {
+        catalog
+            .register_schema(&herd, Arc::clone(&herd_schema) as _)
+            .map_err(|e| Failure::run(anyhow!("herd `{herd}`: {e}")))?;
+    }
     for d in &datasets {
         let location = FileLocation::parse(&d.location, Some(&d.format))
             .map_err(|m| Failure::run(anyhow!("dataset `{}.{}`: {m}", d.herd, d.name)))?;
@@ -93,10 +101,18 @@ async fn open_catalog(global: &Global, slices: usize) -> Result<Catalog, Failure
                 .await
                 .map_err(|e| Failure::run(anyhow!("dataset `{}.{}`: {e}", d.herd, d.name)))?,
         };
+        let table: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(table);
         ctx.register_table(
             datafusion::common::TableReference::bare(d.name.as_str()),
-            Arc::new(table),
+            Arc::clone(&table),
         )
+        .and_then(|_| {
+            datafusion::catalog::SchemaProvider::register_table(
+                herd_schema.as_ref(),
+                d.name.clone(),
+                table,
+            )
+        })
         .map_err(|e| Failure::run(anyhow!("dataset `{}`: {e}", d.name)))?;
     }
     Ok(Catalog {
@@ -185,8 +201,18 @@ fn plan_error(catalog: &Catalog, e: &datafusion::error::DataFusionError) -> anyh
         && let Some(name) = rest.split('\'').next()
         && message.contains("not found")
     {
+        let full = name;
         let name = name.rsplit('.').next().unwrap_or(name);
         let known: Vec<&str> = catalog.datasets.iter().map(|d| d.name.as_str()).collect();
+        let full = full.strip_prefix("datafusion.").unwrap_or(full);
+        if full != name && known.contains(&name) {
+            return anyhow!(
+                "unknown table `{full}`: this session queries herd `{}`, whose dataset is `{name}` \
+                 (or `{}.{name}`); another herd's datasets need --herd",
+                catalog.herd,
+                catalog.herd
+            );
+        }
         return anyhow!(
             "unknown dataset `{name}` in herd `{}` ({})",
             catalog.herd,
@@ -203,6 +229,7 @@ fn plan_error(catalog: &Catalog, e: &datafusion::error::DataFusionError) -> anyh
 /// Runs every statement of `text` in order (DataFusion's parser splits them, so `;` inside
 /// quotes or comments is not an end), printing each result; stops at the first error.
 async fn run_query(catalog: &Catalog, text: &str, format: OutputFormat) -> CmdResult {
+    runink_planner::sqldepth::check_sql(text).map_err(|m| Failure::input(anyhow!("{m}")))?;
     let statements = datafusion::sql::parser::DFParser::parse_sql(text)
         .map_err(|e| Failure::input(anyhow!("{}", runink_engine::user_message(&e))))?;
     if statements.is_empty() {

@@ -443,7 +443,11 @@ pub fn probe_schema(step: &str, command: &str, input: &Schema) -> Result<Schema>
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             Ok(None) => {
-                let _ = child.kill();
+                // The whole group: `sh -c` may have started the program as its child.
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
                 let _ = child.wait();
                 return Err(step_error(
                     step,

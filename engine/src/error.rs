@@ -65,6 +65,9 @@ pub fn user_message(e: &DataFusionError) -> String {
         DataFusionError::Context(ctx, inner) => format!("{ctx}: {}", user_message(inner)),
         DataFusionError::Shared(inner) => user_message(inner),
         DataFusionError::ArrowError(inner, _) => format!("{inner}"),
+        // Its Display asks the user to file a DataFusion bug, which misleads when the cause is
+        // a bad input file (an `.arrow` source holding garbage).
+        DataFusionError::Internal(message) => message.clone(),
         DataFusionError::Diagnostic(_, inner) => user_message(inner),
         DataFusionError::Collection(errs) => match errs.first() {
             Some(first) => user_message(first),

@@ -208,13 +208,21 @@ impl ExecutionPlan for LineageTapExec {
     ) -> DfResult<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
         let stats = Arc::clone(&self.stats);
-        let stream = input.inspect(move |batch| {
-            if let Ok(batch) = batch {
+        // A reader's error (a ragged CSV line, a value that does not parse) names neither the
+        // source nor its file; the tap above every source adds the source's name.
+        let source = (self.kind == TapKind::Source).then(|| format!("source `{}`", self.relation));
+        let stream = input.map(move |batch| match batch {
+            Ok(batch) => {
                 stats
                     .rows
                     .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                 stats.batches.fetch_add(1, Ordering::Relaxed);
+                Ok(batch)
             }
+            Err(e) => Err(match &source {
+                Some(name) => DataFusionError::Context(name.clone(), Box::new(e)),
+                None => e,
+            }),
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema(),

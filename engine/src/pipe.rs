@@ -16,7 +16,9 @@
 //! * **Frames** are Arrow IPC stream messages (`StreamEncoder` on the writer,
 //!   `StreamDecoder` on the reader): the first also carries the schema, the last is the
 //!   end-of-stream marker. A batch whose encoding does not fit a slot is split into row
-//!   ranges that do.
+//!   ranges that do; a frame that still does not fit (one row with a value larger than a
+//!   slot) is written across several slots, each marked as continued, and the reader copies
+//!   and joins them.
 //! * **Bounded**: the writer takes a free slot; when none is free it sleeps until the reader
 //!   frees one (backpressure). Slots are mapped with `MAP_POPULATE`, so steady state has no
 //!   page faults, and they are reused, so no per-batch buffer is allocated for the data.
@@ -82,13 +84,17 @@ const ATTACHED: u32 = 1;
 const FINISHED: u32 = 2;
 const FAILED: u32 = 3;
 
+/// Largest slot: a frame length's top bit marks a frame continued in the next slot.
+const SLOT_BYTES_MAX: usize = (1 << 31) - SLOT_ALIGN;
+const CONTINUED: u32 = 1 << 31;
+
 // Slot states.
 const FREE: u32 = 0;
 const WRITTEN: u32 = 1;
 const LEASED: u32 = 2;
 
 /// The shape of a pipe: how many slots and how large each is. A frame larger than a slot is
-/// split by rows; a single row larger than a slot is an error.
+/// split by rows; a single row larger than a slot spans several slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipeConfig {
     pub slots: u32,
@@ -143,11 +149,11 @@ pub fn create(path: &Path, config: PipeConfig) -> Result<()> {
             ),
         ));
     }
-    if config.slot_bytes < 4096 || config.slot_bytes > u32::MAX as usize {
+    if config.slot_bytes < 4096 || config.slot_bytes > SLOT_BYTES_MAX {
         return Err(pipe_error(
             path,
             format!(
-                "slot size must be 4 KiB to 4 GiB, not {} bytes",
+                "slot size must be 4 KiB to 2 GiB, not {} bytes",
                 config.slot_bytes
             ),
         ));
@@ -292,10 +298,7 @@ impl PipeWriter {
         self.parts.extend(parts);
         let len: usize = self.parts.iter().map(Buffer::len).sum();
         if len > self.end.slot_bytes {
-            return Err(self.end.error(format!(
-                "a frame of {rows} row(s) takes {len} bytes, more than a slot's {} bytes",
-                self.end.slot_bytes
-            )));
+            return self.put_across_slots(len, rows);
         }
         let slot = self.end.free_slot()?;
         let target = self.end.map.slot_mut(slot, len);
@@ -305,7 +308,41 @@ impl PipeWriter {
             at += part.len();
         }
         self.parts.clear();
-        self.end.publish(slot, len);
+        self.end.publish(slot, len, false);
+        Ok(())
+    }
+
+    /// A frame larger than a slot (a row holding a value of megabytes): its bytes go into as
+    /// many slots as they need, in order, every piece but the last marked as continued.
+    fn put_across_slots(&mut self, len: usize, rows: usize) -> Result<()> {
+        let slot_bytes = self.end.slot_bytes;
+        tracing::debug!(rows, len, slot_bytes, "pipe frame spans several slots");
+        let parts = std::mem::take(&mut self.parts);
+        let mut pieces = parts.iter().map(Buffer::as_slice);
+        let mut pending: Option<&[u8]> = None;
+        let mut left = len;
+        while left > 0 {
+            let slot = self.end.free_slot()?;
+            let fill = left.min(slot_bytes);
+            let target = self.end.map.slot_mut(slot, fill);
+            let mut at = 0;
+            while at < fill {
+                let Some(source) = pending.take().or_else(|| pieces.next()) else {
+                    break;
+                };
+                let n = source.len().min(fill - at);
+                target[at..at + n].copy_from_slice(&source[..n]);
+                at += n;
+                if n < source.len() {
+                    pending = Some(&source[n..]);
+                }
+            }
+            left -= fill;
+            self.end.publish(slot, fill, left > 0);
+        }
+        drop(pieces);
+        self.parts = parts;
+        self.parts.clear();
         Ok(())
     }
 }
@@ -327,6 +364,8 @@ pub struct PipeReader {
     /// Slots leased to batches that are still alive (shared with their leases).
     leased: Arc<AtomicUsize>,
     copy_always: bool,
+    /// The last frame read is continued by the next.
+    joining: bool,
     /// Batches decoded but not yet returned.
     pending: std::collections::VecDeque<RecordBatch>,
     done: bool,
@@ -341,6 +380,7 @@ impl PipeReader {
             decoder: StreamDecoder::new(),
             leased: Arc::new(AtomicUsize::new(0)),
             copy_always: false,
+            joining: false,
             pending: std::collections::VecDeque::with_capacity(2),
             done: false,
         })
@@ -360,14 +400,22 @@ impl PipeReader {
             if self.done {
                 return Ok(None);
             }
-            let Some((slot, len)) = self.end.next_frame()? else {
+            let Some((slot, len, continued)) = self.end.next_frame()? else {
                 self.done = true;
                 self.decoder
                     .finish()
                     .map_err(|e| self.end.error(format!("the stream ended mid-frame: {e}")))?;
                 return Ok(None);
             };
-            let mut buffer = self.take(slot, len);
+            // The pieces of a frame larger than a slot are copied: the decoder joins them.
+            let mut buffer = if continued || self.joining {
+                let copy = Buffer::from_slice_ref(self.end.map.slot(slot, len));
+                self.end.release(slot);
+                copy
+            } else {
+                self.take(slot, len)
+            };
+            self.joining = continued;
             // A frame holds one batch, but the decoder hands out a batch without a body
             // only when the next bytes arrive, so one frame may complete two.
             while !buffer.is_empty() {
@@ -609,12 +657,14 @@ impl End {
         })
     }
 
-    /// Writer: makes the frame in `slot` the next one the reader sees.
-    fn publish(&self, slot: u32, len: usize) {
+    /// Writer: makes the frame in `slot` the next one the reader sees; `continued`: the next
+    /// frame carries the rest of this one's bytes.
+    fn publish(&self, slot: u32, len: usize, continued: bool) {
         let header = self.map.header();
         let line = self.map.line(Side::Writer);
         let head = line.count.load(Ordering::Relaxed);
-        header.frame_len[slot as usize].store(len as u32, Ordering::Relaxed);
+        let marked = len as u32 | if continued { CONTINUED } else { 0 };
+        header.frame_len[slot as usize].store(marked, Ordering::Relaxed);
         header.queue[(head % self.slots) as usize].store(slot, Ordering::Relaxed);
         line.count.store(head.wrapping_add(1), Ordering::SeqCst);
         if self.map.line(Side::Reader).waiting.load(Ordering::SeqCst) != 0 {
@@ -622,9 +672,9 @@ impl End {
         }
     }
 
-    /// Reader: the next frame's slot and length, waiting while there is none; `None` at the
-    /// end of the stream.
-    fn next_frame(&self) -> Result<Option<(u32, usize)>> {
+    /// Reader: the next frame's slot, length and whether the next frame continues it, waiting
+    /// while there is none; `None` at the end of the stream.
+    fn next_frame(&self) -> Result<Option<(u32, usize, bool)>> {
         let header = self.map.header();
         let writer = self.map.line(Side::Writer);
         let me = self.map.line(Side::Reader);
@@ -633,12 +683,16 @@ impl End {
             let head = writer.count.load(Ordering::SeqCst);
             if head != tail {
                 let slot = header.queue[(tail % self.slots) as usize].load(Ordering::Relaxed);
-                let len = header.frame_len[slot as usize].load(Ordering::Relaxed) as usize;
-                if slot >= self.slots || len > self.slot_bytes {
+                if slot >= self.slots {
+                    return Err(self.error("corrupt frame table"));
+                }
+                let marked = header.frame_len[slot as usize].load(Ordering::Relaxed);
+                let len = (marked & !CONTINUED) as usize;
+                if len > self.slot_bytes {
                     return Err(self.error("corrupt frame table"));
                 }
                 me.count.store(tail.wrapping_add(1), Ordering::Release);
-                return Ok(Some((slot, len)));
+                return Ok(Some((slot, len, marked & CONTINUED != 0)));
             }
             match writer.state.load(Ordering::Acquire) {
                 FINISHED if writer.count.load(Ordering::SeqCst) == tail => return Ok(None),

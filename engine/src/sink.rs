@@ -689,7 +689,13 @@ impl OpenSink {
             FileFormatKind::Csv => {
                 Writer::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(w))
             }
-            FileFormatKind::Json => Writer::Json(arrow::json::LineDelimitedWriter::new(w)),
+            // Every row carries every column, null ones as `null`: a reader of the file (and
+            // of a rejected row) sees the column exists rather than guessing it away.
+            FileFormatKind::Json => Writer::Json(
+                arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, arrow::json::writer::LineDelimited>(w),
+            ),
             FileFormatKind::Arrow => Writer::Arrow(
                 arrow::ipc::writer::FileWriter::try_new(w, &schema)
                     .map_err(|e| sink_err(uri, e))?,

@@ -206,6 +206,54 @@ fn string_views_are_compacted_and_split_to_fit_slots() {
 }
 
 #[test]
+fn a_row_larger_than_a_slot_spans_several_slots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 4 slots of 64 KiB; one value of 300 KB needs five of them, more than the ring holds, so
+    // the writer also waits for the reader mid-frame.
+    let path = new_pipe(dir.path(), small());
+    let schema: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("s", DataType::Utf8, false),
+    ]));
+    let huge: String = (0..300_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let make = |ids: Vec<i64>, values: Vec<&str>| {
+        RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(arrow::array::Int64Array::from(ids)),
+                Arc::new(arrow::array::StringArray::from(values)),
+            ],
+        )
+        .expect("batch")
+    };
+    let sent = vec![
+        make(vec![1, 2], vec!["x", "y"]),
+        make(vec![3, 4, 5], vec!["before", huge.as_str(), "after"]),
+        make(vec![6], vec![huge.as_str()]),
+        make(vec![7], vec!["z"]),
+    ];
+    let (to_send, writer_path, s2) = (sent.clone(), path.clone(), Arc::clone(&schema));
+    let writer = std::thread::spawn(move || {
+        let mut w = PipeWriter::open(&writer_path, &s2).expect("writer");
+        for b in &to_send {
+            w.write(b).expect("a batch with a value larger than a slot");
+        }
+        w.finish().expect("finish");
+    });
+    let mut r = PipeReader::open(&path).expect("reader");
+    let mut got = Vec::new();
+    while let Some(b) = r.next_batch().expect("read") {
+        got.push(b);
+    }
+    writer.join().expect("writer thread");
+    let joined = arrow::compute::concat_batches(&schema, &got).expect("concat");
+    let expected = arrow::compute::concat_batches(&schema, &sent).expect("concat");
+    assert_eq!(joined, expected);
+}
+
+#[test]
 fn dictionary_columns_round_trip() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = new_pipe(dir.path(), small());

@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::Schema;
+use arrow::datatypes::{DataType, Schema};
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::Column;
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::context::SQLOptions;
-use datafusion::logical_expr::{Expr, Extension, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{Expr, ExprSchemable, Extension, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use runink_contracts::{Checker, Contract};
 use runink_dsl::{
@@ -80,6 +80,8 @@ struct Builder<'a> {
     relations: BTreeMap<String, LogicalPlan>,
     order: Vec<String>,
     meta_sources: Vec<SourceMeta>,
+    /// Each source's name and absolute, normalised path: no sink may write over one.
+    source_paths: Vec<(String, String)>,
     meta_steps: Vec<StepMeta>,
     edges: Vec<Edge>,
 }
@@ -133,6 +135,7 @@ pub async fn compile(ctx: &SessionContext, opts: &CompileOptions) -> Result<Comp
         relations: BTreeMap::new(),
         order: Vec::new(),
         meta_sources: Vec::new(),
+        source_paths: Vec::new(),
         meta_steps: Vec::new(),
         edges: Vec::new(),
     };
@@ -512,6 +515,8 @@ impl Builder<'_> {
                 at: format!("source:{}", name.value.to_ascii_lowercase()),
             });
         }
+        self.source_paths
+            .push((name.value.clone(), absolute_normalised(&location.path)));
         self.meta_sources.push(SourceMeta {
             name: name.value.to_ascii_lowercase(),
             uri: uri.value.clone(),
@@ -602,6 +607,8 @@ impl Builder<'_> {
                     }
                     "Filter" => {
                         let text = arg("where")?;
+                        crate::sqldepth::check_expression(&text)
+                            .map_err(|m| in_step(format!("where=\"…\": {m}")))?;
                         let predicate = self
                             .ctx
                             .state()
@@ -688,6 +695,7 @@ impl Builder<'_> {
         sql: &str,
         in_step: &impl Fn(String) -> PlanError,
     ) -> Result<LogicalPlan> {
+        crate::sqldepth::check_sql(sql).map_err(in_step)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -700,6 +708,27 @@ impl Builder<'_> {
             in_step(m)
         })?;
         Ok(df.into_unoptimized_plan())
+    }
+
+    /// A sink's `when=` condition, planned against the relation it reads: it must be boolean.
+    fn sink_predicate(&self, text: &str, input: &LogicalPlan, span: Span) -> Result<Expr> {
+        crate::sqldepth::check_expression(text)
+            .map_err(|m| self.err(span, format!("when=\"…\": {m}")))?;
+        let expr = self
+            .ctx
+            .state()
+            .create_logical_expr(text, input.schema())
+            .map_err(|e| self.err(span, format!("when=\"{text}\": {}", user_message(&e))))?;
+        match expr.get_type(input.schema().as_ref()) {
+            Ok(DataType::Boolean | DataType::Null) => Ok(expr),
+            Ok(other) => Err(self.err(
+                span,
+                format!(
+                    "when=\"{text}\" is not a boolean expression (it is {other}): write a condition such as `{text} > 0`"
+                ),
+            )),
+            Err(e) => Err(self.err(span, format!("when=\"{text}\": {}", user_message(&e)))),
+        }
     }
 
     fn columns(
@@ -769,6 +798,22 @@ impl Builder<'_> {
                     uri.span,
                     format!(
                         "this sink's `{}` overlaps another sink's `{other}`: sinks need separate files or directories",
+                        location.path
+                    ),
+                ));
+            }
+            // Overwriting a source's file or directory would replace the data being read
+            // (a CSV sink into a folder of Parquet inputs deleted them).
+            let absolute = absolute_normalised(&location.path);
+            if let Some((source, path)) = self.source_paths.iter().find(|(_, p)| {
+                *p == absolute
+                    || p.starts_with(&format!("{absolute}/"))
+                    || absolute.starts_with(&format!("{p}/"))
+            }) {
+                return Err(self.err(
+                    uri.span,
+                    format!(
+                        "this sink's `{}` overlaps source `{source}` ({path}): a run would write over the data it reads; write to another file or directory",
                         location.path
                     ),
                 ));
@@ -848,14 +893,9 @@ impl Builder<'_> {
                 }
             };
             let predicate = match &spec.when {
-                SinkWhen::Predicate(text) => Some(
-                    self.ctx
-                        .state()
-                        .create_logical_expr(text, inputs[index].schema())
-                        .map_err(|e| {
-                            self.err(sink.span, format!("when=\"{text}\": {}", user_message(&e)))
-                        })?,
-                ),
+                SinkWhen::Predicate(text) => {
+                    Some(self.sink_predicate(text, &inputs[index], sink.span)?)
+                }
                 _ => None,
             };
             self.edges.push(Edge {
@@ -870,6 +910,17 @@ impl Builder<'_> {
         Ok(LogicalPlan::Extension(Extension {
             node: Arc::new(node),
         }))
+    }
+}
+
+/// `path` made absolute against the working directory, then [`normalise`]d.
+fn absolute_normalised(path: &str) -> String {
+    if path.starts_with('/') {
+        return normalise(path);
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => normalise(&format!("{}/{path}", cwd.display())),
+        Err(_) => normalise(path),
     }
 }
 

@@ -11,6 +11,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DataFusionError, Result as DfResult, TableReference};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Extension, LogicalPlan};
@@ -41,6 +42,11 @@ enum NodeWire {
     LineageTap {
         relation: String,
         kind: TapKind,
+        /// Physical plans only: the tap reads an Arrow IPC *stream* file directly, which
+        /// DataFusion's protobuf cannot tell from an IPC file (it decodes every Arrow scan as
+        /// the file format), so the decoder turns the scan back into a stream scan.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        arrow_stream: bool,
     },
     ContractEnforce {
         contract: Box<Contract>,
@@ -85,7 +91,7 @@ impl LogicalExtensionCodec for RuninkCodec {
                 .ok_or_else(|| codec_err("node", "missing input"))
         };
         let node: Arc<dyn datafusion::logical_expr::UserDefinedLogicalNode> = match wire {
-            NodeWire::LineageTap { relation, kind } => Arc::new(LineageTapNode {
+            NodeWire::LineageTap { relation, kind, .. } => Arc::new(LineageTapNode {
                 input: one()?,
                 relation,
                 kind,
@@ -137,6 +143,7 @@ impl LogicalExtensionCodec for RuninkCodec {
             NodeWire::LineageTap {
                 relation: n.relation.clone(),
                 kind: n.kind,
+                arrow_stream: false,
             }
         } else if let Some(n) = any.downcast_ref::<ContractEnforceNode>() {
             NodeWire::ContractEnforce {
@@ -235,8 +242,26 @@ impl PhysicalExtensionCodec for RuninkPhysicalCodec {
         };
         let input = Arc::clone(input);
         Ok(match wire {
-            NodeWire::LineageTap { relation, kind } => Arc::new(LineageTapExec::new(
-                input,
+            NodeWire::LineageTap {
+                relation,
+                kind,
+                arrow_stream,
+            } => Arc::new(LineageTapExec::new(
+                if arrow_stream {
+                    // The scan sits under the tap, maybe below a repartition.
+                    input
+                        .transform_up(|node| {
+                            Ok(match file_scan(&node) {
+                                Some(scan) if scan.file_source().file_type() == "arrow" => {
+                                    Transformed::yes(as_arrow_stream_scan(node)?)
+                                }
+                                _ => Transformed::no(node),
+                            })
+                        })?
+                        .data
+                } else {
+                    input
+                },
                 relation,
                 kind,
                 Default::default(),
@@ -284,6 +309,16 @@ impl PhysicalExtensionCodec for RuninkPhysicalCodec {
             NodeWire::LineageTap {
                 relation: n.relation().to_string(),
                 kind: n.kind(),
+                arrow_stream: n.kind() == TapKind::Source
+                    && n.children().first().is_some_and(|input| {
+                        input
+                            .exists(|node| {
+                                Ok(file_scan(node).is_some_and(|scan| {
+                                    scan.file_source().file_type() == ARROW_STREAM
+                                }))
+                            })
+                            .unwrap_or(false)
+                    }),
             }
         } else if let Some(n) = node.downcast_ref::<ContractEnforceExec>() {
             NodeWire::ContractEnforce {
@@ -309,4 +344,66 @@ impl PhysicalExtensionCodec for RuninkPhysicalCodec {
         };
         serde_json::to_writer(buf, &wire).map_err(|e| codec_err("encode", e))
     }
+}
+
+/// DataFusion's name for an Arrow IPC stream-format scan (`FileSource::file_type`).
+const ARROW_STREAM: &str = "arrow_stream";
+
+/// The file scan of a `DataSourceExec`, if `plan` is one.
+fn file_scan(
+    plan: &Arc<dyn ExecutionPlan>,
+) -> Option<&datafusion::datasource::physical_plan::FileScanConfig> {
+    plan.downcast_ref::<datafusion::datasource::source::DataSourceExec>()?
+        .data_source()
+        .downcast_ref()
+}
+
+/// `plan`, an Arrow scan decoded as the IPC file format, as a scan of the stream format
+/// (same files, schema and projection).
+fn as_arrow_stream_scan(plan: Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    use datafusion::datasource::physical_plan::{ArrowSource, FileScanConfigBuilder, FileSource};
+    let Some(scan) = file_scan(&plan) else {
+        return Err(codec_err(
+            "arrow stream source",
+            format!("expected a file scan below the tap, got `{}`", plan.name()),
+        ));
+    };
+    let source = scan.file_source();
+    let stream: Arc<dyn FileSource> = Arc::new(ArrowSource::new_stream_file_source(
+        source.table_schema().clone(),
+    ));
+    let stream = match source.projection() {
+        Some(projection) => stream
+            .try_pushdown_projection(projection)?
+            .unwrap_or(stream),
+        None => stream,
+    };
+    // A stream file is read whole: a task is given its range (the whole file), which the
+    // stream reader refuses. A part of one would be read in full by several tasks: an error.
+    let mut groups = Vec::with_capacity(scan.file_groups.len());
+    for group in &scan.file_groups {
+        let mut files = Vec::with_capacity(group.len());
+        for file in group.iter() {
+            let mut file = file.clone();
+            if let Some(range) = &file.range {
+                if range.start != 0 || (range.end as u64) < file.object_meta.size {
+                    return Err(codec_err(
+                        "arrow stream source",
+                        format!(
+                            "{} is an Arrow IPC stream, which cannot be read in parts (asked for bytes {}..{})",
+                            file.object_meta.location, range.start, range.end
+                        ),
+                    ));
+                }
+                file.range = None;
+            }
+            files.push(file);
+        }
+        groups.push(datafusion::datasource::physical_plan::FileGroup::new(files));
+    }
+    let config = FileScanConfigBuilder::from(scan.clone())
+        .with_source(stream)
+        .with_file_groups(groups)
+        .build();
+    Ok(datafusion::datasource::source::DataSourceExec::from_data_source(config))
 }

@@ -410,13 +410,16 @@ async fn run_into_pipes(worker: &Worker, line: &str) -> DfResult<()> {
             loop {
                 match handle.block_on(stream.next()) {
                     Some(Ok(batch)) => {
-                        // The reader went away or died: stop pulling.
-                        if writer.write(&batch).is_err() {
+                        // The reader went away or died (then failing tells no one), or the
+                        // batch could not be written: either way, stop pulling, and pass
+                        // the reason on rather than a bare "stopped before the end".
+                        if let Err(e) = writer.write(&batch) {
+                            writer.fail(&e.to_string());
                             return;
                         }
                     }
                     Some(Err(e)) => {
-                        writer.fail(&e.to_string());
+                        writer.fail(&runink_engine::user_message(&e));
                         return;
                     }
                     None => {

@@ -18,6 +18,7 @@ pub mod lineage;
 pub mod nodes;
 pub mod physical;
 pub mod slices;
+pub mod sqldepth;
 
 pub use build::{CompileOptions, Compiled, compile, override_sources};
 pub use error::{PlanError, Result};

@@ -223,3 +223,59 @@ fn tampered_dag_plan() {
     p.runi(&["run", "--dag", "bad-b64.dag"])
         .fails(2, &["bad-b64.dag", "base64"]);
 }
+
+#[test]
+fn a_very_long_sql_expression_is_refused_not_a_crash() {
+    // DataFusion names and plans a left-deep `1 + 1 + …` recursively, in time that grows
+    // with the square of the depth: 8 000 terms overflowed the stack, 20 000 ran for minutes.
+    let terms = vec!["1"; 20_000].join(" + ");
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(name=\"long\", sql=\"SELECT {terms} AS x FROM orders\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:4:", "more than 1000 levels"]);
+    p.runi(&["herd", "apply", "-f", "herd.toml"]).ok();
+    p.runi(&["sql", "--herd", "shop", &format!("SELECT {terms}")])
+        .fails(2, &["more than 1000 levels"]);
+}
+
+#[test]
+fn a_sink_over_a_source_is_refused() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://in/orders.csv\", name=\"orders\")\n    @sink(\"parquet://./in/\")\n"
+    ));
+    std::fs::create_dir_all(p.path().join("in")).unwrap();
+    std::fs::copy(p.path().join("orders.csv"), p.path().join("in/orders.csv")).unwrap();
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(
+            2,
+            &["bad.feature:4:", "overlaps source `orders`", "write over"],
+        );
+    assert!(p.path().join("in/orders.csv").is_file());
+}
+
+#[test]
+fn a_sink_condition_that_is_not_boolean_fails_at_compile() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\", name=\"orders\")\n    @sink(\"csv://out/x.csv\", when=\"amount\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:4:", "when=\"amount\" is not a boolean"]);
+}
+
+#[test]
+fn a_bad_row_past_schema_inference_names_its_source() {
+    // Inference reads the first rows; a ragged row far below them fails while reading.
+    let mut csv = String::from("a,b\n");
+    for i in 0..30_000 {
+        csv.push_str(&format!("{i},{i}\n"));
+    }
+    csv.push_str("1,2,3\n");
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://late.csv\", name=\"late\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.write("late.csv", &csv);
+    p.runi(&["run", "--scenario", "bad.feature", "--slices", "inprocess"])
+        .fails(1, &["source `late`", "incorrect number of fields"]);
+    assert!(!p.path().join("out/x.ndjson").exists());
+}

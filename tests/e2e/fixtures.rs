@@ -57,6 +57,13 @@ fn every_rule_routes_rows_exactly() {
     assert_eq!(dup.len(), 1);
     assert_eq!(dup[0]["_violations"][0]["rule"], "unique");
     assert_eq!(dup[0]["customer"], "erin");
+    // A null column is written as `null`, not left out of the row.
+    let o004: Value = rejected
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["order_id"] == "O004")
+        .unwrap();
+    assert_eq!(o004.get("customer"), Some(&Value::Null), "{o004}");
 
     // Overwrite replaces what a previous run wrote.
     p.runi(&[

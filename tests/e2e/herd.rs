@@ -29,10 +29,49 @@ fn init_scaffolds_a_project_whose_sample_runs() {
     assert_eq!(run["herd"], "finance");
     assert_eq!(run["contracts"][0]["valid"], 2);
     assert_eq!(run["contracts"][0]["rejected"], 3);
+    // Datasets are tables under their own name and under the herd's.
+    let rows = p
+        .runi(&[
+            "sql",
+            "SELECT count(*) AS n FROM finance.customers",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(rows[0]["n"], 2, "{rows}");
+    p.runi(&["sql", "SELECT * FROM other.customers"])
+        .fails(2, &["unknown table `other.customers`", "herd `finance`"]);
+    let checked = p
+        .runi(&[
+            "compile",
+            "--scenario",
+            "features/sample.feature",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(checked["ok"], true, "{checked}");
 
-    // A second init keeps what is there.
+    // A second init keeps what is there, and registers the herd its herd.toml describes
+    // (not the template's defaults over an edited file).
+    let edited = std::fs::read_to_string(p.path().join("herd.toml"))
+        .unwrap()
+        .replacen("slices_max = 8", "slices_max = 3", 1);
+    assert!(edited.contains("slices_max = 3"), "{edited}");
+    p.write("herd.toml", &edited);
     let again = p.runi(&["herd", "init", "finance"]).ok();
     assert!(again.stdout.contains("kept"), "{}", again.stdout);
+    let show = p
+        .runi(&["herd", "show", "finance", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["resource_quotas"]["slices_max"], 3, "{show}");
+    // A kept herd.toml of another herd is an error, not a silent mismatch.
+    p.runi(&["herd", "init", "risk"])
+        .fails(2, &["herd.toml", "`finance`, not `risk`"]);
 }
 
 #[test]

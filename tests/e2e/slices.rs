@@ -138,3 +138,78 @@ fn a_slice_killed_mid_run_fails_the_run_by_name_and_nothing_is_committed() {
         .fails(1, &["slice `run-", "signal 9"]);
     assert!(p.files("out").is_empty(), "left: {:?}", p.files("out"));
 }
+
+/// Inputs that travel to slices in unusual shapes: an Arrow IPC *stream* file (DataFusion's
+/// protobuf decodes every Arrow scan as the file format) and a CSV row holding a 1 MB value
+/// (larger than a shared-memory pipe's slot).
+#[test]
+fn arrow_stream_files_and_rows_larger_than_a_pipe_slot_run_on_slices() {
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::ipc::writer::StreamWriter;
+    use datafusion::arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+
+    let p = Project::empty();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("note", DataType::Utf8, false),
+    ]));
+    let file = std::fs::File::create(p.path().join("events.arrow")).unwrap();
+    let mut w = StreamWriter::try_new(file, &schema).unwrap();
+    for b in 0..5i64 {
+        let ids: Vec<i64> = (b * 1000..(b + 1) * 1000).collect();
+        let notes: Vec<String> = ids.iter().map(|i| format!("event {i}")).collect();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(notes)),
+            ],
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+    }
+    w.finish().unwrap();
+    // 3 MB of CSV, so the scan splits into tasks; row 1500 carries a 1 MB note.
+    let mut csv = String::from("id,note\n");
+    for i in 0..3000 {
+        let note = if i == 1500 {
+            "x".repeat(1 << 20)
+        } else {
+            format!("{i:0>600}")
+        };
+        csv.push_str(&format!("{},{note}\n", 10_000 + i));
+    }
+    p.write("more.csv", &csv);
+    p.write(
+        "mixed.feature",
+        r#"@feature(name="Mixed")
+Feature: Mixed
+  Scenario: Both
+    @source("arrow://events.arrow", name="events")
+    @source("csv://more.csv", name="more")
+    @step(name="all_rows", sql="SELECT id, length(note) AS len FROM events UNION ALL SELECT id, length(note) AS len FROM more")
+    @sink("csv://out/all.csv")
+    Given the input
+"#,
+    );
+    let run = p
+        .runi(&[
+            "run",
+            "--scenario",
+            "mixed.feature",
+            "--slices",
+            "2",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(run["slices"], 2, "{run:#}");
+    assert_eq!(count_rows(&p.path().join("out/all.csv"), None), 8000);
+    assert_eq!(
+        count_rows(&p.path().join("out/all.csv"), Some("len = 1048576")),
+        1
+    );
+}
