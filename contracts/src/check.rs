@@ -466,7 +466,7 @@ impl Checker {
                     safe: true,
                     format_options: FormatOptions::default(),
                 };
-                cast_with_options(input, &c.target, &safe)?
+                null_lossy(input, cast_with_options(input, &c.target, &safe)?)?
             } else {
                 Arc::clone(input)
             };
@@ -1051,4 +1051,42 @@ impl<'a> Strs<'a> {
             Strs::View(a) => a.is_ascii(),
         }
     }
+}
+
+/// `cast` (the contract's type made from `input`) with the values the cast changed set to
+/// null, so the `type` rule rejects them like values that do not convert at all: a float
+/// with a fraction into an integer (10.5 → 10), more decimals than the scale (123.456 →
+/// 123.46), a timestamp with a time of day into a date. Numbers and times are checked by
+/// casting back and comparing; text into a date by comparing it read as a timestamp (text
+/// into numbers needs no check: "10.5" does not parse as an integer).
+fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
+    use arrow::compute::kernels::cmp::neq;
+    let from = input.data_type();
+    let safe = CastOptions {
+        safe: true,
+        format_options: FormatOptions::default(),
+    };
+    let changed = if from.is_numeric() || from.is_temporal() {
+        match cast_with_options(&cast, from, &safe) {
+            Ok(back) => neq(&back, input)?,
+            Err(_) => return Ok(cast),
+        }
+    } else if matches!(from, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+        && matches!(cast.data_type(), DataType::Date32 | DataType::Date64)
+    {
+        let instant = DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None);
+        match (
+            cast_with_options(input, &instant, &safe),
+            cast_with_options(&cast, &instant, &safe),
+        ) {
+            (Ok(read), Ok(midnight)) => neq(&read, &midnight)?,
+            _ => return Ok(cast),
+        }
+    } else {
+        return Ok(cast);
+    };
+    if changed.true_count() == 0 {
+        return Ok(cast);
+    }
+    Ok(arrow::compute::nullif(&cast, &changed)?)
 }

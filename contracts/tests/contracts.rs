@@ -716,6 +716,73 @@ schema:
     }
 
     #[test]
+    fn conversions_that_would_change_a_value_are_type_violations() {
+        let yaml = r#"
+id: lossy
+version: 1.0.0
+schema:
+  - name: lossy
+    properties:
+      - name: amount
+        logicalType: integer
+      - name: price
+        logicalType: number
+        physicalType: decimal(5,2)
+      - name: day
+        logicalType: date
+      - name: on
+        logicalType: date
+"#;
+        let contract = Contract::from_yaml("lossy.yaml", yaml).unwrap();
+        let schema = Schema::new(vec![
+            ArrowField::new("amount", DataType::Float64, true),
+            ArrowField::new("price", DataType::Float64, true),
+            ArrowField::new("day", DataType::Utf8, true),
+            ArrowField::new(
+                "on",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Second, None),
+                true,
+            ),
+        ]);
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(arrow::array::Float64Array::from(vec![10.0, 10.5, 1e3, -0.9])),
+                Arc::new(arrow::array::Float64Array::from(vec![1.5, 1.25, 123.456, 0.1])),
+                Arc::new(StringArray::from(vec![
+                    "2024-01-01",
+                    "2024-01-01T12:34:56",
+                    "2024-02-29",
+                    "2024-03-01",
+                ])),
+                Arc::new(arrow::array::TimestampSecondArray::from(vec![
+                    1_704_067_200, // 2024-01-01 00:00:00
+                    1_704_067_200,
+                    1_704_067_200,
+                    1_704_112_496, // 2024-01-01 12:34:56
+                ])),
+            ],
+        )
+        .unwrap();
+        let out = checker.check(&batch).unwrap();
+        let rules: Vec<Vec<(String, String)>> = violations(&out.violations)
+            .into_iter()
+            .map(|row| row.into_iter().map(|(r, c, _)| (r, c)).collect())
+            .collect();
+        let t = |c: &str| ("type".to_string(), c.to_string());
+        assert_eq!(
+            rules,
+            vec![
+                vec![],
+                vec![t("amount"), t("day")],
+                vec![t("price")],
+                vec![t("amount"), t("on")],
+            ]
+        );
+    }
+
+    #[test]
     fn unique_integers_ignore_nulls() {
         let contract = Contract::from_yaml(
             "u.yaml",

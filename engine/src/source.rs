@@ -182,6 +182,52 @@ impl SourceTable {
         Ok(Self::new(name, location, schema))
     }
 
+    /// DataFusion reads CSV columns by position and takes the header of one file for all; a
+    /// file whose header names other columns, or the same in another order, would put its
+    /// values under the wrong names without a word. Each file's header must name the
+    /// table's columns in the table's order.
+    fn check_csv_headers(&self) -> Result<()> {
+        let base = current_dir(&self.name, &self.location)?;
+        let root = self.location.resolve(&base);
+        let mut files = Vec::new();
+        if root.is_dir() {
+            csv_files(&root, &mut files).map_err(|e| self.error(format!("cannot list {}: {e}", root.display())))?;
+        } else {
+            files.push(root);
+        }
+        let bom = std::str::from_utf8(BOM).unwrap_or_default();
+        let expected: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().trim_start_matches(bom))
+            .collect();
+        for file in files {
+            let header = csv_header(&file)
+                .map_err(|e| self.error(format!("cannot read the header of {}: {e}", file.display())))?;
+            // An empty file has no rows to misplace.
+            if let Some(header) = header
+                && header != expected
+            {
+                return Err(self.error(format!(
+                    "{} has the columns `{}`, but this source's are `{}`: Runink reads CSV columns by position, so every file needs the same header in the same order",
+                    file.display(),
+                    header.join(","),
+                    expected.join(",")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn error(&self, message: String) -> EngineError {
+        EngineError::Source {
+            name: self.name.clone(),
+            uri: self.location.uri.clone(),
+            message,
+        }
+    }
+
     fn listing_table(&self) -> Result<ListingTable> {
         let base = current_dir(&self.name, &self.location)?;
         let url = table_url(&self.name, &self.location, &base)?;
@@ -209,6 +255,9 @@ impl TableProvider for SourceTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if self.location.format == FileFormatKind::Csv {
+            self.check_csv_headers()?;
+        }
         let table = self.listing_table()?;
         table
             .scan(state, projection, filters, limit)
@@ -225,6 +274,52 @@ impl TableProvider for SourceTable {
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 }
+
+/// The `.csv` files under `dir`, as a listing of the directory reads them.
+fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if path.is_dir() {
+            csv_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "csv") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The column names of a CSV file's header line (`None`: the file is empty).
+fn csv_header(path: &Path) -> std::result::Result<Option<Vec<String>>, String> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut line = Vec::new();
+    // A header is one line; a quoted name holding a newline is read as the parser reads it.
+    std::io::BufReader::new(file)
+        .take(HEADER_BYTES_MAX)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| e.to_string())?;
+    if line.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(None);
+    }
+    if line.starts_with(BOM) {
+        line.drain(..BOM.len());
+    }
+    let (schema, _) = arrow::csv::reader::Format::default()
+        .with_header(true)
+        .infer_schema(std::io::Cursor::new(line), Some(0))
+        .map_err(|e| e.to_string())?;
+    Ok(Some(
+        schema.fields().iter().map(|f| f.name().clone()).collect(),
+    ))
+}
+
+/// A UTF-8 byte order mark, which some tools write before the header.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Longest header line read when checking a CSV file's columns.
+const HEADER_BYTES_MAX: u64 = 1 << 20;
 
 fn current_dir(name: &str, location: &FileLocation) -> Result<PathBuf> {
     std::env::current_dir().map_err(|e| EngineError::Source {

@@ -279,3 +279,25 @@ fn a_bad_row_past_schema_inference_names_its_source() {
         .fails(1, &["source `late`", "incorrect number of fields"]);
     assert!(!p.path().join("out/x.ndjson").exists());
 }
+
+#[test]
+fn csv_files_whose_headers_differ_are_refused_not_read_by_position() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://people/\", name=\"people\")\n    @sink(\"csv://out/people.csv\")\n"
+    ));
+    p.write("people/a.csv", "id,first,last\n1,Ada,Lovelace\n");
+    p.write("people/b.csv", "id,last,first\n2,Hopper,Grace\n");
+    p.runi(&["run", "--scenario", "bad.feature"]).fails(
+        1,
+        &[
+            "source `people`",
+            "b.csv has the columns `id,last,first`",
+            "`id,first,last`",
+        ],
+    );
+    assert!(!p.path().join("out/people.csv").exists());
+    // The same header in every file (one with a byte order mark) reads.
+    p.write("people/b.csv", "\u{feff}id,first,last\n2,Grace,Hopper\n");
+    p.runi(&["run", "--scenario", "bad.feature"]).ok();
+    assert_eq!(p.read("out/people.csv").lines().count(), 3);
+}
