@@ -228,6 +228,33 @@ impl SourceTable {
         }
     }
 
+    /// The same source with the columns `pick` chooses read as text (`Utf8`), whatever their
+    /// inferred type: a reader never fails on their values, and a contract converts them.
+    pub fn with_text_columns(self, pick: impl Fn(&str) -> bool) -> Self {
+        let fields: Vec<arrow::datatypes::FieldRef> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if pick(f.name()) && f.data_type() != &arrow::datatypes::DataType::Utf8 {
+                    Arc::new(
+                        f.as_ref()
+                            .clone()
+                            .with_data_type(arrow::datatypes::DataType::Utf8)
+                            .with_nullable(true),
+                    )
+                } else {
+                    Arc::clone(f)
+                }
+            })
+            .collect();
+        let schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            self.schema.metadata().clone(),
+        ));
+        Self { schema, ..self }
+    }
+
     fn listing_table(&self) -> Result<ListingTable> {
         let base = current_dir(&self.name, &self.location)?;
         let url = table_url(&self.name, &self.location, &base)?;

@@ -481,9 +481,18 @@ impl Builder<'_> {
         // The data is read with its inferred schema even when a contract is given: the
         // contract's types are applied by enforcement, so a bad value is a `type`
         // violation of one row, not a reader error that fails the run.
-        let table = SourceTable::infer(name.value.clone(), location.clone(), &self.ctx.state())
-            .await
-            .map_err(|e| self.err(uri.span, e.to_string()))?;
+        let mut table =
+            SourceTable::infer(name.value.clone(), location.clone(), &self.ctx.state())
+                .await
+                .map_err(|e| self.err(uri.span, e.to_string()))?;
+        // Inference sees the first rows only. A CSV source bound to a contract reads the
+        // contract's columns as text, so a bad value anywhere in the data (or in data that
+        // changed since compiling) is a `type` violation of its row, not a reader error.
+        if let Some((c, _)) = &contract
+            && location.format == runink_engine::source::FileFormatKind::Csv
+        {
+            table = table.with_text_columns(|column| c.field(column).is_some());
+        }
         use datafusion::catalog::TableProvider as _;
         let schema = table.schema();
         let scan = LogicalPlanBuilder::scan(

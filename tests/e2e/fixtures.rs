@@ -314,6 +314,26 @@ fn a_source_contract_drops_bad_rows_without_failing_the_run() {
     assert_eq!(run["contracts"][0]["valid"], 5);
     assert_eq!(run["contracts"][0]["rejected"], 7);
     assert_eq!(p.read("out/ok.ndjson").lines().count(), 5);
+
+    // A bad amount far below the rows inference reads, added after compiling: one `type`
+    // violation, not a reader error that fails the run.
+    p.runi(&["compile", "--scenario", "src.feature", "--out", "src.dag"])
+        .ok();
+    let mut csv = p.read("orders.csv");
+    for i in 0..20_000 {
+        csv.push_str(&format!("P{i},zed,NEW,1.00,2026-02-01T10:00:00\n"));
+    }
+    csv.push_str("O999,zed,NEW,lots,2026-02-01T10:00:00\n");
+    p.write("orders.csv", &csv);
+    let run = p
+        .runi(&["run", "--dag", "src.dag", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        run["contracts"][0]["rejected_per_rule"]["amount:type"],
+        1,
+        "{run:#}"
+    );
 }
 
 #[test]
