@@ -260,9 +260,15 @@ async fn split_run(
     let budget = Budget::for_plan(quotas, &meta.resources);
     let count = match mode {
         SliceMode::InProcess => return Ok(None),
+        // A quota that fits not even one slice of what `@requires` asks is an error, as
+        // with `--slices N`: running it anyway in this process would ignore the quota.
         SliceMode::Auto => match budget.auto() {
             Some(n) => n,
-            None => return Ok(None),
+            None => budget.count(
+                herd,
+                1,
+                "lower @requires(cpu=, memory=), raise the herd's quota, or run with --slices inprocess",
+            )?,
         },
         SliceMode::Count(n) => budget.count(herd, n, "run with --slices inprocess")?,
     };

@@ -1071,8 +1071,10 @@ fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
             Ok(back) => neq(&back, input)?,
             Err(_) => return Ok(cast),
         }
-    } else if matches!(from, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-        && matches!(cast.data_type(), DataType::Date32 | DataType::Date64)
+    } else if matches!(
+        from,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) && matches!(cast.data_type(), DataType::Date32 | DataType::Date64)
     {
         let instant = DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None);
         match (

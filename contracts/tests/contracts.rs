@@ -748,8 +748,12 @@ schema:
         let batch = RecordBatch::try_new(
             Arc::new(schema),
             vec![
-                Arc::new(arrow::array::Float64Array::from(vec![10.0, 10.5, 1e3, -0.9])),
-                Arc::new(arrow::array::Float64Array::from(vec![1.5, 1.25, 123.456, 0.1])),
+                Arc::new(arrow::array::Float64Array::from(vec![
+                    10.0, 10.5, 1e3, -0.9,
+                ])),
+                Arc::new(arrow::array::Float64Array::from(vec![
+                    1.5, 1.25, 123.456, 0.1,
+                ])),
                 Arc::new(StringArray::from(vec![
                     "2024-01-01",
                     "2024-01-01T12:34:56",

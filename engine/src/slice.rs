@@ -213,7 +213,24 @@ impl SlicePool {
                     let _ = slice.child.kill();
                     let status = slice.child.wait().ok();
                     let stderr = slice.stderr_tail();
+                    let oom = slice
+                        .cgroup
+                        .as_ref()
+                        .filter(|cg| cg.oom_killed())
+                        .map(|cg| {
+                            cg.limits()
+                                .memory_bytes
+                                .map_or("its memory limit".into(), |b| {
+                                    format!("its memory limit of {b} bytes")
+                                })
+                        });
                     let what = match (&answer, ended) {
+                        // Starting a slice takes tens of MiB: a tiny `@requires(memory=)`
+                        // kills it before it can say it is ready.
+                        _ if oom.is_some() => format!(
+                            "was OOM-killed before it was ready: starting a slice needs more than {}; raise @requires(memory=) or the herd's memory quota",
+                            oom.unwrap_or_default()
+                        ),
                         (Err(_), None) => format!(
                             "was not ready within {} s and was stopped",
                             READY_TIMEOUT.as_secs()

@@ -191,7 +191,8 @@ impl SourceTable {
         let root = self.location.resolve(&base);
         let mut files = Vec::new();
         if root.is_dir() {
-            csv_files(&root, &mut files).map_err(|e| self.error(format!("cannot list {}: {e}", root.display())))?;
+            csv_files(&root, &mut files)
+                .map_err(|e| self.error(format!("cannot list {}: {e}", root.display())))?;
         } else {
             files.push(root);
         }
@@ -203,8 +204,9 @@ impl SourceTable {
             .map(|f| f.name().trim_start_matches(bom))
             .collect();
         for file in files {
-            let header = csv_header(&file)
-                .map_err(|e| self.error(format!("cannot read the header of {}: {e}", file.display())))?;
+            let header = csv_header(&file).map_err(|e| {
+                self.error(format!("cannot read the header of {}: {e}", file.display()))
+            })?;
             // An empty file has no rows to misplace.
             if let Some(header) = header
                 && header != expected

@@ -222,3 +222,24 @@ fn a_slice_over_its_memory_limit_is_named_as_oom_killed() {
         "{err}"
     );
 }
+
+#[test]
+fn a_slice_killed_by_its_memory_limit_before_it_is_ready_says_so() {
+    // Over its 32 MiB limit before the ready line (as a real slice under a tiny
+    // `@requires(memory=)` is): the launch names the OOM kill, not a bare SIGKILL.
+    let greedy = "read go; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}";
+    let err = SlicePool::launch(
+        Path::new("/bin/sh"),
+        &sh(greedy),
+        "oomstart",
+        1,
+        &memory_limited(32 << 20),
+    )
+    .err()
+    .expect("the launch fails")
+    .to_string();
+    assert!(
+        err.contains("was OOM-killed before it was ready") && err.contains("33554432 bytes"),
+        "{err}"
+    );
+}

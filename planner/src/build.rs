@@ -481,10 +481,9 @@ impl Builder<'_> {
         // The data is read with its inferred schema even when a contract is given: the
         // contract's types are applied by enforcement, so a bad value is a `type`
         // violation of one row, not a reader error that fails the run.
-        let mut table =
-            SourceTable::infer(name.value.clone(), location.clone(), &self.ctx.state())
-                .await
-                .map_err(|e| self.err(uri.span, e.to_string()))?;
+        let mut table = SourceTable::infer(name.value.clone(), location.clone(), &self.ctx.state())
+            .await
+            .map_err(|e| self.err(uri.span, e.to_string()))?;
         // Inference sees the first rows only. A CSV source bound to a contract reads the
         // contract's columns as text, so a bad value anywhere in the data (or in data that
         // changed since compiling) is a `type` violation of its row, not a reader error.
@@ -582,6 +581,7 @@ impl Builder<'_> {
         self.ctx
             .register_table("input", Arc::new(ViewTable::new(input.clone(), None)))?;
         let in_step = |e: String| self.err(step.span, format!("step `{name}`: {e}"));
+        let df_in_step = |e: datafusion::error::DataFusionError| in_step(user_message(&e));
 
         let (kind, body) = match &step.kind {
             StepKind::Sql(sql) => ("sql", self.plan_sql(sql, &in_step).await?),
@@ -611,8 +611,10 @@ impl Builder<'_> {
                             .map(Expr::Column)
                             .collect();
                         LogicalPlanBuilder::from(input.clone())
-                            .distinct_on(on, all, None)?
-                            .build()?
+                            .distinct_on(on, all, None)
+                            .map_err(&df_in_step)?
+                            .build()
+                            .map_err(&df_in_step)?
                     }
                     "Filter" => {
                         let text = arg("where")?;
@@ -625,16 +627,34 @@ impl Builder<'_> {
                             .map_err(|e| {
                                 in_step(format!("where=\"{text}\": {}", user_message(&e)))
                             })?;
+                        match predicate.get_type(input.schema().as_ref()) {
+                            Ok(DataType::Boolean | DataType::Null) => {}
+                            Ok(other) => {
+                                return Err(in_step(format!(
+                                    "where=\"{text}\" is not a boolean expression (it is {other}): write a condition such as `{text} > 0`"
+                                )));
+                            }
+                            Err(e) => {
+                                return Err(in_step(format!(
+                                    "where=\"{text}\": {}",
+                                    user_message(&e)
+                                )));
+                            }
+                        }
                         LogicalPlanBuilder::from(input.clone())
-                            .filter(predicate)?
-                            .build()?
+                            .filter(predicate)
+                            .map_err(&df_in_step)?
+                            .build()
+                            .map_err(&df_in_step)?
                     }
                     "Select" => {
                         let names = split_list(&arg("columns")?);
                         let cols = self.columns(&input, &names, &in_step)?;
                         LogicalPlanBuilder::from(input.clone())
-                            .project(cols)?
-                            .build()?
+                            .project(cols)
+                            .map_err(&df_in_step)?
+                            .build()
+                            .map_err(&df_in_step)?
                     }
                     other => {
                         return Err(in_step(format!(

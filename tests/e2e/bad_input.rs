@@ -301,3 +301,26 @@ fn csv_files_whose_headers_differ_are_refused_not_read_by_position() {
     p.runi(&["run", "--scenario", "bad.feature"]).ok();
     assert_eq!(p.read("out/people.csv").lines().count(), 3);
 }
+
+#[test]
+fn built_in_steps_that_do_not_plan_name_their_line() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(\"Select\", columns=\"order_id, order_id\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:4:", "step `select`", "unique"]);
+    p.write(
+        "bad.feature",
+        &format!(
+            "{FEATURE_HEAD}    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(\"Filter\", where=\"amount\")\n    @sink(\"json://out/x.ndjson\")\n"
+        ),
+    );
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(
+            2,
+            &[
+                "bad.feature:4:",
+                "where=\"amount\" is not a boolean expression",
+            ],
+        );
+}

@@ -330,8 +330,7 @@ fn a_source_contract_drops_bad_rows_without_failing_the_run() {
         .ok()
         .json();
     assert_eq!(
-        run["contracts"][0]["rejected_per_rule"]["amount:type"],
-        1,
+        run["contracts"][0]["rejected_per_rule"]["amount:type"], 1,
         "{run:#}"
     );
 }

@@ -115,6 +115,24 @@ fn a_herd_whose_quota_fits_fewer_slices_gets_fewer() {
         run.stderr
     );
     assert_eq!(run.json()["slices"], 0);
+
+    // A quota that fits no slice of what @requires asks is an error, also with `auto`.
+    p.write(
+        "herd.toml",
+        &p.read("herd.toml")
+            .replace("cpu_limit = \"1000m\"", "cpu_limit = \"500m\""),
+    );
+    p.runi(&["herd", "apply", "-f", "herd.toml"]).ok();
+    p.runi(&["run", "--scenario", "trades.feature"])
+        .fails(2, &["fits no slice", "lower @requires"]);
+    p.runi(&[
+        "run",
+        "--scenario",
+        "trades.feature",
+        "--slices",
+        "inprocess",
+    ])
+    .ok();
 }
 
 #[test]
