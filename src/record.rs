@@ -429,9 +429,20 @@ async fn check_drift(
         )
         .await?;
         if blocked {
+            // Same version, other rules: the contract was edited in place.
+            let hint = if ours.as_ref().is_some_and(|o| o.version == theirs.version) {
+                format!(
+                    "The contract changed but kept version {}: give it a new version and write \
+                     it to a new dataset (dataset=…), or allow drift in the herd file",
+                    theirs.version
+                )
+            } else {
+                "Write this contract's data to a new dataset (dataset=…), or allow drift in the herd file"
+                    .to_string()
+            };
             return Err(Failure::input(anyhow!(
                 "contract drift: {what}. Herd `{}` blocks drift (default_contract_policy.block_on_drift = true); \
-                 nothing was run or written. Give the contract a new version and migrate the dataset, or allow drift in the herd file",
+                 nothing was run or written. {hint}",
                 herd.id
             )));
         }

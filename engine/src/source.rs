@@ -179,6 +179,15 @@ impl SourceTable {
             .infer_schema(state, &url)
             .await
             .map_err(|e| source_error(&name, &location, &e))?;
+        // An empty file (or a CSV without a header) has no columns to read or check; it
+        // would compile and then fail at run time, or read as nothing.
+        if schema.fields().is_empty() {
+            return Err(EngineError::Source {
+                name,
+                uri: location.uri.clone(),
+                message: "has no columns: it is empty (a CSV file needs a header row)".into(),
+            });
+        }
         Ok(Self::new(name, location, schema))
     }
 

@@ -921,6 +921,21 @@ impl Builder<'_> {
                     inputs.len() - 1
                 }
             };
+            // CSV holds flat values only (the sink writes `_violations` as text itself).
+            if spec.location.format == runink_engine::source::FileFormatKind::Csv
+                && let Some(nested) = inputs[index].schema().fields().iter().find(|f| {
+                    f.data_type().is_nested() && f.name() != runink_engine::sink::VIOLATIONS_COLUMN
+                })
+            {
+                return Err(self.err(
+                    sink.span,
+                    format!(
+                        "a CSV sink cannot hold column `{}` of type {}: write it to json://, parquet:// or arrow://, or flatten it in a step",
+                        nested.name(),
+                        nested.data_type()
+                    ),
+                ));
+            }
             let predicate = match &spec.when {
                 SinkWhen::Predicate(text) => {
                     Some(self.sink_predicate(text, &inputs[index], sink.span)?)

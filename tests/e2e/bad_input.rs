@@ -324,3 +324,33 @@ fn built_in_steps_that_do_not_plan_name_their_line() {
             ],
         );
 }
+
+#[test]
+fn a_csv_sink_for_nested_columns_fails_at_compile() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(name=\"nested\", sql=\"SELECT order_id, named_struct('a', amount) AS s FROM orders\")\n    @sink(\"csv://out/x.csv\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:5:", "CSV sink cannot hold column `s`"]);
+}
+
+#[test]
+fn sources_without_columns_fail_at_compile() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://blank.csv\", name=\"blank\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.write("blank.csv", "\n");
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:3:", "source `blank`", "has no columns"]);
+    p.write(
+        "bad.feature",
+        &format!(
+            "{FEATURE_HEAD}    @source(\"arrow://empty.arrow\", name=\"empty\")\n    @sink(\"json://out/x.ndjson\")\n"
+        ),
+    );
+    p.write("empty.arrow", "");
+    let out = p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"]);
+    let code = out.code;
+    assert_ne!(code, 0, "{}", out.stderr);
+    out.fails(code, &["bad.feature:3:", "source `empty`"]);
+}
