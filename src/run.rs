@@ -107,23 +107,47 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     let _lock = RunLock::acquire(&global.home, &run_ctx.run_id)?;
     let quotas = record::start(global, &record_plan).await?;
     let started = std::time::Instant::now();
+    let fail = |e: Failure| async {
+        let message = match &e {
+            Failure::Input(e) | Failure::Run(e) => format!("{e:#}"),
+            _ => "could not start its slices".to_string(),
+        };
+        let report = run_ctx.report(started.elapsed().as_millis() as u64);
+        if let Err(e) =
+            record::finish(global, &record_plan, Outcome::Failed(&report, message)).await
+        {
+            warn_unrecorded(&run_ctx.run_id, e);
+        }
+        e
+    };
+    // A relation the plan reads more than once (sinks reading it through different steps, a
+    // self-join) is computed once, into the run's spool, which goes when the run ends.
+    let (plan, spool) = match runink_planner::shared::materialize_shared(
+        &ctx,
+        plan,
+        &std::env::temp_dir(),
+        &run_ctx.run_id,
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(e) => return Err(fail(Failure::run(anyhow!("{e}"))).await),
+    };
+    let physical = match &spool {
+        None => physical,
+        Some(_) => match ctx.state().create_physical_plan(&plan).await {
+            Ok(p) => p,
+            Err(e) => {
+                let e = Failure::run(anyhow!("{}", runink_engine::user_message(&e)));
+                return Err(fail(e).await);
+            }
+        },
+    };
     // Split across slice processes, unless the run stays in this process.
     let split = match split_run(args.slices, &herd, &meta, &quotas, &limits, &run_ctx, &plan).await
     {
         Ok(split) => split,
-        Err(e) => {
-            let message = match &e {
-                Failure::Input(e) | Failure::Run(e) => format!("{e:#}"),
-                _ => "could not start its slices".to_string(),
-            };
-            let report = run_ctx.report(started.elapsed().as_millis() as u64);
-            if let Err(e) =
-                record::finish(global, &record_plan, Outcome::Failed(&report, message)).await
-            {
-                warn_unrecorded(&run_ctx.run_id, e);
-            }
-            return Err(e);
-        }
+        Err(e) => return Err(fail(e).await),
     };
     let heartbeat = record::spawn_heartbeat(global, Arc::clone(&run_ctx), started);
 

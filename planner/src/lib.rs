@@ -17,6 +17,7 @@ pub mod exchange;
 pub mod lineage;
 pub mod nodes;
 pub mod physical;
+pub mod shared;
 pub mod slices;
 pub mod sqldepth;
 

@@ -358,3 +358,62 @@ fn overlapping_sinks_and_reserved_columns_are_compile_errors() {
             &["reserved.feature:4:", "reserves for contract violations"],
         );
 }
+
+/// Sinks that read one relation through different steps, and a self-join: the relation is
+/// computed once (its `exec=` program runs once, its source is read and counted once, and
+/// `random()` has one value per row in every sink).
+#[test]
+fn a_relation_read_through_several_branches_is_computed_once() {
+    let p = Project::fixture("orders");
+    p.write(
+        "log.sh",
+        "#!/bin/sh\necho run >> invocations.log\nexec cat\n",
+    );
+    p.write(
+        "branches.feature",
+        r#"Feature: B
+  Scenario: B
+    @source("csv://orders.csv", name="orders")
+    @step(name="logged", exec="sh log.sh")
+    @step(name="r", sql="SELECT order_id, random() AS rnd FROM logged")
+    @step(name="s", sql="SELECT a.order_id, a.rnd FROM r a JOIN r b ON a.order_id = b.order_id AND a.rnd = b.rnd")
+    @sink("csv://out/r.csv", from="r")
+    @sink("csv://out/s.csv", from="s")
+"#,
+    );
+    p.runi(&[
+        "compile",
+        "--scenario",
+        "branches.feature",
+        "--out",
+        "b.dag",
+    ])
+    .ok();
+    // The compile-time probe ran the program once.
+    assert_eq!(p.read("invocations.log").lines().count(), 1);
+    for slices in ["inprocess", "2"] {
+        std::fs::remove_file(p.path().join("invocations.log")).unwrap();
+        let run = p
+            .runi(&["run", "--dag", "b.dag", "--slices", slices, "-o", "json"])
+            .ok()
+            .json();
+        assert_eq!(p.read("invocations.log").lines().count(), 1, "{slices}");
+        let rows = p.read("orders.csv").lines().count() as u64 - 1;
+        assert_eq!(run["sources"][0]["rows"], rows, "{slices}: {run:#}");
+        let sorted = |f: &str| {
+            let mut lines: Vec<String> = p.read(f).lines().skip(1).map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        // Every row joins itself: the join saw one `rnd` per row, and so did both sinks.
+        assert_eq!(sorted("out/r.csv"), sorted("out/s.csv"), "{slices}");
+        assert_eq!(sorted("out/r.csv").len() as u64, rows);
+    }
+    // The spool went with the run.
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("runink-spool-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
