@@ -233,10 +233,16 @@ fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
             (Some(ph), _) => types::physical(ph).ok_or_else(|| {
                 loc.error(
                     at(&["physicalType"]),
-                    format!(
-                        "unknown physicalType `{ph}` for property `{name}` (supported: {})",
-                        types::PHYSICAL_TYPES_HELP
-                    ),
+                    if ph.contains('(') && ph.to_ascii_lowercase().starts_with(['d', 'n']) {
+                        format!(
+                            "physicalType `{ph}` for property `{name}`: a decimal takes a precision of 1 to 38 and a scale from 0 to the precision, e.g. decimal(18,2)"
+                        )
+                    } else {
+                        format!(
+                            "unknown physicalType `{ph}` for property `{name}` (supported: {})",
+                            types::PHYSICAL_TYPES_HELP
+                        )
+                    },
                 )
             })?,
             (None, Some(l)) => format

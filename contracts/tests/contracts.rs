@@ -888,6 +888,12 @@ mod errors {
     fn unknown_physical_type() {
         let text = TRADE_YAML.replace("physicalType: double", "physicalType: money(2)");
         insta::assert_snapshot!("yaml_unknown_physical_type", yaml_err(&text));
+        for bad in ["decimal(40,2)", "numeric(5,9)"] {
+            let text = TRADE_YAML.replace("physicalType: double", &format!("physicalType: {bad}"));
+            let err = yaml_err(&text);
+            assert!(err.contains("precision of 1 to 38"), "{err}");
+            assert!(err.contains(bad), "{err}");
+        }
     }
 
     #[test]
