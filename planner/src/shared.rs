@@ -163,11 +163,18 @@ async fn spool_relation(
                 message: m,
             }
         })?;
+    // The table declares the relation's logical fields (types, nullability, metadata) under
+    // the positional names, so the scan's schema is the relation's, whatever the physical
+    // plan said about nullability.
     let stored = Arc::new(Schema::new(
-        file_schema
+        schema
             .fields()
             .iter()
-            .map(|f| Field::clone(f))
+            .enumerate()
+            .map(|(i, f)| {
+                Field::new(format!("c{i}"), f.data_type().clone(), f.is_nullable())
+                    .with_metadata(f.metadata().clone())
+            })
             .collect::<Vec<_>>(),
     ));
     let table = SourceTable::new(table_name.clone(), location, stored);
