@@ -120,6 +120,36 @@ async fn init(global: &Global, name: &str, file: Option<&Path>, dir: Option<&Pat
     let dir = dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
+    // A project folder that already has a herd.toml keeps it, and the herd registered is the
+    // one it describes (the template's defaults would silently reset it); checked before
+    // anything is written.
+    let existing = dir.join("herd.toml");
+    let herd = if existing.exists() {
+        let kept_herd = read_herd_file(&existing)?;
+        if kept_herd.id != name {
+            return Err(Failure::input(anyhow!(
+                "{}: the existing herd file's id is `{}`, not `{name}`; run `runi herd init {}` \
+                 there, or choose another --dir",
+                existing.display(),
+                kept_herd.id,
+                kept_herd.id
+            )));
+        }
+        match file {
+            Some(f) if herd != kept_herd => {
+                return Err(Failure::input(anyhow!(
+                    "{} differs from the project's existing {}: apply it with `runi herd apply -f {}`, \
+                     or remove the existing file first",
+                    f.display(),
+                    existing.display(),
+                    f.display()
+                )));
+            }
+            _ => kept_herd,
+        }
+    } else {
+        herd
+    };
     let mut written = Vec::new();
     let mut kept = Vec::new();
     for folder in FOLDERS {
@@ -148,25 +178,6 @@ async fn init(global: &Global, name: &str, file: Option<&Path>, dir: Option<&Pat
             .map_err(Failure::run)?;
         written.push(target.display().to_string());
     }
-    // A project folder that already has a herd.toml keeps it, and the herd registered is the
-    // one it describes: registering the template's defaults instead would silently reset a
-    // herd whose file says otherwise.
-    let herd = match file {
-        None if kept.iter().any(|k| Path::new(k) == dir.join("herd.toml")) => {
-            let existing = read_herd_file(&dir.join("herd.toml"))?;
-            if existing.id != name {
-                return Err(Failure::input(anyhow!(
-                    "{}: the existing herd file's id is `{}`, not `{name}`; run `runi herd init {}` \
-                     there, or choose another --dir",
-                    dir.join("herd.toml").display(),
-                    existing.id,
-                    existing.id
-                )));
-            }
-            existing
-        }
-        _ => herd,
-    };
     // The project is used from its folder, whose `.runink/` is the default state
     // directory there: register the herd in it unless a state directory was chosen.
     let home = match (dir.as_path(), global.home.as_path()) {

@@ -122,20 +122,19 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     };
     // A relation the plan reads more than once (sinks reading it through different steps, a
     // self-join) is computed once, into the run's spool, which goes when the run ends.
-    let (plan, spool) = match runink_planner::shared::materialize_shared(
-        &ctx,
-        plan,
-        &std::env::temp_dir(),
-        &run_ctx.run_id,
-    )
-    .await
-    {
-        Ok(done) => done,
-        Err(e) => return Err(fail(Failure::run(anyhow!("{e}"))).await),
-    };
-    let physical = match &spool {
-        None => physical,
-        Some(_) => match ctx.state().create_physical_plan(&plan).await {
+    // The spool lives in the state directory (not a shared /tmp: it holds copies of data).
+    let spool_root = std::path::absolute(global.home.join("spool"))
+        .unwrap_or_else(|_| global.home.join("spool"));
+    let (plan, _spool, changed) =
+        match runink_planner::shared::materialize_shared(&ctx, plan, &spool_root, &run_ctx.run_id)
+            .await
+        {
+            Ok(done) => done,
+            Err(e) => return Err(fail(Failure::run(anyhow!("{e}"))).await),
+        };
+    let physical = match changed {
+        false => physical,
+        true => match ctx.state().create_physical_plan(&plan).await {
             Ok(p) => p,
             Err(e) => {
                 let e = Failure::run(anyhow!("{}", runink_engine::user_message(&e)));

@@ -87,7 +87,8 @@ async fn open_catalog(global: &Global, slices: usize) -> Result<Catalog, Failure
     // Datasets are tables of the default schema and, qualified, of a schema named after the
     // herd (`finance.trades_silver`), as a user writes them from `dataset://finance/…`.
     let herd_schema = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
-    if let Some(catalog) = ctx.catalog("datafusion") {
+    // (A herd named like the default schema already has its datasets there.)
+    if let Some(catalog) = ctx.catalog("datafusion").filter(|_| herd != "public") {
         catalog
             .register_schema(&herd, Arc::clone(&herd_schema) as _)
             .map_err(|e| Failure::run(anyhow!("herd `{herd}`: {e}")))?;
@@ -107,6 +108,9 @@ async fn open_catalog(global: &Global, slices: usize) -> Result<Catalog, Failure
             Arc::clone(&table),
         )
         .and_then(|_| {
+            if herd == "public" {
+                return Ok(None);
+            }
             datafusion::catalog::SchemaProvider::register_table(
                 herd_schema.as_ref(),
                 d.name.clone(),

@@ -1054,28 +1054,62 @@ impl<'a> Strs<'a> {
 }
 
 /// `cast` (the contract's type made from `input`) with the values the cast changed set to
-/// null, so the `type` rule rejects them like values that do not convert at all: a float
-/// with a fraction into an integer (10.5 → 10), more decimals than the scale (123.456 →
-/// 123.46), a timestamp with a time of day into a date. Numbers and times are checked by
-/// casting back and comparing; text into a date by comparing it read as a timestamp (text
-/// into numbers needs no check: "10.5" does not parse as an integer).
+/// null, so the `type` rule rejects them like values that do not convert at all:
+///
+/// * a number into an integer or decimal that cannot hold it exactly (10.5 → 10, 123.456 →
+///   `decimal(5,2)`), checked by casting back and comparing (`-0.0` counts as `0`);
+/// * text into a decimal with more digits after the point than its scale (`"123.456"`),
+///   checked by reading the text at a larger scale;
+/// * a time zone–less timestamp with a time of day into a date, and text holding one.
+///
+/// A number into a float is not checked: floats are approximate by definition, and 0.1 is
+/// not exactly 0.1 in either width.
 fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
     use arrow::compute::kernels::cmp::neq;
     let from = input.data_type();
+    let to = cast.data_type().clone();
     let safe = CastOptions {
         safe: true,
         format_options: FormatOptions::default(),
     };
-    let changed = if from.is_numeric() || from.is_temporal() {
+    let text = matches!(
+        from,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
+    let exact_number =
+        to.is_integer() || matches!(to, DataType::Decimal128(..) | DataType::Decimal256(..));
+    let date = matches!(to, DataType::Date32 | DataType::Date64);
+    let zoneless = |t: &DataType| !matches!(t, DataType::Timestamp(_, Some(_)));
+    let changed = if from.is_numeric() && exact_number {
+        // -0.0 + 0.0 is +0.0: a float's negative zero is not a changed value.
+        let input = if from.is_floating() {
+            let zero =
+                cast_with_options(&arrow::array::Float64Array::from(vec![0.0]), from, &safe)?;
+            arrow::compute::kernels::numeric::add(input, &arrow::array::Scalar::new(zero))?
+        } else {
+            Arc::clone(input)
+        };
+        match cast_with_options(&cast, from, &safe) {
+            Ok(back) => neq(&back, &input)?,
+            Err(_) => return Ok(cast),
+        }
+    } else if from.is_temporal() && to.is_temporal() && zoneless(from) && zoneless(&to) {
         match cast_with_options(&cast, from, &safe) {
             Ok(back) => neq(&back, input)?,
             Err(_) => return Ok(cast),
         }
-    } else if matches!(
-        from,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    ) && matches!(cast.data_type(), DataType::Date32 | DataType::Date64)
-    {
+    } else if text && let DataType::Decimal128(precision, scale) = to {
+        // Read at the largest scale that keeps the integer digits, then compare.
+        let wide_scale = (38 - (precision as i16 - scale as i16)).clamp(scale as i16, 38) as i8;
+        let wide = DataType::Decimal128(38, wide_scale);
+        match (
+            cast_with_options(input, &wide, &safe),
+            cast_with_options(&cast, &wide, &safe),
+        ) {
+            (Ok(read), Ok(kept)) => neq(&read, &kept)?,
+            _ => return Ok(cast),
+        }
+    } else if text && date {
         let instant = DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None);
         match (
             cast_with_options(input, &instant, &safe),

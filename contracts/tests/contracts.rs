@@ -732,6 +732,12 @@ schema:
         logicalType: date
       - name: on
         logicalType: date
+      - name: ratio
+        logicalType: number
+        physicalType: float
+      - name: cost
+        logicalType: number
+        physicalType: decimal(5,2)
 "#;
         let contract = Contract::from_yaml("lossy.yaml", yaml).unwrap();
         let schema = Schema::new(vec![
@@ -743,13 +749,15 @@ schema:
                 DataType::Timestamp(arrow::datatypes::TimeUnit::Second, None),
                 true,
             ),
+            ArrowField::new("ratio", DataType::Float64, true),
+            ArrowField::new("cost", DataType::Utf8, true),
         ]);
         let mut checker = Checker::new(&contract, &schema).unwrap();
         let batch = RecordBatch::try_new(
             Arc::new(schema),
             vec![
                 Arc::new(arrow::array::Float64Array::from(vec![
-                    10.0, 10.5, 1e3, -0.9,
+                    -0.0, 10.5, 1e3, -0.9,
                 ])),
                 Arc::new(arrow::array::Float64Array::from(vec![
                     1.5, 1.25, 123.456, 0.1,
@@ -766,6 +774,10 @@ schema:
                     1_704_067_200,
                     1_704_112_496, // 2024-01-01 12:34:56
                 ])),
+                // Into a float nothing is "changed": 0.1 is approximate in both widths.
+                Arc::new(arrow::array::Float64Array::from(vec![0.1, 0.2, 1e-3, 3.3])),
+                // Text with more decimals than the scale is; trailing zeros are not.
+                Arc::new(StringArray::from(vec!["1.5", "2.50", "123.456", "0.1"])),
             ],
         )
         .unwrap();
@@ -780,7 +792,7 @@ schema:
             vec![
                 vec![],
                 vec![t("amount"), t("day")],
-                vec![t("price")],
+                vec![t("price"), t("cost")],
                 vec![t("amount"), t("on")],
             ]
         );

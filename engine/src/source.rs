@@ -319,8 +319,11 @@ fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
+        // A listing reads Hive-style partition folders (`day=1/`) and skips other folders.
         if path.is_dir() {
-            csv_files(&path, out)?;
+            if entry.file_name().to_string_lossy().contains('=') {
+                csv_files(&path, out)?;
+            }
         } else if path.extension().is_some_and(|e| e == "csv") {
             out.push(path);
         }

@@ -628,7 +628,7 @@ impl Builder<'_> {
                                 in_step(format!("where=\"{text}\": {}", user_message(&e)))
                             })?;
                         match predicate.get_type(input.schema().as_ref()) {
-                            Ok(DataType::Boolean | DataType::Null) => {}
+                            Ok(DataType::Boolean) => {}
                             Ok(other) => {
                                 return Err(in_step(format!(
                                     "where=\"{text}\" is not a boolean expression (it is {other}): write a condition such as `{text} > 0`"
@@ -749,7 +749,7 @@ impl Builder<'_> {
             .create_logical_expr(text, input.schema())
             .map_err(|e| self.err(span, format!("when=\"{text}\": {}", user_message(&e))))?;
         match expr.get_type(input.schema().as_ref()) {
-            Ok(DataType::Boolean | DataType::Null) => Ok(expr),
+            Ok(DataType::Boolean) => Ok(expr),
             Ok(other) => Err(self.err(
                 span,
                 format!(
@@ -833,12 +833,19 @@ impl Builder<'_> {
             }
             // Overwriting a source's file or directory would replace the data being read
             // (a CSV sink into a folder of Parquet inputs deleted them).
+            // Appending only adds files (or rows) at commit, after the sources were read.
             let absolute = absolute_normalised(&location.path);
-            if let Some((source, path)) = self.source_paths.iter().find(|(_, p)| {
-                *p == absolute
-                    || p.starts_with(&format!("{absolute}/"))
-                    || absolute.starts_with(&format!("{p}/"))
-            }) {
+            let appends = matches!(sink.mode, DslSinkMode::Append);
+            if let Some((source, path)) =
+                self.source_paths
+                    .iter()
+                    .filter(|_| !appends)
+                    .find(|(_, p)| {
+                        *p == absolute
+                            || p.starts_with(&format!("{absolute}/"))
+                            || absolute.starts_with(&format!("{p}/"))
+                    })
+            {
                 return Err(self.err(
                     uri.span,
                     format!(

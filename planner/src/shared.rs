@@ -6,19 +6,23 @@
 //! its sources are read twice (and counted twice), its `exec=` programs run twice, and
 //! `random()` or which duplicate `Dedupe` keeps may differ between the copies.
 //!
-//! [`materialize_shared`] finds relations (the lineage taps that mark sources and steps) that
-//! occur more than once, runs each once into an Arrow IPC file in a spool directory owned by
-//! the run, and puts a scan of that file (with the relation's column names and qualifiers) in
-//! place of every copy. It starts with the smallest such relation and looks again after each,
-//! so a relation shared inside another is computed once too. A plan without repeated
-//! relations (the common case) is returned unchanged, without a spool.
+//! [`materialize_shared`] finds relations that occur more than once — a lineage tap (which
+//! marks every source and step), or a contract enforced on one — also inside subqueries. It
+//! takes the largest such relation none of whose inner relations is also read elsewhere (so
+//! an inner relation read only through it is not spooled on its own), runs it once into an
+//! Arrow IPC stream file in a spool directory owned by the run (mode 0700), and puts a scan of
+//! that file (with the relation's column names and qualifiers) in place of every copy; then
+//! it looks again. A source that is merely read twice is not copied: files read the same
+//! twice, so every copy but the first loses its tap instead, and the source is counted once.
+//! A plan without repeated relations (the common case) is returned unchanged, without a spool.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema};
-use arrow::ipc::writer::FileWriter;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use arrow::ipc::writer::StreamWriter;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{Column, HashMap};
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
@@ -28,7 +32,8 @@ use futures::StreamExt;
 use runink_engine::source::{FileLocation, SourceTable};
 
 use crate::error::{PlanError, Result};
-use crate::nodes::LineageTapNode;
+use crate::nodes::{ContractEnforceNode, LineageTapNode};
+use runink_engine::lineage::TapKind;
 
 /// The files of relations computed once for a run; removed with it (when dropped).
 #[derive(Debug)]
@@ -50,32 +55,41 @@ impl Drop for Spool {
 }
 
 /// Computes each relation that `plan` reads more than once, once, into a spool under
-/// `spool_root`, and returns the plan reading those files instead (see the module).
+/// `spool_root`, and returns the plan reading those files instead (see the module), the
+/// spool, and whether the plan changed.
 pub async fn materialize_shared(
     ctx: &SessionContext,
     mut plan: LogicalPlan,
     spool_root: &Path,
     run_id: &str,
-) -> Result<(LogicalPlan, Option<Spool>)> {
+) -> Result<(LogicalPlan, Option<Spool>, bool)> {
+    let original = plan.clone();
     let mut spool: Option<Spool> = None;
     let mut n = 0usize;
-    while let Some(shared) = smallest_repeated_relation(&plan)? {
+    // Sources whose tap has counted once already (in a spooled relation or earlier in the plan).
+    let mut counted = std::collections::HashSet::new();
+    while let Some(shared) = next_repeated_relation(&plan)? {
         let dir = match &spool {
             Some(s) => s.dir.clone(),
             None => {
-                let dir = spool_root.join(format!("runink-spool-{run_id}"));
-                std::fs::create_dir_all(&dir).map_err(|e| PlanError::Io {
-                    path: dir.display().to_string(),
-                    message: format!("cannot create the run's spool directory: {e}"),
-                })?;
+                let dir = spool_root.join(run_id);
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|e| PlanError::Io {
+                        path: dir.display().to_string(),
+                        message: format!("cannot create the run's spool directory: {e}"),
+                    })?;
                 spool = Some(Spool { dir: dir.clone() });
                 dir
             }
         };
-        let file = dir.join(format!("relation-{n}.arrow"));
-        let scan = spool_relation(ctx, &shared, &file, n).await?;
+        let file = dir.join(format!("relation-{n}.arrows"));
+        let once = count_sources_once(shared.clone(), &mut counted)?;
+        let scan = spool_relation(ctx, &once, &file, n).await?;
         plan = plan
-            .transform_down(|node| {
+            .transform_down_with_subqueries(|node| {
                 Ok(if node == shared {
                     Transformed::new(scan.clone(), true, TreeNodeRecursion::Jump)
                 } else {
@@ -85,36 +99,110 @@ pub async fn materialize_shared(
             .data;
         n += 1;
     }
-    Ok((plan, spool))
+    let plan = count_sources_once(plan, &mut counted)?;
+    let changed = plan != original;
+    Ok((plan, spool, changed))
 }
 
-/// The smallest relation (a lineage tap and what is below it) that occurs more than once.
-fn smallest_repeated_relation(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
-    let mut counts: HashMap<&LogicalPlan, usize> = HashMap::new();
-    plan.apply(|node| {
-        if let LogicalPlan::Extension(e) = node
-            && e.node.as_any().is::<LineageTapNode>()
-        {
-            *counts.entry(node).or_default() += 1;
+/// A relation as a unit: a lineage tap, or a contract enforced right on one.
+fn is_relation(node: &LogicalPlan) -> bool {
+    let LogicalPlan::Extension(e) = node else {
+        return false;
+    };
+    let any = e.node.as_any();
+    any.is::<LineageTapNode>()
+        || any
+            .downcast_ref::<ContractEnforceNode>()
+            .is_some_and(|c| is_relation(&c.input) && !is_enforce(&c.input))
+}
+
+fn is_enforce(node: &LogicalPlan) -> bool {
+    matches!(node, LogicalPlan::Extension(e) if e.node.as_any().is::<ContractEnforceNode>())
+}
+
+/// A source's tap right over its scan: reading the files again gives the same rows.
+fn is_plain_source(node: &LogicalPlan) -> bool {
+    matches!(node, LogicalPlan::Extension(e)
+    if e.node.as_any().downcast_ref::<LineageTapNode>().is_some_and(|t| {
+        t.kind == TapKind::Source && matches!(t.input, LogicalPlan::TableScan(_))
+    }))
+}
+
+fn tap_input(node: &LogicalPlan) -> &LogicalPlan {
+    match node {
+        LogicalPlan::Extension(e) => e
+            .node
+            .as_any()
+            .downcast_ref::<LineageTapNode>()
+            .map_or(node, |t| &t.input),
+        _ => node,
+    }
+}
+
+/// How often each relation occurs in `plan`, subqueries included.
+fn relation_counts(plan: &LogicalPlan) -> Result<HashMap<LogicalPlan, usize>> {
+    let mut counts: HashMap<LogicalPlan, usize> = HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        if is_relation(node) {
+            *counts.entry(node.clone()).or_default() += 1;
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
-    let mut best: Option<(usize, &LogicalPlan)> = None;
-    for (node, count) in counts {
-        if count < 2 {
-            continue;
-        }
-        let size = nodes_in(node)?;
-        if best.is_none_or(|(s, _)| size < s) {
-            best = Some((size, node));
+    Ok(counts)
+}
+
+/// `plan` with the tap of every plain source already in `counted` removed (the source is
+/// read again, but counted once), and its other plain sources added to `counted`.
+fn count_sources_once(
+    plan: LogicalPlan,
+    counted: &mut std::collections::HashSet<LogicalPlan>,
+) -> Result<LogicalPlan> {
+    Ok(plan
+        .transform_down_with_subqueries(|node| {
+            if !is_plain_source(&node) {
+                return Ok(Transformed::no(node));
+            }
+            if counted.insert(node.clone()) {
+                return Ok(Transformed::new(node, false, TreeNodeRecursion::Jump));
+            }
+            let input = tap_input(&node).clone();
+            Ok(Transformed::new(input, true, TreeNodeRecursion::Jump))
+        })?
+        .data)
+}
+
+/// The next relation to compute once: the largest repeated one none of whose inner repeated
+/// relations is also read outside its copies (that one goes first). The smallest repeated
+/// relation always qualifies, so there is one whenever anything but a plain source repeats.
+fn next_repeated_relation(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
+    let counts = relation_counts(plan)?;
+    let mut repeated: Vec<(usize, &LogicalPlan, usize)> = Vec::new();
+    for (node, count) in &counts {
+        // A plain source is read again, not copied (`count_sources_once`).
+        if *count >= 2 && !is_plain_source(node) {
+            repeated.push((nodes_in(node)?, node, *count));
         }
     }
-    Ok(best.map(|(_, node)| node.clone()))
+    repeated.sort_by_key(|r| std::cmp::Reverse(r.0));
+    for (_, node, count) in &repeated {
+        let inner = relation_counts(node)?;
+        let read_elsewhere = inner.iter().any(|(relation, within)| {
+            relation != *node
+                && !is_plain_source(relation)
+                && counts
+                    .get(relation)
+                    .is_some_and(|total| *total > count * within)
+        });
+        if !read_elsewhere {
+            return Ok(Some((*node).clone()));
+        }
+    }
+    Ok(None)
 }
 
 fn nodes_in(plan: &LogicalPlan) -> Result<usize> {
     let mut n = 0;
-    plan.apply(|_| {
+    plan.apply_with_subqueries(|_| {
         n += 1;
         Ok(TreeNodeRecursion::Continue)
     })?;
@@ -146,9 +234,11 @@ async fn spool_relation(
         path: file.display().to_string(),
         message: format!("cannot write a shared relation: {e}"),
     };
+    // A stream, not an IPC file: it is read as one partition, in the order written (a file
+    // would be split into byte ranges), and may replace dictionaries between batches.
     let out = std::fs::File::create(file).map_err(|e| io(&e))?;
     let mut writer =
-        FileWriter::try_new(std::io::BufWriter::new(out), &file_schema).map_err(|e| io(&e))?;
+        StreamWriter::try_new(std::io::BufWriter::new(out), &file_schema).map_err(|e| io(&e))?;
     let mut stream = execute_stream(physical, ctx.task_ctx())?;
     while let Some(batch) = stream.next().await {
         writer.write(&batch?).map_err(|e| io(&e))?;
@@ -166,7 +256,7 @@ async fn spool_relation(
     // The table declares the relation's logical fields (types, nullability, metadata) under
     // the positional names, so the scan's schema is the relation's, whatever the physical
     // plan said about nullability.
-    let stored = Arc::new(Schema::new(
+    let stored = Arc::new(Schema::new_with_metadata(
         schema
             .fields()
             .iter()
@@ -176,6 +266,7 @@ async fn spool_relation(
                     .with_metadata(f.metadata().clone())
             })
             .collect::<Vec<_>>(),
+        schema.inner().metadata().clone(),
     ));
     let table = SourceTable::new(table_name.clone(), location, stored);
     let named: Vec<Expr> = schema

@@ -409,11 +409,43 @@ fn a_relation_read_through_several_branches_is_computed_once() {
         assert_eq!(sorted("out/r.csv"), sorted("out/s.csv"), "{slices}");
         assert_eq!(sorted("out/r.csv").len() as u64, rows);
     }
-    // The spool went with the run.
-    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("runink-spool-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The spool (in the state directory) went with the run.
+    let spool = p.path().join(".runink/spool");
+    assert!(
+        std::fs::read_dir(&spool).unwrap().next().is_none(),
+        "left in {}",
+        spool.display()
+    );
+
+    // The source is also read directly by another step, next to the repeated step over it:
+    // the step runs once and the source counts its rows once.
+    p.write(
+        "mixed.feature",
+        r#"Feature: M
+  Scenario: M
+    @source("csv://orders.csv", name="orders")
+    @step(name="logged", exec="sh log.sh")
+    @step(name="big", sql="SELECT order_id FROM logged WHERE amount > 10")
+    @step(name="both", sql="SELECT l.order_id FROM logged l JOIN orders o ON l.order_id = o.order_id")
+    @sink("csv://out/big.csv", from="big")
+    @sink("csv://out/both.csv", from="both")
+"#,
+    );
+    std::fs::remove_file(p.path().join("invocations.log")).unwrap();
+    let run = p
+        .runi(&[
+            "run",
+            "--scenario",
+            "mixed.feature",
+            "--slices",
+            "inprocess",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    // The compile-time probe, then the run: twice in all.
+    assert_eq!(p.read("invocations.log").lines().count(), 2);
+    let rows = p.read("orders.csv").lines().count() as u64 - 1;
+    assert_eq!(run["sources"][0]["rows"], rows, "{run:#}");
 }
