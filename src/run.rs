@@ -179,8 +179,24 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     };
     tokio::pin!(execution);
     let mut ticker = tokio::time::interval(PROGRESS_TICK);
-    // One listener for the whole run, so a Ctrl-C between two ticks is not missed.
-    let interrupted = tokio::signal::ctrl_c();
+    // One listener for the whole run, so a Ctrl-C between two ticks is not missed. SIGTERM
+    // (`timeout`, systemd, `docker stop`) cancels the run the same way.
+    let interrupted = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+    };
     tokio::pin!(interrupted);
     let result = loop {
         tokio::select! {

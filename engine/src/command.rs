@@ -223,6 +223,7 @@ impl ExecutionPlan for ExternalCommandExec {
                 .and_then(|reader| {
                     let got = reader.schema();
                     if !same_columns(&got, &schema) {
+                        // (Same names, types equal up to string/binary layout: converted.)
                         return Err(format!(
                             "its output schema changed since compile: expected {}, got {}",
                             describe(&schema),
@@ -231,9 +232,23 @@ impl ExecutionPlan for ExternalCommandExec {
                     }
                     for batch in reader {
                         let batch = batch.map_err(|e| format!("bad Arrow IPC output: {e}"))?;
-                        let batch =
-                            RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec())
-                                .map_err(|e| format!("output does not fit the schema: {e}"))?;
+                        // Text may come back as views or large strings where compile saw plain
+                        // ones (DataFusion picks the layout at run time, e.g. after a UNION).
+                        let columns = batch
+                            .columns()
+                            .iter()
+                            .zip(schema.fields())
+                            .map(|(c, f)| {
+                                if c.data_type() == f.data_type() {
+                                    Ok(Arc::clone(c))
+                                } else {
+                                    arrow::compute::cast(c, f.data_type())
+                                }
+                            })
+                            .collect::<std::result::Result<Vec<_>, _>>()
+                            .map_err(|e| format!("output does not fit the schema: {e}"))?;
+                        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
+                            .map_err(|e| format!("output does not fit the schema: {e}"))?;
                         if tx.blocking_send(Ok(batch)).is_err() {
                             return Ok(false);
                         }
@@ -259,11 +274,15 @@ impl ExecutionPlan for ExternalCommandExec {
             let message = match (exit, decoded, writer_result) {
                 // Stopped because nothing reads on; the run's own error says why.
                 (_, Ok(false), _) => None,
-                // A decode error closes stdout and the program then dies of SIGPIPE: the
-                // decode error is the cause worth reporting.
+                // A decode error closes stdout, and the program then dies of SIGPIPE or fails
+                // writing (Python's BrokenPipeError): the decode error is the cause.
                 (Some(exit), Err(e), _) if exit.contains("signal 13") => {
                     Some(format!("`{command}`: {e}"))
                 }
+                (Some(exit), Err(e), _) => Some(format!(
+                    "`{command}`: {e} (Runink stopped reading, and then {})",
+                    exit.trim_start_matches(&format!("`{command}` "))
+                )),
                 (Some(exit), _, _) => Some(exit),
                 (None, Err(e), _) => Some(format!("`{command}`: {e}")),
                 (None, Ok(_), Err(e)) => Some(format!("`{command}`: cannot write its input: {e}")),
@@ -392,12 +411,21 @@ fn describe_status(status: std::process::ExitStatus) -> String {
     }
 }
 
+/// Same names, and types equal up to the layout of strings or binaries (`Utf8`, `LargeUtf8`,
+/// `Utf8View` hold the same values).
 fn same_columns(a: &Schema, b: &Schema) -> bool {
+    use arrow::datatypes::DataType::*;
+    let family = |t: &arrow::datatypes::DataType| match t {
+        Utf8 | LargeUtf8 | Utf8View => Some(0),
+        Binary | LargeBinary | BinaryView => Some(1),
+        _ => None,
+    };
     a.fields().len() == b.fields().len()
-        && a.fields()
-            .iter()
-            .zip(b.fields())
-            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+        && a.fields().iter().zip(b.fields()).all(|(x, y)| {
+            x.name() == y.name()
+                && (x.data_type() == y.data_type()
+                    || family(x.data_type()).is_some_and(|f| Some(f) == family(y.data_type())))
+        })
 }
 
 fn describe(schema: &Schema) -> String {

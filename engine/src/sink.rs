@@ -277,10 +277,28 @@ fn commit_one(out: &PendingOutput, run_id: &str) -> Result<()> {
                 } else {
                     &data[..]
                 };
+                // A file written by another tool may lack its last line's end: without one,
+                // the first appended row would join the last existing row.
+                let ends_line = {
+                    use std::io::{Seek, SeekFrom};
+                    let mut last = [0u8; 1];
+                    File::open(&out.target)
+                        .and_then(|mut f| {
+                            f.seek(SeekFrom::End(-1))?;
+                            f.read_exact(&mut last)
+                        })
+                        .map(|_| last[0] == b'\n')
+                        .map_err(|e| sink_io(uri, "cannot read", &out.target, e))?
+                };
                 fs::OpenOptions::new()
                     .append(true)
                     .open(&out.target)
-                    .and_then(|mut f| f.write_all(body).and_then(|_| f.sync_all()))
+                    .and_then(|mut f| {
+                        if !ends_line {
+                            f.write_all(b"\n")?;
+                        }
+                        f.write_all(body).and_then(|_| f.sync_all())
+                    })
                     .map_err(|e| sink_io(uri, "cannot append to", &out.target, e))?;
                 let _ = fs::remove_file(&out.temp);
             }

@@ -174,6 +174,26 @@ impl SourceTable {
         let name = name.into();
         let base = current_dir(&name, &location)?;
         let url = table_url(&name, &location, &base)?;
+        if location.format == FileFormatKind::Parquet {
+            let root = location.resolve(&base);
+            let mut files = Vec::new();
+            if root.is_dir() {
+                listed_files(&root, "parquet", &mut files).map_err(|e| EngineError::Source {
+                    name: name.clone(),
+                    uri: location.uri.clone(),
+                    message: format!("cannot list {}: {e}", root.display()),
+                })?;
+            } else {
+                files.push(root);
+            }
+            for file in files {
+                parquet_columns(&file).map_err(|m| EngineError::Source {
+                    name: name.clone(),
+                    uri: location.uri.clone(),
+                    message: format!("{}: {m}", file.display()),
+                })?;
+            }
+        }
         let options = listing_options(&location, &base);
         let schema = options
             .infer_schema(state, &url)
@@ -200,7 +220,7 @@ impl SourceTable {
         let root = self.location.resolve(&base);
         let mut files = Vec::new();
         if root.is_dir() {
-            csv_files(&root, &mut files)
+            listed_files(&root, "csv", &mut files)
                 .map_err(|e| self.error(format!("cannot list {}: {e}", root.display())))?;
         } else {
             files.push(root);
@@ -225,6 +245,43 @@ impl SourceTable {
                     file.display(),
                     header.join(","),
                     expected.join(",")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Each Parquet file must be one (a footer that fits the file: the Parquet reader
+    /// panicked on some broken ones) and hold every column of the table: DataFusion fills a
+    /// missing column with nulls, so a file that lost a column since compiling would be read
+    /// as nulls without a word.
+    fn check_parquet_files(&self) -> Result<()> {
+        let base = current_dir(&self.name, &self.location)?;
+        let root = self.location.resolve(&base);
+        let mut files = Vec::new();
+        if root.is_dir() {
+            listed_files(&root, "parquet", &mut files)
+                .map_err(|e| self.error(format!("cannot list {}: {e}", root.display())))?;
+        } else {
+            files.push(root);
+        }
+        for file in files {
+            let names = parquet_columns(&file)
+                .map_err(|m| self.error(format!("{}: {m}", file.display())))?;
+            let missing: Vec<&str> = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .filter(|n| !names.iter().any(|have| have == n))
+                .collect();
+            if !missing.is_empty() {
+                return Err(self.error(format!(
+                    "{} has no column{} `{}` (it has `{}`)",
+                    file.display(),
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join("`, `"),
+                    names.join(",")
                 )));
             }
         }
@@ -293,8 +350,10 @@ impl TableProvider for SourceTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        if self.location.format == FileFormatKind::Csv {
-            self.check_csv_headers()?;
+        match self.location.format {
+            FileFormatKind::Csv => self.check_csv_headers()?,
+            FileFormatKind::Parquet => self.check_parquet_files()?,
+            _ => {}
         }
         let table = self.listing_table()?;
         table
@@ -313,8 +372,41 @@ impl TableProvider for SourceTable {
     }
 }
 
-/// The `.csv` files under `dir`, as a listing of the directory reads them.
-fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// The top-level column names of a Parquet file, after checking that its footer fits it.
+fn parquet_columns(path: &Path) -> std::result::Result<Vec<String>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    let broken = |why: &str| format!("not a Parquet file ({why})");
+    if size < 12 {
+        return Err(broken("too short"));
+    }
+    let mut tail = [0u8; 8];
+    file.seek(SeekFrom::End(-8))
+        .and_then(|_| file.read_exact(&mut tail))
+        .map_err(|e| e.to_string())?;
+    if &tail[4..] != b"PAR1" {
+        return Err(broken("no PAR1 at its end"));
+    }
+    let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if footer + 12 > size {
+        return Err(broken("its footer is longer than the file"));
+    }
+    let metadata = datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata::load(
+        &file,
+        Default::default(),
+    )
+    .map_err(|e| broken(&e.to_string()))?;
+    Ok(metadata
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect())
+}
+
+/// The files with extension `ext` under `dir`, as a listing of the directory reads them.
+fn listed_files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -322,9 +414,9 @@ fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         // A listing reads Hive-style partition folders (`day=1/`) and skips other folders.
         if path.is_dir() {
             if entry.file_name().to_string_lossy().contains('=') {
-                csv_files(&path, out)?;
+                listed_files(&path, ext, out)?;
             }
-        } else if path.extension().is_some_and(|e| e == "csv") {
+        } else if path.extension().is_some_and(|e| e == ext) {
             out.push(path);
         }
     }

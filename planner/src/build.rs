@@ -1073,5 +1073,28 @@ pub fn override_sources(
             message: format!("the plan has no source named `{unknown}`"),
         });
     }
+    // As at compile time: an overwriting sink may not write over a source given here.
+    if let LogicalPlan::Extension(root) = &plan
+        && let Some(sinks) = root.node.as_any().downcast_ref::<SinksNode>()
+    {
+        for (name, location) in &parsed {
+            let source = absolute_normalised(&location.path);
+            for sink in sinks.sinks.iter().filter(|s| s.mode == SinkMode::Overwrite) {
+                let target = absolute_normalised(&sink.location.path);
+                if source == target
+                    || source.starts_with(&format!("{target}/"))
+                    || target.starts_with(&format!("{source}/"))
+                {
+                    return Err(PlanError::Io {
+                        path: format!("--input {name}={}", location.uri),
+                        message: format!(
+                            "overlaps sink `{}`: the run would write over the data it reads; read a copy, or write elsewhere",
+                            sink.location.uri
+                        ),
+                    });
+                }
+            }
+        }
+    }
     Ok(plan)
 }

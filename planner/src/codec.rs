@@ -378,24 +378,18 @@ fn as_arrow_stream_scan(plan: Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn Execut
             .unwrap_or(stream),
         None => stream,
     };
-    // A stream file is read whole: a task is given its range (the whole file), which the
-    // stream reader refuses. A part of one would be read in full by several tasks: an error.
+    // A stream cannot be read in parts, but the distributed planner hands a large file's
+    // byte ranges to several tasks. Each range is given to exactly one task, so the task
+    // holding the range that starts the file reads all of it, and the others read nothing.
     let mut groups = Vec::with_capacity(scan.file_groups.len());
     for group in &scan.file_groups {
         let mut files = Vec::with_capacity(group.len());
         for file in group.iter() {
             let mut file = file.clone();
-            if let Some(range) = &file.range {
-                if range.start != 0 || (range.end as u64) < file.object_meta.size {
-                    return Err(codec_err(
-                        "arrow stream source",
-                        format!(
-                            "{} is an Arrow IPC stream, which cannot be read in parts (asked for bytes {}..{})",
-                            file.object_meta.location, range.start, range.end
-                        ),
-                    ));
-                }
-                file.range = None;
+            if let Some(range) = file.range.take()
+                && range.start != 0
+            {
+                continue;
             }
             files.push(file);
         }

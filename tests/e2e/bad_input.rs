@@ -188,6 +188,10 @@ fn corrupt_parquet_and_json_sources() {
     p.write("broken.parquet", "PAR1 this is not really parquet");
     p.runi(&["run", "--scenario", "bad.feature"])
         .fails(2, &["bad.feature:3:13:", "source `broken`"]);
+    // A footer length past the file's start (the Parquet reader panicked on this one).
+    p.write("broken.parquet", "PAR1garbagegarbagePAR1");
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["source `broken`", "not a Parquet file"]);
 
     let p = orders_with(&format!(
         "{FEATURE_HEAD}    @source(\"json://rows.ndjson\")\n    @sink(\"json://out/x.ndjson\")\n"
@@ -252,6 +256,26 @@ fn a_sink_over_a_source_is_refused() {
             &["bad.feature:4:", "overlaps source `orders`", "write over"],
         );
     assert!(p.path().join("in/orders.csv").is_file());
+
+    // Nor through `--input` at run time.
+    p.write(
+        "bad.feature",
+        &format!(
+            "{FEATURE_HEAD}    @source(\"csv://orders.csv\", name=\"orders\")\n    @sink(\"csv://out/x.csv\")\n"
+        ),
+    );
+    p.write("out/x.csv", &p.read("orders.csv"));
+    p.runi(&["compile", "--scenario", "bad.feature", "--out", "bad.dag"])
+        .ok();
+    p.runi(&[
+        "run",
+        "--dag",
+        "bad.dag",
+        "--input",
+        "orders=csv://./out/x.csv",
+    ])
+    .fails(2, &["--input orders=csv://./out/x.csv", "overlaps sink"]);
+    assert_eq!(p.read("out/x.csv"), p.read("orders.csv"));
 }
 
 #[test]
@@ -353,4 +377,32 @@ fn sources_without_columns_fail_at_compile() {
     let code = out.code;
     assert_ne!(code, 0, "{}", out.stderr);
     out.fails(code, &["bad.feature:3:", "source `empty`"]);
+}
+
+#[test]
+fn a_parquet_file_that_lost_a_column_since_compiling_is_refused_not_read_as_nulls() {
+    use datafusion::prelude::SessionContext;
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"parquet://items.parquet\", name=\"items\")\n    @sink(\"csv://out/items.csv\")\n"
+    ));
+    let write = |sql: &str| {
+        let path = p.path().join("items.parquet");
+        crate::support::block_on(async {
+            let ctx = SessionContext::new();
+            ctx.sql(sql)
+                .await
+                .unwrap()
+                .write_parquet(path.to_str().unwrap(), Default::default(), None)
+                .await
+                .unwrap();
+        });
+    };
+    write("SELECT 1 AS id, 'pen' AS name, 2.5 AS price");
+    p.runi(&["compile", "--scenario", "bad.feature", "--out", "items.dag"])
+        .ok();
+    std::fs::remove_file(p.path().join("items.parquet")).unwrap();
+    write("SELECT 2 AS id");
+    p.runi(&["run", "--dag", "items.dag"])
+        .fails(1, &["source `items`", "has no columns `name`, `price`"]);
+    assert!(!p.path().join("out/items.csv").exists());
 }

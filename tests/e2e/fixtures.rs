@@ -449,3 +449,43 @@ fn a_relation_read_through_several_branches_is_computed_once() {
     let rows = p.read("orders.csv").lines().count() as u64 - 1;
     assert_eq!(run["sources"][0]["rows"], rows, "{run:#}");
 }
+
+/// A pass-through `exec=` step after a UNION of NDJSON and Parquet: at run time DataFusion
+/// may hand it string views where compiling saw plain strings; the same values come back.
+#[test]
+fn an_exec_step_after_a_union_of_formats_runs() {
+    use datafusion::prelude::SessionContext;
+    let p = Project::fixture("orders");
+    p.write(
+        "a.ndjson",
+        "{\"id\": 1, \"name\": \"ann\"}\n{\"id\": 2, \"name\": \"bo\"}\n",
+    );
+    let path = p.path().join("b.parquet");
+    crate::support::block_on(async {
+        let ctx = SessionContext::new();
+        ctx.sql("SELECT CAST(3 AS BIGINT) AS id, 'cy' AS name")
+            .await
+            .unwrap()
+            .write_parquet(path.to_str().unwrap(), Default::default(), None)
+            .await
+            .unwrap();
+    });
+    p.write(
+        "u.feature",
+        r#"Feature: U
+  Scenario: U
+    @source("json://a.ndjson", name="a")
+    @source("parquet://b.parquet", name="b")
+    @step(name="both", sql="SELECT id, name FROM a UNION ALL SELECT id, name FROM b")
+    @step(name="echoed", exec="cat")
+    @sink("csv://out/u.csv")
+"#,
+    );
+    for slices in ["inprocess", "2"] {
+        p.runi(&["run", "--scenario", "u.feature", "--slices", slices])
+            .ok();
+        let mut lines: Vec<String> = p.read("out/u.csv").lines().map(str::to_string).collect();
+        lines.sort();
+        assert_eq!(lines, ["1,ann", "2,bo", "3,cy", "id,name"], "{slices}");
+    }
+}

@@ -362,11 +362,21 @@ fn spawn_run(p: &Project) -> std::process::Child {
 
 #[test]
 fn a_run_interrupted_with_ctrl_c_is_recorded_as_cancelled() {
+    interrupted_with("-INT");
+}
+
+/// `timeout`, systemd and `docker stop` send SIGTERM: the same clean cancel as Ctrl-C.
+#[test]
+fn a_run_stopped_with_sigterm_is_recorded_as_cancelled() {
+    interrupted_with("-TERM");
+}
+
+fn interrupted_with(signal: &str) {
     let p = hanging_project();
     let mut child = spawn_run(&p);
     let step_pid = wait_for_file(&p.path().join("running.pid"));
     let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());

@@ -208,7 +208,7 @@ impl Project {
 }
 
 /// Runs a DataFusion check on a current-thread runtime of its own.
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
