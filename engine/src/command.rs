@@ -279,7 +279,10 @@ impl ExecutionPlan for ExternalCommandExec {
                 (Some(exit), Err(e), _) if exit.contains("signal 13") => {
                     Some(format!("`{command}`: {e}"))
                 }
-                (Some(exit), Err(e), _) => Some(format!(
+                // Runink refused output it had read (the schema changed, a column does not
+                // fit): that refusal is the cause, and the program's failure after it a
+                // consequence. Output that never was a stream is the program's failure.
+                (Some(exit), Err(e), _) if REFUSED.iter().any(|r| e.contains(r)) => Some(format!(
                     "`{command}`: {e} (Runink stopped reading, and then {})",
                     exit.trim_start_matches(&format!("`{command}` "))
                 )),
@@ -304,6 +307,12 @@ impl ExecutionPlan for ExternalCommandExec {
         }))
     }
 }
+
+/// How the output reader words a refusal of output it could read (see the exit arms).
+const REFUSED: [&str; 2] = [
+    "output schema changed since compile",
+    "does not fit the schema",
+];
 
 /// The process group of a running `exec=` program (it leads its own group).
 struct ProcessGroup {
