@@ -205,10 +205,21 @@ impl SourceTable {
             return Err(EngineError::Source {
                 name,
                 uri: location.uri.clone(),
-                message: "has no columns: it is empty (a CSV file needs a header row)".into(),
+                message: match location.format {
+                    FileFormatKind::Csv => {
+                        "has no columns: it is empty (a CSV file needs a header row)"
+                    }
+                    _ => "has no columns: it is empty",
+                }
+                .into(),
             });
         }
-        Ok(Self::new(name, location, schema))
+        let table = Self::new(name, location, schema);
+        // Files whose headers differ are found when compiling, not only when running.
+        if table.location.format == FileFormatKind::Csv {
+            table.check_csv_headers()?;
+        }
+        Ok(table)
     }
 
     /// DataFusion reads CSV columns by position and takes the header of one file for all; a

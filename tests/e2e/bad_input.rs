@@ -311,7 +311,23 @@ fn csv_files_whose_headers_differ_are_refused_not_read_by_position() {
     ));
     p.write("people/a.csv", "id,first,last\n1,Ada,Lovelace\n");
     p.write("people/b.csv", "id,last,first\n2,Hopper,Grace\n");
-    p.runi(&["run", "--scenario", "bad.feature"]).fails(
+    // Found when compiling, and (for files changed since) when running.
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(
+            2,
+            &["source `people`", "b.csv has the columns `id,last,first`"],
+        );
+    p.write("people/b.csv", "id,first,last\n2,Grace,Hopper\n");
+    p.runi(&[
+        "compile",
+        "--scenario",
+        "bad.feature",
+        "--out",
+        "people.dag",
+    ])
+    .ok();
+    p.write("people/b.csv", "id,last,first\n2,Hopper,Grace\n");
+    p.runi(&["run", "--dag", "people.dag"]).fails(
         1,
         &[
             "source `people`",
