@@ -175,18 +175,7 @@ impl SourceTable {
         let base = current_dir(&name, &location)?;
         let url = table_url(&name, &location, &base)?;
         if location.format == FileFormatKind::Parquet {
-            let root = location.resolve(&base);
-            let mut files = Vec::new();
-            if root.is_dir() {
-                listed_files(&root, "parquet", &mut files).map_err(|e| EngineError::Source {
-                    name: name.clone(),
-                    uri: location.uri.clone(),
-                    message: format!("cannot list {}: {e}", root.display()),
-                })?;
-            } else {
-                files.push(root);
-            }
-            for file in files {
+            for file in source_files(&name, &location, "parquet")? {
                 parquet_columns(&file).map_err(|m| EngineError::Source {
                     name: name.clone(),
                     uri: location.uri.clone(),
@@ -227,15 +216,7 @@ impl SourceTable {
     /// values under the wrong names without a word. Each file's header must name the
     /// table's columns in the table's order.
     fn check_csv_headers(&self) -> Result<()> {
-        let base = current_dir(&self.name, &self.location)?;
-        let root = self.location.resolve(&base);
-        let mut files = Vec::new();
-        if root.is_dir() {
-            listed_files(&root, "csv", &mut files)
-                .map_err(|e| self.error(format!("cannot list {}: {e}", root.display())))?;
-        } else {
-            files.push(root);
-        }
+        let files = source_files(&self.name, &self.location, "csv")?;
         let bom = std::str::from_utf8(BOM).unwrap_or_default();
         let expected: Vec<&str> = self
             .schema
@@ -267,16 +248,7 @@ impl SourceTable {
     /// missing column with nulls, so a file that lost a column since compiling would be read
     /// as nulls without a word.
     fn check_parquet_files(&self) -> Result<()> {
-        let base = current_dir(&self.name, &self.location)?;
-        let root = self.location.resolve(&base);
-        let mut files = Vec::new();
-        if root.is_dir() {
-            listed_files(&root, "parquet", &mut files)
-                .map_err(|e| self.error(format!("cannot list {}: {e}", root.display())))?;
-        } else {
-            files.push(root);
-        }
-        for file in files {
+        for file in source_files(&self.name, &self.location, "parquet")? {
             let names = parquet_columns(&file)
                 .map_err(|m| self.error(format!("{}: {m}", file.display())))?;
             let missing: Vec<&str> = self
@@ -414,6 +386,21 @@ fn parquet_columns(path: &Path) -> std::result::Result<Vec<String>, String> {
         .iter()
         .map(|f| f.name().clone())
         .collect())
+}
+
+/// The files a source reads: the file itself, or those with extension `ext` in its folder.
+fn source_files(name: &str, location: &FileLocation, ext: &str) -> Result<Vec<PathBuf>> {
+    let root = location.resolve(&current_dir(name, location)?);
+    if !root.is_dir() {
+        return Ok(vec![root]);
+    }
+    let mut files = Vec::new();
+    listed_files(&root, ext, &mut files).map_err(|e| EngineError::Source {
+        name: name.to_string(),
+        uri: location.uri.clone(),
+        message: format!("cannot list {}: {e}", root.display()),
+    })?;
+    Ok(files)
 }
 
 /// The files with extension `ext` under `dir`, as a listing of the directory reads them.

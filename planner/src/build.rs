@@ -818,11 +818,7 @@ impl Builder<'_> {
             // Compare normalised paths: `./out/x.csv` is `out/x.csv`, and a file inside
             // another sink's directory would be destroyed when that directory is replaced.
             let target = normalise(&location.path);
-            if let Some(other) = targets.iter().find(|t| {
-                **t == target
-                    || t.starts_with(&format!("{target}/"))
-                    || target.starts_with(&format!("{t}/"))
-            }) {
+            if let Some(other) = targets.iter().find(|t| overlaps(t, &target)) {
                 return Err(self.err(
                     uri.span,
                     format!(
@@ -836,15 +832,11 @@ impl Builder<'_> {
             // Appending only adds files (or rows) at commit, after the sources were read.
             let absolute = absolute_normalised(&location.path);
             let appends = matches!(sink.mode, DslSinkMode::Append);
-            if let Some((source, path)) =
-                self.source_paths
-                    .iter()
-                    .filter(|_| !appends)
-                    .find(|(_, p)| {
-                        *p == absolute
-                            || p.starts_with(&format!("{absolute}/"))
-                            || absolute.starts_with(&format!("{p}/"))
-                    })
+            if let Some((source, path)) = self
+                .source_paths
+                .iter()
+                .filter(|_| !appends)
+                .find(|(_, p)| overlaps(p, &absolute))
             {
                 return Err(self.err(
                     uri.span,
@@ -964,6 +956,11 @@ impl Builder<'_> {
     }
 }
 
+/// Whether two normalised paths are the same, or one lies inside the other.
+fn overlaps(a: &str, b: &str) -> bool {
+    a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
+}
+
 /// `path` made absolute against the working directory, then [`normalise`]d.
 fn absolute_normalised(path: &str) -> String {
     if path.starts_with('/') {
@@ -1080,11 +1077,7 @@ pub fn override_sources(
         for (name, location) in &parsed {
             let source = absolute_normalised(&location.path);
             for sink in sinks.sinks.iter().filter(|s| s.mode == SinkMode::Overwrite) {
-                let target = absolute_normalised(&sink.location.path);
-                if source == target
-                    || source.starts_with(&format!("{target}/"))
-                    || target.starts_with(&format!("{source}/"))
-                {
+                if overlaps(&source, &absolute_normalised(&sink.location.path)) {
                     return Err(PlanError::Io {
                         path: format!("--input {name}={}", location.uri),
                         message: format!(
