@@ -134,8 +134,17 @@ pub async fn explain(ctx: &SessionContext, compiled: &Compiled) -> anyhow::Resul
     let state = ctx.state();
     let optimized = state.optimize(&compiled.plan)?;
     let physical = state.create_physical_plan(&compiled.plan).await?;
+    let repeated = runink_planner::shared::repeated_relations(&compiled.plan)?;
+    let spooled = if repeated.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n== computed once ==\nread more than once, so `runi run` computes them first, once, into its spool, and the plans above read that: {}\n",
+            repeated.join(", ")
+        )
+    };
     Ok(format!(
-        "== logical plan ==\n{}\n\n== optimized logical plan ==\n{}\n\n== physical plan ==\n{}\n{}",
+        "== logical plan ==\n{}\n\n== optimized logical plan ==\n{}\n\n== physical plan ==\n{}\n{}{spooled}",
         compiled.plan.display_indent(),
         optimized.display_indent(),
         displayable(physical.as_ref()).indent(false),

@@ -104,6 +104,32 @@ pub async fn materialize_shared(
     Ok((plan, spool, changed))
 }
 
+/// The relations `plan` reads more than once that a run computes once and spools (plain
+/// sources are read again instead), by name, for `runi compile --explain`.
+pub fn repeated_relations(plan: &LogicalPlan) -> Result<Vec<String>> {
+    let mut names: Vec<String> = relation_counts(plan)?
+        .into_iter()
+        .filter(|(node, count)| *count >= 2 && !is_plain_source(node))
+        .filter_map(|(node, _)| tap_name(&node))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The relation a unit is about: its tap's name.
+fn tap_name(node: &LogicalPlan) -> Option<String> {
+    let LogicalPlan::Extension(e) = node else {
+        return None;
+    };
+    let any = e.node.as_any();
+    if let Some(t) = any.downcast_ref::<LineageTapNode>() {
+        return Some(t.relation.clone());
+    }
+    any.downcast_ref::<ContractEnforceNode>()
+        .and_then(|c| tap_name(&c.input))
+}
+
 /// A relation as a unit: a lineage tap, or a contract enforced right on one.
 fn is_relation(node: &LogicalPlan) -> bool {
     let LogicalPlan::Extension(e) = node else {

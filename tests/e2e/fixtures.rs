@@ -391,6 +391,15 @@ fn a_relation_read_through_several_branches_is_computed_once() {
     .ok();
     // The compile-time probe ran the program once.
     assert_eq!(p.read("invocations.log").lines().count(), 1);
+    let explained = p
+        .runi(&["compile", "--scenario", "branches.feature", "--explain"])
+        .ok();
+    assert!(
+        explained.stdout.contains("== computed once ==")
+            && explained.stdout.contains(": logged, r"),
+        "{}",
+        explained.stdout
+    );
     for slices in ["inprocess", "2"] {
         std::fs::remove_file(p.path().join("invocations.log")).unwrap();
         let run = p
