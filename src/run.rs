@@ -107,6 +107,26 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     let _lock = RunLock::acquire(&global.home, &run_ctx.run_id)?;
     let quotas = record::start(global, &record_plan).await?;
     let started = std::time::Instant::now();
+    // One listener for the whole run (from the spool on), so a Ctrl-C between two ticks is not
+    // missed. SIGTERM
+    // (`timeout`, systemd, `docker stop`) cancels the run the same way.
+    let interrupted = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+    };
+    tokio::pin!(interrupted);
     let fail = |e: Failure| async {
         let message = match &e {
             Failure::Input(e) | Failure::Run(e) => format!("{e:#}"),
@@ -125,13 +145,21 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     // The spool lives in the state directory (not a shared /tmp: it holds copies of data).
     let spool_root = std::path::absolute(global.home.join("spool"))
         .unwrap_or_else(|_| global.home.join("spool"));
-    let (plan, _spool, changed) =
-        match runink_planner::shared::materialize_shared(&ctx, plan, &spool_root, &run_ctx.run_id)
-            .await
-        {
-            Ok(done) => done,
-            Err(e) => return Err(fail(Failure::run(anyhow!("{e}"))).await),
-        };
+    let materialized = tokio::select! {
+        done = runink_planner::shared::materialize_shared(&ctx, plan, &spool_root, &run_ctx.run_id) => done,
+        _ = &mut interrupted => {
+            // Dropping the spooling stops it, and its spool goes with it.
+            let report = run_ctx.report(started.elapsed().as_millis() as u64);
+            if let Err(e) = record::finish(global, &record_plan, Outcome::Cancelled(&report)).await {
+                warn_unrecorded(&run_ctx.run_id, e);
+            }
+            return Err(Failure::Interrupted);
+        }
+    };
+    let (plan, _spool, changed) = match materialized {
+        Ok(done) => done,
+        Err(e) => return Err(fail(Failure::run(anyhow!("{e}"))).await),
+    };
     let physical = match changed {
         false => physical,
         true => match ctx.state().create_physical_plan(&plan).await {
@@ -179,25 +207,6 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     };
     tokio::pin!(execution);
     let mut ticker = tokio::time::interval(PROGRESS_TICK);
-    // One listener for the whole run, so a Ctrl-C between two ticks is not missed. SIGTERM
-    // (`timeout`, systemd, `docker stop`) cancels the run the same way.
-    let interrupted = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated => {}
-        }
-    };
-    tokio::pin!(interrupted);
     let result = loop {
         tokio::select! {
             r = &mut execution => break r,

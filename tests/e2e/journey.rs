@@ -371,9 +371,41 @@ fn a_run_stopped_with_sigterm_is_recorded_as_cancelled() {
     interrupted_with("-TERM");
 }
 
-fn interrupted_with(signal: &str) {
+/// Interrupted while a relation read twice is being computed once into the run's spool:
+/// cancelled the same way, and the spool goes with the run.
+#[test]
+fn a_run_interrupted_while_spooling_is_cancelled_and_leaves_no_spool() {
     let p = hanging_project();
-    let mut child = spawn_run(&p);
+    p.write(
+        "hang.feature",
+        r#"@feature(name="Hang", herd="shop")
+Feature: Hang
+  Scenario: Hang
+    @source("csv://orders.csv", name="orders")
+    @step(name="stuck", exec="sh hang.sh")
+    @step(name="big", sql="SELECT * FROM stuck WHERE amount > 10")
+    @sink("parquet://out/all/", from="stuck")
+    @sink("parquet://out/big/", from="big")
+    Given orders
+"#,
+    );
+    p.runi(&["compile", "--scenario", "hang.feature", "--out", "hang.dag"])
+        .ok();
+    interrupted(&p, "-INT");
+    let spool = p.path().join(".runink/spool");
+    assert!(
+        std::fs::read_dir(&spool).unwrap().next().is_none(),
+        "left in {}",
+        spool.display()
+    );
+}
+
+fn interrupted_with(signal: &str) {
+    interrupted(&hanging_project(), signal);
+}
+
+fn interrupted(p: &Project, signal: &str) {
+    let mut child = spawn_run(p);
     let step_pid = wait_for_file(&p.path().join("running.pid"));
     let sent = Command::new("kill")
         .args([signal, &child.id().to_string()])
