@@ -108,22 +108,17 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     let quotas = record::start(global, &record_plan).await?;
     let started = std::time::Instant::now();
     // One listener for the whole run (from the spool on), so a Ctrl-C between two ticks is not
-    // missed. SIGTERM
-    // (`timeout`, systemd, `docker stop`) cancels the run the same way.
-    let interrupted = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
+    // missed; SIGTERM (`timeout`, systemd, `docker stop`) cancels the run the same way. The
+    // handlers are installed here, before anything runs, not when the future is first polled.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut signals = [SignalKind::interrupt(), SignalKind::terminate()].map(|k| signal(k).ok());
+    let interrupted = async move {
+        let [int, term] = &mut signals;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated => {}
+            Some(_) = async { int.as_mut()?.recv().await } => {}
+            Some(_) = async { term.as_mut()?.recv().await } => {}
+            // (No handler could be installed: never interrupted.)
+            else => std::future::pending::<()>().await,
         }
     };
     tokio::pin!(interrupted);
