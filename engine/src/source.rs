@@ -244,29 +244,37 @@ impl SourceTable {
     }
 
     /// Each Parquet file must be one (a footer that fits the file: the Parquet reader
-    /// panicked on some broken ones) and hold every column of the table: DataFusion fills a
-    /// missing column with nulls, so a file that lost a column since compiling would be read
-    /// as nulls without a word.
+    /// panicked on some broken ones), and every column of the table must be in some file:
+    /// DataFusion fills a missing column with nulls, so data that lost a column since
+    /// compiling would be read as nulls without a word.
     fn check_parquet_files(&self) -> Result<()> {
+        let wanted: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        // Columns no file has so far, and the last file looked at (for the message).
+        let mut nowhere: Vec<&str> = wanted.clone();
+        let mut last: Option<(PathBuf, Vec<String>)> = None;
         for file in source_files(&self.name, &self.location, "parquet")? {
             let names = parquet_columns(&file)
                 .map_err(|m| self.error(format!("{}: {m}", file.display())))?;
-            let missing: Vec<&str> = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .filter(|n| !names.iter().any(|have| have == n))
-                .collect();
-            if !missing.is_empty() {
-                return Err(self.error(format!(
-                    "{} has no column{} `{}` (it has `{}`)",
-                    file.display(),
-                    if missing.len() == 1 { "" } else { "s" },
-                    missing.join("`, `"),
-                    names.join(",")
-                )));
-            }
+            nowhere.retain(|n| !names.iter().any(|have| have == n));
+            last = Some((file, names));
+        }
+        // A column some files lack is schema evolution (older files of a dataset read as
+        // null there); a column no file has would be nothing but nulls.
+        if let Some((file, names)) = last
+            && !nowhere.is_empty()
+        {
+            return Err(self.error(format!(
+                "no file has column{} `{}` any more ({} has `{}`)",
+                if nowhere.len() == 1 { "" } else { "s" },
+                nowhere.join("`, `"),
+                file.display(),
+                names.join(",")
+            )));
         }
         Ok(())
     }
