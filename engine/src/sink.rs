@@ -294,7 +294,7 @@ fn commit_one(out: &PendingOutput, run_id: &str) -> Result<()> {
                     .append(true)
                     .open(&out.target)
                     .and_then(|mut f| {
-                        if !ends_line {
+                        if !ends_line && !body.is_empty() {
                             f.write_all(b"\n")?;
                         }
                         f.write_all(body).and_then(|_| f.sync_all())

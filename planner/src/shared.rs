@@ -10,7 +10,8 @@
 //! marks every source and step), or a contract enforced on one — also inside subqueries. It
 //! takes the largest such relation none of whose inner relations is also read elsewhere (so
 //! an inner relation read only through it is not spooled on its own), runs it once into an
-//! Arrow IPC stream file in a spool directory owned by the run (mode 0700), and puts a scan of
+//! Arrow IPC file in a spool directory owned by the run (mode 0700; dictionaries stored as
+//! their values; the order of its rows is not kept), and puts a scan of
 //! that file (with the relation's column names and qualifiers) in place of every copy; then
 //! it looks again. A source that is merely read twice is not copied: files read the same
 //! twice, so every copy but the first loses its tap instead, and the source is counted once.
@@ -20,8 +21,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::datatypes::DataType;
 use arrow::datatypes::{Field, Schema};
-use arrow::ipc::writer::StreamWriter;
+use arrow::ipc::writer::FileWriter;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{Column, HashMap};
 use datafusion::datasource::provider_as_source;
@@ -85,7 +87,7 @@ pub async fn materialize_shared(
                 dir
             }
         };
-        let file = dir.join(format!("relation-{n}.arrows"));
+        let file = dir.join(format!("relation-{n}.arrow"));
         let once = count_sources_once(shared.clone(), &mut counted)?;
         let scan = spool_relation(ctx, &once, &file, n).await?;
         plan = plan
@@ -213,11 +215,14 @@ fn next_repeated_relation(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     for (_, node, count) in &repeated {
         let inner = relation_counts(node)?;
         let read_elsewhere = inner.iter().any(|(relation, within)| {
+            // An inner relation read twice within each copy, or also outside the copies,
+            // must be computed once first.
             relation != *node
                 && !is_plain_source(relation)
-                && counts
-                    .get(relation)
-                    .is_some_and(|total| *total > count * within)
+                && (*within > 1
+                    || counts
+                        .get(relation)
+                        .is_some_and(|total| *total > count * within))
         });
         if !read_elsewhere {
             return Ok(Some((*node).clone()));
@@ -249,7 +254,15 @@ async fn spool_relation(
         .columns()
         .into_iter()
         .enumerate()
-        .map(|(i, c)| Expr::Column(c).alias(format!("c{i}")))
+        .zip(schema.fields())
+        .map(|((i, c), f)| {
+            let column = Expr::Column(c);
+            let column = match plain(f.data_type()) {
+                Some(values) => datafusion::logical_expr::cast(column, values),
+                None => column,
+            };
+            column.alias(format!("c{i}"))
+        })
         .collect();
     let to_file = LogicalPlanBuilder::from(relation.clone())
         .project(positional)?
@@ -260,11 +273,12 @@ async fn spool_relation(
         path: file.display().to_string(),
         message: format!("cannot write a shared relation: {e}"),
     };
-    // A stream, not an IPC file: it is read as one partition, in the order written (a file
-    // would be split into byte ranges), and may replace dictionaries between batches.
+    // An IPC file (a stream scan would not survive datafusion-proto on its way to a slice).
+    // Dictionaries are written as their values: a file cannot replace a dictionary between
+    // batches. A file may be read in byte ranges, so the order of rows is not kept.
     let out = std::fs::File::create(file).map_err(|e| io(&e))?;
     let mut writer =
-        StreamWriter::try_new(std::io::BufWriter::new(out), &file_schema).map_err(|e| io(&e))?;
+        FileWriter::try_new(std::io::BufWriter::new(out), &file_schema).map_err(|e| io(&e))?;
     let mut stream = execute_stream(physical, ctx.task_ctx())?;
     while let Some(batch) = stream.next().await {
         writer.write(&batch?).map_err(|e| io(&e))?;
@@ -288,7 +302,8 @@ async fn spool_relation(
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                Field::new(format!("c{i}"), f.data_type().clone(), f.is_nullable())
+                let stored_type = plain(f.data_type()).unwrap_or_else(|| f.data_type().clone());
+                Field::new(format!("c{i}"), stored_type, f.is_nullable())
                     .with_metadata(f.metadata().clone())
             })
             .collect::<Vec<_>>(),
@@ -299,8 +314,12 @@ async fn spool_relation(
         .iter()
         .enumerate()
         .map(|(i, (qualifier, field))| {
-            Expr::Column(Column::new(Some(table_name.clone()), format!("c{i}")))
-                .alias_qualified(qualifier.cloned(), field.name())
+            let column = Expr::Column(Column::new(Some(table_name.clone()), format!("c{i}")));
+            let column = match plain(field.data_type()) {
+                Some(_) => datafusion::logical_expr::cast(column, field.data_type().clone()),
+                None => column,
+            };
+            column.alias_qualified(qualifier.cloned(), field.name())
         })
         .collect();
     Ok(
@@ -308,4 +327,12 @@ async fn spool_relation(
             .project(named)?
             .build()?,
     )
+}
+
+/// The value type of a dictionary type (how a spool file stores it), or `None`.
+fn plain(data_type: &DataType) -> Option<DataType> {
+    match data_type {
+        DataType::Dictionary(_, values) => Some(values.as_ref().clone()),
+        _ => None,
+    }
 }

@@ -457,6 +457,77 @@ fn a_relation_read_through_several_branches_is_computed_once() {
     assert_eq!(p.read("invocations.log").lines().count(), 2);
     let rows = p.read("orders.csv").lines().count() as u64 - 1;
     assert_eq!(run["sources"][0]["rows"], rows, "{run:#}");
+
+    // A self-join of a step, read by two sinks (the joined step's copies each hold the step
+    // twice), and a repeated relation shipped to slices as a scan of its spool file.
+    p.write(
+        "nested.feature",
+        r#"Feature: N
+  Scenario: N
+    @source("csv://orders.csv", name="orders")
+    @step(name="logged", exec="sh log.sh")
+    @step(name="r", sql="SELECT order_id, random() AS rnd FROM logged")
+    @step(name="j", sql="SELECT x.order_id, x.rnd FROM r x JOIN r y ON x.order_id = y.order_id AND x.rnd = y.rnd")
+    @step(name="k", sql="SELECT * FROM j")
+    @sink("csv://out/j.csv", from="j")
+    @sink("csv://out/k.csv", from="k")
+"#,
+    );
+    for slices in ["inprocess", "2"] {
+        std::fs::remove_file(p.path().join("invocations.log")).unwrap();
+        p.runi(&["run", "--scenario", "nested.feature", "--slices", slices])
+            .ok();
+        assert_eq!(p.read("invocations.log").lines().count(), 2, "{slices}");
+        assert_eq!(
+            p.read("out/j.csv").lines().count() as u64,
+            rows + 1,
+            "{slices}"
+        );
+        assert_eq!(
+            p.read("out/k.csv").lines().count() as u64,
+            rows + 1,
+            "{slices}"
+        );
+    }
+}
+
+/// A repeated relation large enough to be split into tasks: its spool file is scanned in
+/// slices (datafusion-proto reads it back as an IPC file).
+#[test]
+fn a_large_repeated_relation_runs_on_slices() {
+    let p = Project::fixture("orders");
+    let mut csv = String::from("id,g,v\n");
+    for i in 0..100_000 {
+        csv.push_str(&format!("{i},{},{}.5\n", i % 50, i % 7));
+    }
+    p.write("big.csv", &csv);
+    p.write(
+        "s.feature",
+        r#"Feature: S
+  Scenario: S
+    @source("csv://big.csv", name="big")
+    @step(name="r", sql="SELECT id, g, v * 2 AS w FROM big")
+    @step(name="agg", sql="SELECT g, count(*) AS n FROM r GROUP BY g")
+    @sink("parquet://out/r/", from="r")
+    @sink("csv://out/agg.csv", from="agg")
+"#,
+    );
+    let run = p
+        .runi(&[
+            "run",
+            "--scenario",
+            "s.feature",
+            "--slices",
+            "2",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(run["slices"], 2, "{run:#}");
+    assert_eq!(run["sources"][0]["rows"], 100_000, "{run:#}");
+    assert_eq!(count_rows(&p.path().join("out/r"), None), 100_000);
+    assert_eq!(p.read("out/agg.csv").lines().count(), 51);
 }
 
 /// A pass-through `exec=` step after a UNION of NDJSON and Parquet: at run time DataFusion
