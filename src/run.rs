@@ -105,13 +105,14 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     };
     // Held until this function returns: while it is, `runi status` knows the run is alive.
     let _lock = RunLock::acquire(&global.home, &run_ctx.run_id)?;
+    // Installed before the run is recorded: from here on a signal is a clean cancel.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut signals = [SignalKind::interrupt(), SignalKind::terminate()].map(|k| signal(k).ok());
     let quotas = record::start(global, &record_plan).await?;
     let started = std::time::Instant::now();
     // One listener for the whole run (from the spool on), so a Ctrl-C between two ticks is not
-    // missed; SIGTERM (`timeout`, systemd, `docker stop`) cancels the run the same way. The
-    // handlers are installed here, before anything runs, not when the future is first polled.
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut signals = [SignalKind::interrupt(), SignalKind::terminate()].map(|k| signal(k).ok());
+    // missed; SIGTERM (`timeout`, systemd, `docker stop`) cancels the run the same way. Its
+    // handlers were installed above, before anything ran, not when this is first polled.
     let interrupted = async move {
         let [int, term] = &mut signals;
         tokio::select! {
