@@ -1099,9 +1099,10 @@ fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
             Err(_) => return Ok(cast),
         }
     } else if text && let DataType::Decimal128(precision, scale) = to {
-        // Read at the largest scale that keeps the integer digits, then compare.
-        let wide_scale = (38 - (precision as i16 - scale as i16)).clamp(scale as i16, 38) as i8;
-        let wide = DataType::Decimal128(38, wide_scale);
+        // Read at a larger scale (a 256-bit decimal keeps the integer digits and 38 more
+        // decimals), then compare.
+        let wide_scale = (76 - (precision as i16 - scale as i16)).clamp(scale as i16, 76) as i8;
+        let wide = DataType::Decimal256(76, wide_scale);
         match (
             cast_with_options(input, &wide, &safe),
             cast_with_options(&cast, &wide, &safe),

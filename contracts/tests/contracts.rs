@@ -738,6 +738,9 @@ schema:
       - name: cost
         logicalType: number
         physicalType: decimal(5,2)
+      - name: wide
+        logicalType: number
+        physicalType: decimal(38,10)
 "#;
         let contract = Contract::from_yaml("lossy.yaml", yaml).unwrap();
         let schema = Schema::new(vec![
@@ -751,6 +754,7 @@ schema:
             ),
             ArrowField::new("ratio", DataType::Float64, true),
             ArrowField::new("cost", DataType::Utf8, true),
+            ArrowField::new("wide", DataType::Utf8, true),
         ]);
         let mut checker = Checker::new(&contract, &schema).unwrap();
         let batch = RecordBatch::try_new(
@@ -778,6 +782,13 @@ schema:
                 Arc::new(arrow::array::Float64Array::from(vec![0.1, 0.2, 1e-3, 3.3])),
                 // Text with more decimals than the scale is; trailing zeros are not.
                 Arc::new(StringArray::from(vec!["1.5", "2.50", "123.456", "0.1"])),
+                // At precision 38 too: eleven decimals do not fit a scale of ten.
+                Arc::new(StringArray::from(vec![
+                    "1.5",
+                    "2.1234567891",
+                    "3",
+                    "1.12345678901",
+                ])),
             ],
         )
         .unwrap();
@@ -793,7 +804,7 @@ schema:
                 vec![],
                 vec![t("amount"), t("day")],
                 vec![t("price"), t("cost")],
-                vec![t("amount"), t("on")],
+                vec![t("amount"), t("on"), t("wide")],
             ]
         );
     }
