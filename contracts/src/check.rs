@@ -1079,7 +1079,12 @@ fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
     let exact_number =
         to.is_integer() || matches!(to, DataType::Decimal128(..) | DataType::Decimal256(..));
     let date = matches!(to, DataType::Date32 | DataType::Date64);
-    let zoneless = |t: &DataType| !matches!(t, DataType::Timestamp(_, Some(_)));
+    // A date made from a zoned timestamp is its local date, but a date cast back is UTC
+    // midnight: comparable only where local is UTC.
+    let zoneless = |t: &DataType| match t {
+        DataType::Timestamp(_, Some(tz)) => matches!(tz.as_ref(), "UTC" | "+00:00" | "Z"),
+        _ => true,
+    };
     let changed = if from.is_numeric() && exact_number {
         // -0.0 + 0.0 is +0.0: a float's negative zero is not a changed value.
         let input = if from.is_floating() {

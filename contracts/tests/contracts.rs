@@ -741,6 +741,8 @@ schema:
       - name: wide
         logicalType: number
         physicalType: decimal(38,10)
+      - name: utc_day
+        logicalType: date
 "#;
         let contract = Contract::from_yaml("lossy.yaml", yaml).unwrap();
         let schema = Schema::new(vec![
@@ -755,6 +757,11 @@ schema:
             ArrowField::new("ratio", DataType::Float64, true),
             ArrowField::new("cost", DataType::Utf8, true),
             ArrowField::new("wide", DataType::Utf8, true),
+            ArrowField::new(
+                "utc_day",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Second, Some("+00:00".into())),
+                true,
+            ),
         ]);
         let mut checker = Checker::new(&contract, &schema).unwrap();
         let batch = RecordBatch::try_new(
@@ -789,6 +796,15 @@ schema:
                     "3",
                     "1.12345678901",
                 ])),
+                Arc::new(
+                    arrow::array::TimestampSecondArray::from(vec![
+                        1_704_067_200, // 2024-01-01 00:00:00 UTC
+                        1_704_067_200,
+                        1_704_067_200,
+                        1_704_103_200, // 2024-01-01 10:00:00 UTC
+                    ])
+                    .with_timezone("+00:00"),
+                ),
             ],
         )
         .unwrap();
@@ -804,7 +820,7 @@ schema:
                 vec![],
                 vec![t("amount"), t("day")],
                 vec![t("price"), t("cost")],
-                vec![t("amount"), t("on"), t("wide")],
+                vec![t("amount"), t("on"), t("wide"), t("utc_day")],
             ]
         );
     }
