@@ -141,11 +141,11 @@ fn is_relation(node: &LogicalPlan) -> bool {
     any.is::<LineageTapNode>()
         || any
             .downcast_ref::<ContractEnforceNode>()
-            .is_some_and(|c| is_relation(&c.input) && !is_enforce(&c.input))
+            .is_some_and(|c| is_tap(&c.input))
 }
 
-fn is_enforce(node: &LogicalPlan) -> bool {
-    matches!(node, LogicalPlan::Extension(e) if e.node.as_any().is::<ContractEnforceNode>())
+fn is_tap(node: &LogicalPlan) -> bool {
+    matches!(node, LogicalPlan::Extension(e) if e.node.as_any().is::<LineageTapNode>())
 }
 
 /// A source's tap right over its scan: reading the files again gives the same rows.

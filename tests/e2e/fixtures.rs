@@ -419,12 +419,7 @@ fn a_relation_read_through_several_branches_is_computed_once() {
         assert_eq!(sorted("out/r.csv").len() as u64, rows);
     }
     // The spool (in the state directory) went with the run.
-    let spool = p.path().join(".runink/spool");
-    assert!(
-        std::fs::read_dir(&spool).unwrap().next().is_none(),
-        "left in {}",
-        spool.display()
-    );
+    p.assert_spool_empty();
 
     // The source is also read directly by another step, next to the repeated step over it:
     // the step runs once and the source counts its rows once.

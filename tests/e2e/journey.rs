@@ -327,6 +327,11 @@ fn openlineage_errors(event: &Value) -> Vec<String> {
 /// The orders fixture with a Scenario whose `exec=` step, once real rows arrive, writes its
 /// pid to `running.pid` and blocks; compiled to `hang.dag`.
 fn hanging_project() -> Project {
+    hanging_project_with("    @sink(\"parquet://out/hung/\")\n")
+}
+
+/// The same, with `rest` (steps and sinks) after the `stuck` step.
+fn hanging_project_with(rest: &str) -> Project {
     let p = Project::fixture("orders");
     // An exec step that answers the compile-time probe and then, with real rows, says it
     // is running (its pid) and blocks.
@@ -336,14 +341,9 @@ fn hanging_project() -> Project {
     );
     p.write(
         "hang.feature",
-        r#"@feature(name="Hang", herd="shop")
-Feature: Hang
-  Scenario: Hang
-    @source("csv://orders.csv", name="orders")
-    @step(name="stuck", exec="sh hang.sh")
-    @sink("parquet://out/hung/")
-    Given orders
-"#,
+        &format!(
+            "@feature(name=\"Hang\", herd=\"shop\")\nFeature: Hang\n  Scenario: Hang\n    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(name=\"stuck\", exec=\"sh hang.sh\")\n{rest}    Given orders\n"
+        ),
     );
     p.runi(&["compile", "--scenario", "hang.feature", "--out", "hang.dag"])
         .ok();
@@ -375,29 +375,11 @@ fn a_run_stopped_with_sigterm_is_recorded_as_cancelled() {
 /// cancelled the same way, and the spool goes with the run.
 #[test]
 fn a_run_interrupted_while_spooling_is_cancelled_and_leaves_no_spool() {
-    let p = hanging_project();
-    p.write(
-        "hang.feature",
-        r#"@feature(name="Hang", herd="shop")
-Feature: Hang
-  Scenario: Hang
-    @source("csv://orders.csv", name="orders")
-    @step(name="stuck", exec="sh hang.sh")
-    @step(name="big", sql="SELECT * FROM stuck WHERE amount > 10")
-    @sink("parquet://out/all/", from="stuck")
-    @sink("parquet://out/big/", from="big")
-    Given orders
-"#,
+    let p = hanging_project_with(
+        "    @step(name=\"big\", sql=\"SELECT * FROM stuck WHERE amount > 10\")\n    @sink(\"parquet://out/all/\", from=\"stuck\")\n    @sink(\"parquet://out/big/\", from=\"big\")\n",
     );
-    p.runi(&["compile", "--scenario", "hang.feature", "--out", "hang.dag"])
-        .ok();
     interrupted(&p, "-INT");
-    let spool = p.path().join(".runink/spool");
-    assert!(
-        std::fs::read_dir(&spool).unwrap().next().is_none(),
-        "left in {}",
-        spool.display()
-    );
+    p.assert_spool_empty();
 }
 
 fn interrupted_with(signal: &str) {

@@ -119,6 +119,15 @@ impl Project {
         p
     }
 
+    /// Runs leave nothing in the state directory's spool (which a spooling run created).
+    pub fn assert_spool_empty(&self) {
+        let spool = self.path().join(".runink/spool");
+        let left: Vec<_> = std::fs::read_dir(&spool)
+            .unwrap_or_else(|e| panic!("{}: {e}", spool.display()))
+            .collect();
+        assert!(left.is_empty(), "left in {}: {left:?}", spool.display());
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
