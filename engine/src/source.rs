@@ -153,6 +153,9 @@ pub struct SourceTable {
     /// Where it reads.
     pub location: FileLocation,
     schema: SchemaRef,
+    /// The outcome of [`Self::check_files`] (`Some`: what is wrong), found once per table:
+    /// a run plans its scans more than once.
+    checked: Arc<std::sync::OnceLock<Option<String>>>,
 }
 
 impl SourceTable {
@@ -162,6 +165,7 @@ impl SourceTable {
             name: name.into(),
             location,
             schema,
+            checked: Arc::default(),
         }
     }
 
@@ -205,10 +209,28 @@ impl SourceTable {
         }
         let table = Self::new(name, location, schema);
         // Files whose headers differ are found when compiling, not only when running.
-        if table.location.format == FileFormatKind::Csv {
-            table.check_csv_headers()?;
-        }
+        table.check_files()?;
         Ok(table)
+    }
+
+    /// The checks of the files this source reads that DataFusion does not make (CSV headers,
+    /// Parquet footers and columns), run once per table.
+    fn check_files(&self) -> Result<()> {
+        let outcome = self.checked.get_or_init(|| {
+            let checked = match self.location.format {
+                FileFormatKind::Csv => self.check_csv_headers(),
+                FileFormatKind::Parquet => self.check_parquet_files(),
+                _ => Ok(()),
+            };
+            checked.err().map(|e| match e {
+                EngineError::Source { message, .. } => message,
+                other => other.to_string(),
+            })
+        });
+        match outcome {
+            None => Ok(()),
+            Some(message) => Err(self.error(message.clone())),
+        }
     }
 
     /// DataFusion reads CSV columns by position and takes the header of one file for all; a
@@ -341,11 +363,7 @@ impl TableProvider for SourceTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        match self.location.format {
-            FileFormatKind::Csv => self.check_csv_headers()?,
-            FileFormatKind::Parquet => self.check_parquet_files()?,
-            _ => {}
-        }
+        self.check_files()?;
         let table = self.listing_table()?;
         table
             .scan(state, projection, filters, limit)
