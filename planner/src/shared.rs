@@ -65,7 +65,6 @@ pub async fn materialize_shared(
     spool_root: &Path,
     run_id: &str,
 ) -> Result<(LogicalPlan, Option<Spool>, bool)> {
-    let original = plan.clone();
     let mut spool: Option<Spool> = None;
     let mut n = 0usize;
     // Sources whose tap has counted once already (in a spooled relation or earlier in the plan).
@@ -88,7 +87,7 @@ pub async fn materialize_shared(
             }
         };
         let file = dir.join(format!("relation-{n}.arrow"));
-        let once = count_sources_once(shared.clone(), &mut counted)?;
+        let once = count_sources_once(shared.clone(), &mut counted)?.data;
         let scan = spool_relation(ctx, &once, &file, n).await?;
         plan = plan
             .transform_down_with_subqueries(|node| {
@@ -101,9 +100,9 @@ pub async fn materialize_shared(
             .data;
         n += 1;
     }
-    let plan = count_sources_once(plan, &mut counted)?;
-    let changed = plan != original;
-    Ok((plan, spool, changed))
+    let last = count_sources_once(plan, &mut counted)?;
+    let changed = n > 0 || last.transformed;
+    Ok((last.data, spool, changed))
 }
 
 /// The relations `plan` reads more than once that a run computes once and spools (plain
@@ -184,19 +183,17 @@ fn relation_counts(plan: &LogicalPlan) -> Result<HashMap<LogicalPlan, usize>> {
 fn count_sources_once(
     plan: LogicalPlan,
     counted: &mut std::collections::HashSet<LogicalPlan>,
-) -> Result<LogicalPlan> {
-    Ok(plan
-        .transform_down_with_subqueries(|node| {
-            if !is_plain_source(&node) {
-                return Ok(Transformed::no(node));
-            }
-            if counted.insert(node.clone()) {
-                return Ok(Transformed::new(node, false, TreeNodeRecursion::Jump));
-            }
-            let input = tap_input(&node).clone();
-            Ok(Transformed::new(input, true, TreeNodeRecursion::Jump))
-        })?
-        .data)
+) -> Result<Transformed<LogicalPlan>> {
+    Ok(plan.transform_down_with_subqueries(|node| {
+        if !is_plain_source(&node) {
+            return Ok(Transformed::no(node));
+        }
+        if counted.insert(node.clone()) {
+            return Ok(Transformed::new(node, false, TreeNodeRecursion::Jump));
+        }
+        let input = tap_input(&node).clone();
+        Ok(Transformed::new(input, true, TreeNodeRecursion::Jump))
+    })?)
 }
 
 /// The next relation to compute once: the largest repeated one none of whose inner repeated
