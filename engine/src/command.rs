@@ -215,23 +215,25 @@ impl ExecutionPlan for ExternalCommandExec {
         builder.spawn_blocking(move || {
             let stderr_tail = std::thread::spawn(move || read_tail(stderr));
             let decoded = stdout
-                .ok_or_else(|| "stdout was not captured".to_string())
+                .ok_or_else(|| Decode::Broken("stdout was not captured".to_string()))
                 .and_then(|out| {
-                    StreamReader::try_new(BufReader::new(out), None)
-                        .map_err(|e| format!("its output is not an Arrow IPC stream ({e})"))
+                    StreamReader::try_new(BufReader::new(out), None).map_err(|e| {
+                        Decode::Broken(format!("its output is not an Arrow IPC stream ({e})"))
+                    })
                 })
                 .and_then(|reader| {
                     let got = reader.schema();
                     if !same_columns(&got, &schema) {
                         // (Same names, types equal up to string/binary layout: converted.)
-                        return Err(format!(
+                        return Err(Decode::Refused(format!(
                             "its output schema changed since compile: expected {}, got {}",
                             describe(&schema),
                             describe(&got)
-                        ));
+                        )));
                     }
                     for batch in reader {
-                        let batch = batch.map_err(|e| format!("bad Arrow IPC output: {e}"))?;
+                        let batch = batch
+                            .map_err(|e| Decode::Broken(format!("bad Arrow IPC output: {e}")))?;
                         // Text may come back as views or large strings where compile saw plain
                         // ones (DataFusion picks the layout at run time, e.g. after a UNION).
                         let columns = batch
@@ -246,9 +248,13 @@ impl ExecutionPlan for ExternalCommandExec {
                                 }
                             })
                             .collect::<std::result::Result<Vec<_>, _>>()
-                            .map_err(|e| format!("output does not fit the schema: {e}"))?;
-                        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
-                            .map_err(|e| format!("output does not fit the schema: {e}"))?;
+                            .map_err(|e| {
+                                Decode::Refused(format!("output does not fit the schema: {e}"))
+                            })?;
+                        let batch =
+                            RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|e| {
+                                Decode::Refused(format!("output does not fit the schema: {e}"))
+                            })?;
                         if tx.blocking_send(Ok(batch)).is_err() {
                             return Ok(false);
                         }
@@ -282,7 +288,7 @@ impl ExecutionPlan for ExternalCommandExec {
                 // Runink refused output it had read (the schema changed, a column does not
                 // fit): that refusal is the cause, and the program's failure after it a
                 // consequence. Output that never was a stream is the program's failure.
-                (Some(exit), Err(e), _) if REFUSED.iter().any(|r| e.contains(r)) => Some(format!(
+                (Some(exit), Err(Decode::Refused(e)), _) => Some(format!(
                     "`{command}`: {e} (Runink stopped reading, and then {})",
                     exit.trim_start_matches(&format!("`{command}` "))
                 )),
@@ -308,11 +314,21 @@ impl ExecutionPlan for ExternalCommandExec {
     }
 }
 
-/// How the output reader words a refusal of output it could read (see the exit arms).
-const REFUSED: [&str; 2] = [
-    "output schema changed since compile",
-    "does not fit the schema",
-];
+/// Why reading an `exec=` program's output stopped.
+enum Decode {
+    /// The output was not an Arrow IPC stream (the program failed, most likely).
+    Broken(String),
+    /// Runink refused output it could read: the schema changed, a column does not fit.
+    Refused(String),
+}
+
+impl std::fmt::Display for Decode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decode::Broken(m) | Decode::Refused(m) => f.write_str(m),
+        }
+    }
+}
 
 /// The process group of a running `exec=` program (it leads its own group).
 struct ProcessGroup {
