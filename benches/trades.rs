@@ -31,6 +31,7 @@ fn main() -> Result<(), BoxError> {
     let mut iterations = 5usize;
     let mut contract: Option<PathBuf> = None;
     let mut explain = false;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -38,6 +39,8 @@ fn main() -> Result<(), BoxError> {
             "--iterations" => iterations = args.next().ok_or("--iterations K")?.parse()?,
             // Another contract for the same Scenario, to see what each rule costs.
             "--explain" => explain = true,
+            // Run one variant only, many times, e.g. under `perf record`.
+            "--only" => only = Some(args.next().ok_or("--only with|without")?),
             "--contract" => {
                 contract = Some(std::fs::canonicalize(
                     args.next().ok_or("--contract FILE")?,
@@ -67,7 +70,7 @@ fn main() -> Result<(), BoxError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(bench(rows, iterations, &work, contract, explain))
+    rt.block_on(bench(rows, iterations, &work, contract, explain, only))
 }
 
 async fn bench(
@@ -76,6 +79,7 @@ async fn bench(
     work: &Path,
     contract: Option<PathBuf>,
     explain: bool,
+    only: Option<String>,
 ) -> Result<(), BoxError> {
     let options = CompileOptions {
         feature_file: PathBuf::from("trades.feature"),
@@ -103,6 +107,23 @@ async fn bench(
                 datafusion::physical_plan::displayable(physical.as_ref()).indent(false)
             );
         }
+    }
+
+    if let Some(which) = only {
+        let plan = match which.as_str() {
+            "with" => &with,
+            "without" => &without,
+            other => return Err(format!("--only {other}: expected with or without").into()),
+        };
+        let mut times = Vec::new();
+        for _ in 0..iterations {
+            times.push(run_plan(plan).await?);
+        }
+        println!(
+            "run {which}: {:>8.1} ms (median of {iterations})",
+            ms(median(&mut times))
+        );
+        return Ok(());
     }
 
     // Warm the page cache and the allocator once for each variant.

@@ -35,10 +35,7 @@ use regex::Regex;
 
 use crate::error::{ContractError, Result};
 use crate::model::{self, Contract, number, rule};
-use crate::seen::{
-    SeenBytes, SeenInts, random_seed, seen_ints, seen_ints_heap_bytes, shard_hash_bytes,
-    shard_hash_int,
-};
+use crate::seen::{SeenBytes, SeenInts, random_seed, shard_hash_bytes, shard_hash_int};
 use crate::types;
 
 /// The type of the `_violations` column:
@@ -148,7 +145,7 @@ impl Seen {
     fn heap_bytes(&self) -> usize {
         match self {
             Seen::Strings(s) | Seen::Rows(s) => s.heap_bytes(),
-            Seen::Ints(s) => seen_ints_heap_bytes(s),
+            Seen::Ints(s) => s.heap_bytes(),
         }
     }
 }
@@ -308,7 +305,7 @@ impl Checker {
                 let seen = if types::is_string(&target) {
                     SharedSeen::new(|| Seen::Strings(SeenBytes::new()), None)
                 } else if target == DataType::Int64 {
-                    SharedSeen::new(|| Seen::Ints(seen_ints()), None)
+                    SharedSeen::new(|| Seen::Ints(SeenInts::new()), None)
                 } else {
                     let converter = RowConverter::new(vec![SortField::new(target.clone())])
                         .map_err(|e| {
@@ -641,21 +638,21 @@ impl ColumnCheck {
         let mut check_shard = |seen: &mut Seen, s: usize| -> Result<()> {
             let group = &order[starts[s]..starts[s + 1]];
             match (seen, &keys) {
-                (Seen::Strings(set), UniqueKeys::Strings(v)) => {
-                    for &i in group {
-                        duplicate[i as usize] = set.seen_before(v.value(i as usize).as_bytes());
-                    }
-                }
-                (Seen::Ints(set), UniqueKeys::Ints(v)) => {
-                    for &i in group {
-                        duplicate[i as usize] = !set.insert(v.value(i as usize));
-                    }
-                }
-                (Seen::Rows(set), UniqueKeys::Rows(v)) => {
-                    for &i in group {
-                        duplicate[i as usize] = set.seen_before(v.row(i as usize).as_ref());
-                    }
-                }
+                (Seen::Strings(set), UniqueKeys::Strings(v)) => set.seen_before_each(
+                    group.len(),
+                    |j| v.value(group[j] as usize).as_bytes(),
+                    |j, before| duplicate[group[j] as usize] = before,
+                ),
+                (Seen::Ints(set), UniqueKeys::Ints(v)) => set.seen_before_each(
+                    group.len(),
+                    |j| v.value(group[j] as usize),
+                    |j, before| duplicate[group[j] as usize] = before,
+                ),
+                (Seen::Rows(set), UniqueKeys::Rows(v)) => set.seen_before_each(
+                    group.len(),
+                    |j| v.row(group[j] as usize).data(),
+                    |j, before| duplicate[group[j] as usize] = before,
+                ),
                 _ => {
                     return Err(ContractError::Internal(format!(
                         "unique state of `{}` does not fit its column's type",

@@ -2,12 +2,21 @@
 //!
 //! A `HashSet<Box<str>>` costs an allocation and two probes per new value,
 //! which made `unique` a hundred times dearer than every other rule. Here
-//! values are appended to one byte arena and the table maps a 64-bit hash to
-//! the newest arena entry with that hash; entries sharing a hash are chained.
-//! The hash is keyed per process (from std's `RandomState`), so data cannot
-//! be crafted to collide.
+//! short values (and integers) are packed into 128-bit keys held in a
+//! [`KeyTable`]: open addressing, the key itself in the slot, so a probe is
+//! one cache line. Longer values are appended to one byte arena and a table
+//! maps a 64-bit hash to the newest arena entry with that hash; entries
+//! sharing a hash are chained. Hashes are keyed per process (from std's
+//! `RandomState`), so data cannot be crafted to collide.
+//!
+//! At millions of keys every probe misses the caches, and on 4 KiB pages the
+//! TLB too: in a run that also parses CSV and encodes Parquet, the page walks
+//! made `unique` several times dearer than in isolation. Large tables are
+//! therefore anonymous mappings advised as transparent huge pages (a hint:
+//! where the kernel declines, they are ordinary pages), and a batch's keys are
+//! probed in groups whose first slots are loaded together, so their misses
+//! overlap instead of queueing.
 
-use std::collections::HashSet;
 use std::collections::hash_map::{Entry as MapEntry, HashMap, RandomState};
 use std::hash::{BuildHasher, Hasher};
 
@@ -16,7 +25,7 @@ pub(crate) struct SeenBytes {
     /// Values of up to [`SHORT_BYTES_MAX`] bytes, packed into the key itself: one probe,
     /// no arena. Ids, codes and keys are usually this short, and at millions of values
     /// the cache misses of the arena path dominate the cost of `unique`.
-    short: HashSet<u128, Keyed>,
+    short: KeyTable,
     /// Hash → index of the newest entry with that hash (longer values).
     table: HashMap<u64, usize, PassThrough>,
     arena: Vec<u8>,
@@ -39,9 +48,7 @@ const SHORT_BYTES_MAX: usize = 15;
 impl SeenBytes {
     pub(crate) fn new() -> SeenBytes {
         SeenBytes {
-            short: HashSet::with_hasher(Keyed {
-                seed: random_seed(),
-            }),
+            short: KeyTable::new(),
             table: HashMap::with_hasher(PassThrough),
             arena: Vec::new(),
             entries: Vec::new(),
@@ -50,16 +57,55 @@ impl SeenBytes {
     }
 
     /// Records `value`; true if it was seen before.
+    #[cfg(test)]
     pub(crate) fn seen_before(&mut self, value: &[u8]) -> bool {
-        if value.len() <= SHORT_BYTES_MAX {
-            // The length byte keeps "a" and "a\0" apart.
-            let mut packed = [0u8; 16];
-            packed[..value.len()].copy_from_slice(value);
-            packed[15] = value.len() as u8 + 1;
-            return !self.short.insert(u128::from_le_bytes(packed));
+        match pack_short(value) {
+            Some(key) => self.short.seen_before(key),
+            None => {
+                let h = hash_bytes(value, self.seed);
+                self.seen_before_hashed(value, h)
+            }
         }
-        let h = hash_bytes(value, self.seed);
-        self.seen_before_hashed(value, h)
+    }
+
+    /// Records `count` values, `value(j)` for `j` in `0..count`, telling `seen(j, before)`
+    /// for each in order: the same answers as [`SeenBytes::seen_before`] one by one, with
+    /// the short values' probes overlapped.
+    pub(crate) fn seen_before_each<'v>(
+        &mut self,
+        count: usize,
+        value: impl Fn(usize) -> &'v [u8],
+        mut seen: impl FnMut(usize, bool),
+    ) {
+        self.short.reserve(count);
+        let mut keys = [0u128; PROBE_GROUP];
+        let mut start = 0;
+        while start < count {
+            let n = PROBE_GROUP.min(count - start);
+            let mut shorts = 0;
+            for (j, key) in keys.iter_mut().enumerate().take(n) {
+                // Long values take the arena path; a zero key (never a packed value)
+                // marks their place.
+                *key = pack_short(value(start + j)).unwrap_or(0);
+                shorts += usize::from(*key != 0);
+            }
+            if shorts == n {
+                self.short
+                    .seen_before_group(&keys[..n], |j, before| seen(start + j, before));
+            } else {
+                for (j, &key) in keys.iter().enumerate().take(n) {
+                    let before = if key == 0 {
+                        let v = value(start + j);
+                        let h = hash_bytes(v, self.seed);
+                        self.seen_before_hashed(v, h)
+                    } else {
+                        self.short.seen_before(key)
+                    };
+                    seen(start + j, before);
+                }
+            }
+            start += n;
+        }
     }
 
     fn seen_before_hashed(&mut self, value: &[u8], h: u64) -> bool {
@@ -95,25 +141,237 @@ impl SeenBytes {
 
     /// Bytes held (capacity, not length: what the allocator gave out).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.short.capacity() * (std::mem::size_of::<u128>() + 1)
+        self.short.heap_bytes()
             + self.arena.capacity()
             + self.entries.capacity() * std::mem::size_of::<ArenaEntry>()
             + self.table.capacity() * (std::mem::size_of::<(u64, usize)>() + 1)
     }
 }
 
-/// Bytes a [`SeenInts`] holds (capacity times slot size, plus control bytes).
-pub(crate) fn seen_ints_heap_bytes(set: &SeenInts) -> usize {
-    set.capacity() * (std::mem::size_of::<i64>() + 1)
+/// Packs a value of up to [`SHORT_BYTES_MAX`] bytes into a key; the last byte holds the
+/// length plus one, so "a" and "a\0" differ and no packed value is zero.
+fn pack_short(value: &[u8]) -> Option<u128> {
+    if value.len() > SHORT_BYTES_MAX {
+        return None;
+    }
+    let mut packed = [0u8; 16];
+    packed[..value.len()].copy_from_slice(value);
+    packed[15] = value.len() as u8 + 1;
+    Some(u128::from_le_bytes(packed))
 }
 
 /// 64-bit integers seen so far.
-pub(crate) type SeenInts = HashSet<i64, Keyed>;
+pub(crate) struct SeenInts(KeyTable);
 
-pub(crate) fn seen_ints() -> SeenInts {
-    HashSet::with_hasher(Keyed {
-        seed: random_seed(),
-    })
+impl SeenInts {
+    pub(crate) fn new() -> SeenInts {
+        SeenInts(KeyTable::new())
+    }
+
+    /// The key of an integer: bit 64 set, so no key is zero.
+    fn key(value: i64) -> u128 {
+        (1u128 << 64) | u128::from(value as u64)
+    }
+
+    /// Records `count` integers, `value(j)` for `j` in `0..count`, telling `seen(j, before)`
+    /// for each in order.
+    pub(crate) fn seen_before_each(
+        &mut self,
+        count: usize,
+        value: impl Fn(usize) -> i64,
+        mut seen: impl FnMut(usize, bool),
+    ) {
+        self.0.reserve(count);
+        let mut keys = [0u128; PROBE_GROUP];
+        let mut start = 0;
+        while start < count {
+            let n = PROBE_GROUP.min(count - start);
+            for (j, key) in keys.iter_mut().enumerate().take(n) {
+                *key = Self::key(value(start + j));
+            }
+            self.0
+                .seen_before_group(&keys[..n], |j, before| seen(start + j, before));
+            start += n;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.0.heap_bytes()
+    }
+}
+
+/// Keys probed together: enough independent loads in flight to cover a memory latency.
+const PROBE_GROUP: usize = 16;
+
+/// A set of non-zero 128-bit keys: open addressing with linear probing, the key itself in
+/// the slot (zero: empty), at most half full. One probe is one cache line.
+pub(crate) struct KeyTable {
+    slots: Slots,
+    /// `64 - log2(slots)`: a hash's top bits pick its first slot.
+    shift: u32,
+    len: usize,
+    seed: u64,
+}
+
+/// Slots of a new table.
+const KEY_TABLE_SLOTS_MIN: usize = 1024;
+
+impl KeyTable {
+    pub(crate) fn new() -> KeyTable {
+        KeyTable {
+            slots: Slots::zeroed(KEY_TABLE_SLOTS_MIN),
+            shift: 64 - KEY_TABLE_SLOTS_MIN.trailing_zeros(),
+            len: 0,
+            seed: random_seed(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.bytes()
+    }
+
+    fn first_slot(&self, key: u128) -> usize {
+        let h = fold_mul(
+            fold_mul((key as u64) ^ self.seed, ((key >> 64) as u64) ^ K1),
+            self.seed ^ K2,
+        );
+        (h >> self.shift) as usize
+    }
+
+    /// Makes room for `additional` more keys without growing in between.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let needed = (self.len + additional).saturating_mul(2);
+        let mut slots = self.slots.len();
+        while slots < needed {
+            slots *= 2;
+        }
+        if slots == self.slots.len() {
+            return;
+        }
+        let old = std::mem::replace(&mut self.slots, Slots::zeroed(slots));
+        self.shift = 64 - slots.trailing_zeros();
+        let mask = slots - 1;
+        for k in old.as_slice().iter().map(|s| u128::from_ne_bytes(*s)) {
+            if k != 0 {
+                let mut i = self.first_slot(k);
+                let new = self.slots.as_mut_slice();
+                while new[i] != [0u8; 16] {
+                    i = (i + 1) & mask;
+                }
+                new[i] = k.to_ne_bytes();
+            }
+        }
+    }
+
+    /// Records `key` (not zero); true if it was there before.
+    pub(crate) fn seen_before(&mut self, key: u128) -> bool {
+        self.reserve(1);
+        let i = self.first_slot(key);
+        self.probe(key, i)
+    }
+
+    /// Records each key of `keys` (none zero, at most [`PROBE_GROUP`], room reserved),
+    /// telling `seen(j, before)` in order.
+    fn seen_before_group(&mut self, keys: &[u128], mut seen: impl FnMut(usize, bool)) {
+        let mut first = [0usize; PROBE_GROUP];
+        // Load every key's first slot before probing any: the loads are independent, so
+        // their cache misses overlap.
+        let mut touched = 0u8;
+        let slots = self.slots.as_slice();
+        for (f, &key) in first.iter_mut().zip(keys) {
+            *f = self.first_slot(key);
+            touched ^= slots[*f][0];
+        }
+        std::hint::black_box(touched);
+        for (j, (&key, &i)) in keys.iter().zip(&first).enumerate() {
+            seen(j, self.probe(key, i));
+        }
+    }
+
+    fn probe(&mut self, key: u128, mut i: usize) -> bool {
+        let want = key.to_ne_bytes();
+        let slots = self.slots.as_mut_slice();
+        let mask = slots.len() - 1;
+        loop {
+            let slot = &mut slots[i];
+            if *slot == want {
+                return true;
+            }
+            if *slot == [0u8; 16] {
+                *slot = want;
+                self.len += 1;
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// A key table's slots, zeroed: on the heap while small, in an anonymous mapping advised as
+/// huge pages once it spans one.
+enum Slots {
+    Heap(Vec<[u8; 16]>),
+    Mapped {
+        map: memmap2::MmapMut,
+        /// Where the first huge-page-aligned byte is (the mapping is one huge page longer
+        /// than the slots; the unused ends are never touched, so never backed).
+        start: usize,
+        len: usize,
+    },
+}
+
+/// The huge page size transparent huge pages use on x86-64 and most arm64 kernels.
+const HUGE_PAGE_BYTES: usize = 2 << 20;
+
+impl Slots {
+    fn zeroed(len: usize) -> Slots {
+        let bytes = len * 16;
+        if bytes >= HUGE_PAGE_BYTES
+            && let Ok(map) = memmap2::MmapOptions::new()
+                .len(bytes + HUGE_PAGE_BYTES)
+                .map_anon()
+        {
+            let addr = map.as_ptr() as usize;
+            let start = addr.next_multiple_of(HUGE_PAGE_BYTES) - addr;
+            // Only a hint: without it the table works, on small pages.
+            let _ = map.advise_range(memmap2::Advice::HugePage, start, bytes);
+            return Slots::Mapped { map, start, len };
+        }
+        Slots::Heap(vec![[0u8; 16]; len])
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Slots::Heap(v) => v.len(),
+            Slots::Mapped { len, .. } => *len,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.len() * 16
+    }
+
+    fn as_slice(&self) -> &[[u8; 16]] {
+        match self {
+            Slots::Heap(v) => v,
+            Slots::Mapped { map, start, len } => map[*start..*start + *len * 16].as_chunks().0,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [[u8; 16]] {
+        match self {
+            Slots::Heap(v) => v,
+            Slots::Mapped { map, start, len } => map[*start..*start + *len * 16].as_chunks_mut().0,
+        }
+    }
 }
 
 /// A per-process random key for hashes that data must not be able to steer.
@@ -189,42 +447,10 @@ impl Hasher for PassThroughHasher {
     }
 }
 
-/// A keyed hasher for integers.
-#[derive(Clone, Copy)]
-pub(crate) struct Keyed {
-    seed: u64,
-}
-
-impl BuildHasher for Keyed {
-    type Hasher = KeyedHasher;
-    fn build_hasher(&self) -> KeyedHasher {
-        KeyedHasher(self.seed)
-    }
-}
-
-pub(crate) struct KeyedHasher(u64);
-
-impl Hasher for KeyedHasher {
-    fn finish(&self) -> u64 {
-        fold_mul(self.0, K2)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = hash_bytes(bytes, self.0);
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = fold_mul(self.0 ^ n, K1);
-    }
-    fn write_i64(&mut self, n: i64) {
-        self.write_u64(n as u64);
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.write_u64(n as u64);
-        self.write_u64((n >> 64) as u64);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]
@@ -270,6 +496,59 @@ mod tests {
         assert!(s.seen_before_hashed(b"y", 7));
         assert!(!s.seen_before_hashed(b"z", 7));
         assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn batches_agree_with_one_by_one_across_growth_and_huge_pages() {
+        // 300 000 keys grow the table past the huge-page threshold (2 MiB of slots) and
+        // through several re-hashes; long values go to the arena in the same batches.
+        let values: Vec<Vec<u8>> = (0..300_000u32)
+            .map(|i| {
+                if i % 7 == 0 {
+                    format!("a value longer than fifteen bytes {i}").into_bytes()
+                } else {
+                    format!("T{i:07}").into_bytes()
+                }
+            })
+            .collect();
+        let mut batched = SeenBytes::new();
+        let mut single = SeenBytes::new();
+        // Every value twice, the second time in a later batch and once within one batch.
+        let order: Vec<usize> = (0..values.len())
+            .chain((0..values.len()).rev())
+            .chain([5, 5, 14, 14])
+            .collect();
+        for chunk in order.chunks(8192) {
+            let mut answers = vec![None; chunk.len()];
+            batched.seen_before_each(
+                chunk.len(),
+                |j| values[chunk[j]].as_slice(),
+                |j, before| answers[j] = Some(before),
+            );
+            for (j, &v) in chunk.iter().enumerate() {
+                assert_eq!(
+                    answers[j],
+                    Some(single.seen_before(&values[v])),
+                    "value {v}"
+                );
+            }
+        }
+        assert_eq!(batched.len(), values.len());
+        assert!(batched.heap_bytes() >= HUGE_PAGE_BYTES);
+    }
+
+    #[test]
+    fn integers_are_told_apart_at_the_edges() {
+        let mut s = SeenInts::new();
+        let values = [0, -1, 1, i64::MIN, i64::MAX, 0, i64::MIN];
+        let mut answers = Vec::new();
+        s.seen_before_each(
+            values.len(),
+            |j| values[j],
+            |_, before| answers.push(before),
+        );
+        assert_eq!(answers, [false, false, false, false, false, true, true]);
+        assert_eq!(s.len(), 5);
     }
 
     #[test]
