@@ -39,12 +39,15 @@ fn main() -> Result<(), BoxError> {
     let mut batches = 200usize;
     let mut tiny = 20_000usize;
     let mut iterations = 5usize;
+    let mut with_flight = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--batches" => batches = args.next().ok_or("--batches N")?.parse()?,
             "--tiny" => tiny = args.next().ok_or("--tiny N")?.parse()?,
             "--iterations" => iterations = args.next().ok_or("--iterations K")?.parse()?,
+            // The pipe and memcpy only, e.g. under `perf record`.
+            "--no-flight" => with_flight = false,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -68,10 +71,12 @@ fn main() -> Result<(), BoxError> {
     let mut flight_rates = Vec::new();
     let mut flight_tiny = Vec::new();
     for i in 0..iterations {
-        flight_rates.push(flight::rate(batches, 64 * 1024, bytes_per_batch)?);
-        let start = Instant::now();
-        let n = flight::run(tiny, 1)?;
-        flight_tiny.push(start.elapsed() / n.max(1) as u32);
+        if with_flight {
+            flight_rates.push(flight::rate(batches, 64 * 1024, bytes_per_batch)?);
+            let start = Instant::now();
+            let n = flight::run(tiny, 1)?;
+            flight_tiny.push(start.elapsed() / n.max(1) as u32);
+        }
         memcpy.push(memcpy_rate(
             &big,
             batches,
@@ -108,6 +113,9 @@ fn main() -> Result<(), BoxError> {
         "per 1-row batch through the pipe                  median {:>8.2} µs",
         per_batch[per_batch.len() / 2].as_secs_f64() * 1e6
     );
+    if !with_flight {
+        return Ok(());
+    }
     let f = median(&mut flight_rates);
     println!(
         "Arrow Flight DoGet over loopback, two processes  median {:>8.2} GiB/s",
