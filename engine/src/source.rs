@@ -28,8 +28,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{EngineError, Result};
 
-/// Rows read to infer a CSV or NDJSON schema.
+/// Rows read to infer a CSV schema. A CSV header names every column, so a later row can
+/// only disagree with a type, which fails the read (naming the source) rather than losing
+/// data.
 pub const SCHEMA_INFER_ROWS: usize = 10_000;
+
+/// Records read to infer an NDJSON schema: all of them. The reader drops the fields a schema
+/// does not name, so a field first seen after a sample would be lost without a word.
+pub const JSON_SCHEMA_INFER_RECORDS: usize = usize::MAX;
 
 /// The on-disk formats Runink reads and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -510,7 +516,7 @@ fn listing_options(location: &FileLocation, base: &Path) -> ListingOptions {
                 .with_schema_infer_max_rec(SCHEMA_INFER_ROWS),
         ),
         FileFormatKind::Json => {
-            Arc::new(JsonFormat::default().with_schema_infer_max_rec(SCHEMA_INFER_ROWS))
+            Arc::new(JsonFormat::default().with_schema_infer_max_rec(JSON_SCHEMA_INFER_RECORDS))
         }
         FileFormatKind::Parquet => Arc::new(ParquetFormat::default()),
         FileFormatKind::Arrow => Arc::new(ArrowFormat),

@@ -564,3 +564,29 @@ fn an_exec_step_after_a_union_of_formats_runs() {
         assert_eq!(lines, ["1,ann", "2,bo", "3,cy", "id,name"], "{slices}");
     }
 }
+
+/// NDJSON has no header: a field that first appears deep in the file must still be read,
+/// not dropped because schema inference stopped at a sample.
+#[test]
+fn an_ndjson_field_first_seen_late_in_the_file_is_read() {
+    let p = Project::fixture("orders");
+    let mut events = String::new();
+    for id in 0..12_000 {
+        if id == 11_500 {
+            events.push_str(&format!("{{\"id\":{id},\"note\":\"late\"}}\n"));
+        } else {
+            events.push_str(&format!("{{\"id\":{id}}}\n"));
+        }
+    }
+    p.write("events.ndjson", &events);
+    p.write(
+        "late.feature",
+        "Feature: Late fields\n  Scenario: S\n    @source(\"json://events.ndjson\")\n    @step(name=\"noted\", sql=\"SELECT id, note FROM events WHERE note IS NOT NULL\")\n    @sink(\"json://out/noted.ndjson\")\n",
+    );
+    p.runi(&["run", "--scenario", "late.feature", "--herd", "shop"])
+        .ok();
+    assert_eq!(
+        p.read("out/noted.ndjson"),
+        "{\"id\":11500,\"note\":\"late\"}\n"
+    );
+}
