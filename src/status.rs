@@ -97,10 +97,21 @@ fn elapsed(run: &RunRecord) -> String {
     format!("{:.2}s", end.saturating_sub(run.started_ms) as f64 / 1000.0)
 }
 
+/// Rows read, valid and rejected over a run. A row is rejected at most once (a contract on
+/// a source or step drops the rows it rejects), so rejections add up across enforcement
+/// points; valid rows do not — the rows a source contract passes are checked again by the
+/// Scenario's contract — so valid counts the Scenario contract's points when it has any.
 fn totals(run: &RunRecord) -> (u64, u64, u64) {
     let read = run.counters.sources.iter().map(|s| s.rows).sum();
-    let valid = run.counters.contracts.iter().map(|c| c.valid).sum();
-    let rejected = run.counters.contracts.iter().map(|c| c.rejected).sum();
+    let contracts = &run.counters.contracts;
+    let bound = |at: &str| at.starts_with("source:") || at.starts_with("step:");
+    let scenario: Vec<_> = contracts.iter().filter(|c| !bound(&c.at)).collect();
+    let valid = if scenario.is_empty() {
+        contracts.iter().map(|c| c.valid).sum()
+    } else {
+        scenario.iter().map(|c| c.valid).sum()
+    };
+    let rejected = contracts.iter().map(|c| c.rejected).sum();
     (read, valid, rejected)
 }
 

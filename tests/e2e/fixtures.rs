@@ -315,6 +315,23 @@ fn a_source_contract_drops_bad_rows_without_failing_the_run() {
     assert_eq!(run["contracts"][0]["rejected"], 7);
     assert_eq!(p.read("out/ok.ndjson").lines().count(), 5);
 
+    // The same contract again as the Scenario's: the 5 rows the source passed are checked
+    // twice, but `runi status` counts them valid once.
+    p.write(
+        "both.feature",
+        "Feature: S\n  Scenario: Both\n    @source(\"csv://orders.csv\", contract=\"orders.yaml\")\n    @sink(\"json://out/both.ndjson\")\n    Given the contract: orders.yaml\n",
+    );
+    p.runi(&["run", "--scenario", "both.feature"]).ok();
+    let listed = p.runi(&["status"]).ok().stdout;
+    let row: Vec<&str> = listed
+        .lines()
+        .find(|l| l.ends_with("S / Both"))
+        .unwrap_or_else(|| panic!("no row for the run in:\n{listed}"))
+        .split_whitespace()
+        .collect();
+    // run, herd, state, date, time, elapsed, read, valid, rejected, job…
+    assert_eq!(&row[6..9], ["12", "5", "7"], "{listed}");
+
     // A bad amount far below the rows inference reads, added after compiling: one `type`
     // violation, not a reader error that fails the run.
     p.runi(&["compile", "--scenario", "src.feature", "--out", "src.dag"])
