@@ -17,7 +17,7 @@
 //! ```text
 //! cargo bench --bench tpch -- [--sf 1] [--iterations 3] [--partitions N] [--data DIR]
 //!                             [--queries 1,3,5] [--no-duckdb] [--slices N]
-//!                             [--exchange pipes|grpc] [--slice-threads N]
+//!                             [--exchange pipes|grpc] [--slice-threads N] [--explain] [--broadcast]
 //! ```
 
 #[path = "tpch/harness.rs"]
@@ -37,6 +37,8 @@ fn main() -> Result<(), BoxError> {
     let mut data: Option<PathBuf> = None;
     let mut queries: Vec<usize> = (1..=22).collect();
     let mut duckdb = true;
+    let mut explain = false;
+    let mut broadcast = false;
     let mut slices = 2usize;
     let mut exchange = Exchange::Pipes;
     let mut slice_threads: Option<String> = None;
@@ -56,6 +58,10 @@ fn main() -> Result<(), BoxError> {
                     .collect::<Result<_, _>>()?
             }
             "--no-duckdb" => duckdb = false,
+            // Print each query's split plan (b) before timing it.
+            "--explain" => explain = true,
+            // Broadcast small join sides, as `runi run` does (`runi sql` does not).
+            "--broadcast" => broadcast = true,
             "--slices" => slices = args.next().ok_or("--slices N")?.parse()?,
             "--slice-threads" => {
                 slice_threads = Some(args.next().ok_or("--slice-threads N")?);
@@ -125,7 +131,17 @@ fn main() -> Result<(), BoxError> {
     let (ours, sliced, plain) = rt.block_on(async {
         Ok::<_, BoxError>((
             harness::runink_context(&data, partitions).await?,
-            harness::sliced_context(&data, partitions, &pool, None, exchange).await?,
+            harness::sliced_context_with(
+                &data,
+                partitions,
+                &pool,
+                &runink_planner::slices::SliceOptions {
+                    scan_bytes_per_task: None,
+                    broadcast_joins: broadcast,
+                    exchange,
+                },
+            )
+            .await?,
             harness::datafusion_context(&data, partitions).await?,
         ))
     })?;
@@ -145,6 +161,14 @@ fn main() -> Result<(), BoxError> {
     let mut wrong = Vec::new();
     for n in queries {
         let statements = harness::query(n)?;
+        if explain && let Some(last) = statements.last() {
+            let plan =
+                rt.block_on(async { sliced.sql(last).await?.create_physical_plan().await })?;
+            println!(
+                "== q{n} (b)\n{}",
+                datafusion_distributed::display_plan_ascii(plan.as_ref(), false)
+            );
+        }
         let mut ta = Vec::new();
         let mut tb = Vec::new();
         let mut tc = Vec::new();

@@ -158,6 +158,21 @@ pub async fn sliced_context(
     scan_bytes_per_task: Option<usize>,
     exchange: Exchange,
 ) -> Result<SessionContext, BoxError> {
+    let options = SliceOptions {
+        scan_bytes_per_task,
+        broadcast_joins: false,
+        exchange,
+    };
+    sliced_context_with(dir, partitions, slices, &options).await
+}
+
+/// [`sliced_context`] with every split option given.
+pub async fn sliced_context_with(
+    dir: &Path,
+    partitions: usize,
+    slices: &SlicePool,
+    options: &SliceOptions,
+) -> Result<SessionContext, BoxError> {
     let limits = SessionLimits {
         target_partitions: partitions,
         ..SessionLimits::default()
@@ -166,11 +181,7 @@ pub async fn sliced_context(
         session_config(&limits),
         runtime_env(&limits)?,
         SliceWorkers::new(&slices.urls())?.with_pipe_tag(slices.pipe_tag()),
-        &SliceOptions {
-            scan_bytes_per_task,
-            broadcast_joins: false,
-            exchange,
-        },
+        options,
     )?;
     register_sources(&ctx, dir).await?;
     Ok(ctx)
