@@ -151,6 +151,7 @@ pub async fn runink_context(dir: &Path, partitions: usize) -> Result<SessionCont
 
 /// Runink split into slice processes: `slices` runs stage tasks, this process the head
 /// stage; the same session settings and sources as [`runink_context`].
+#[allow(dead_code)] // the benchmark calls `sliced_context_with`; tests/tpch.rs calls this
 pub async fn sliced_context(
     dir: &Path,
     partitions: usize,
