@@ -77,7 +77,6 @@ impl SeenBytes {
         value: impl Fn(usize) -> &'v [u8],
         mut seen: impl FnMut(usize, bool),
     ) {
-        self.short.reserve(count);
         let mut keys = [0u128; PROBE_GROUP];
         let mut start = 0;
         while start < count {
@@ -89,6 +88,8 @@ impl SeenBytes {
                 *key = pack_short(value(start + j)).unwrap_or(0);
                 shorts += usize::from(*key != 0);
             }
+            // Room for the short ones only: a column of long values grows no table.
+            self.short.reserve(shorts);
             if shorts == n {
                 self.short
                     .seen_before_group(&keys[..n], |j, before| seen(start + j, before));
@@ -181,7 +182,6 @@ impl SeenInts {
         value: impl Fn(usize) -> i64,
         mut seen: impl FnMut(usize, bool),
     ) {
-        self.0.reserve(count);
         let mut keys = [0u128; PROBE_GROUP];
         let mut start = 0;
         while start < count {
@@ -189,6 +189,7 @@ impl SeenInts {
             for (j, key) in keys.iter_mut().enumerate().take(n) {
                 *key = Self::key(value(start + j));
             }
+            self.0.reserve(n);
             self.0
                 .seen_before_group(&keys[..n], |j, before| seen(start + j, before));
             start += n;
@@ -208,7 +209,10 @@ impl SeenInts {
 const PROBE_GROUP: usize = 16;
 
 /// A set of non-zero 128-bit keys: open addressing with linear probing, the key itself in
-/// the slot (zero: empty), at most half full. One probe is one cache line.
+/// the slot (zero: empty), at most half full. One probe is one cache line. The price is
+/// 32–64 bytes per key (16-byte slots, a quarter to a half of them used), more than a
+/// `HashSet<i64>` for integers; it is reserved in the run's memory pool like the rest of
+/// the `unique` state.
 pub(crate) struct KeyTable {
     slots: Slots,
     /// `64 - log2(slots)`: a hash's top bits pick its first slot.
@@ -217,8 +221,8 @@ pub(crate) struct KeyTable {
     seed: u64,
 }
 
-/// Slots of a new table.
-const KEY_TABLE_SLOTS_MIN: usize = 1024;
+/// Slots of a new table (1 KiB: a `unique` column has 16 shards of tables).
+const KEY_TABLE_SLOTS_MIN: usize = 64;
 
 impl KeyTable {
     pub(crate) fn new() -> KeyTable {

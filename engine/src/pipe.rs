@@ -209,6 +209,9 @@ pub fn remove(path: &Path) {
 /// The writing end of a pipe. Blocking: call it from a thread that may sleep.
 pub struct PipeWriter {
     end: End,
+    /// The stream's schema: every batch must have its column types, since the reader
+    /// decodes with them and trusts what it reads (see `PipeReader::decode_batch`).
+    schema: SchemaRef,
     encoder: StreamEncoder,
     /// Reused between frames: the encoded buffers of the frame being written.
     parts: Vec<Buffer>,
@@ -224,6 +227,7 @@ impl PipeWriter {
         let encoder = StreamEncoder::try_new(schema).map_err(|e| end.error(e.to_string()))?;
         Ok(Self {
             end,
+            schema: Arc::clone(schema),
             encoder,
             parts: Vec::new(),
             first: true,
@@ -237,6 +241,7 @@ impl PipeWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.check_types(batch)?;
         // A view array's slice still points into all of its data buffers, which IPC writes
         // whole: compact them first, so that a frame (and a split) carries what it uses.
         let compacted;
@@ -263,6 +268,31 @@ impl PipeWriter {
             return Ok(());
         }
         self.write_frame(batch)
+    }
+
+    /// Refuses a batch whose columns are not of the stream's types: the reader would decode
+    /// its bytes as the stream's types without checking them.
+    fn check_types(&self, batch: &RecordBatch) -> Result<()> {
+        let expected = self.schema.fields();
+        let got = batch.schema_ref().fields();
+        if got.len() != expected.len() {
+            return Err(self.end.error(format!(
+                "a batch of {} columns written to a stream of {}",
+                got.len(),
+                expected.len()
+            )));
+        }
+        for (g, e) in got.iter().zip(expected.iter()) {
+            if !g.data_type().equals_datatype(e.data_type()) {
+                return Err(self.end.error(format!(
+                    "column `{}` of a batch is {}, the stream's is {}",
+                    e.name(),
+                    g.data_type(),
+                    e.data_type()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Ends the stream: the reader sees the end after the last frame.
@@ -562,8 +592,11 @@ impl PipeReader {
         // stored after the copy, with release ordering), while the protocol keeps each side
         // off the other's slots. The pipe file is mode 0600, so only processes of the same
         // user, which could write into this process's memory anyway, can change a frame.
-        // The framing is still checked, above and by the decoder: message lengths, the
-        // flatbuffer header, each buffer lying inside the body.
+        // `PipeWriter::write` refuses batches whose column types are not the stream's, so
+        // the bytes are laid out as the schema used here says. The framing is still
+        // checked: message lengths and the flatbuffer header above (errors); a buffer
+        // outside the body makes arrow's decoder panic (a crash of this thread, not a read
+        // out of bounds).
         unsafe { trusted.set(true) };
         arrow::ipc::reader::RecordBatchDecoder::try_new(
             body,

@@ -493,3 +493,35 @@ fn batches_of_every_layout_arrive_equal_and_in_order() {
     }
     assert_eq!(read, written);
 }
+
+/// The reader trusts that batches have the stream's column types: the writer refuses others.
+#[test]
+fn a_batch_of_other_column_types_is_refused_by_the_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    let mut w = PipeWriter::open(&path, &schema()).expect("writer");
+    let strings = RecordBatch::try_from_iter(vec![(
+        "id",
+        Arc::new(StringArray::from(vec!["1", "2"])) as Arc<dyn Array>,
+    )])
+    .expect("batch");
+    let e = w.write(&strings).expect_err("one column, of strings");
+    assert!(e.to_string().contains("a batch of 1 columns"), "{e}");
+    let mut columns = batch(0, 2).columns().to_vec();
+    columns[0] = Arc::new(StringArray::from(vec!["1", "2"]));
+    let retyped = RecordBatch::try_from_iter(
+        schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .zip(columns),
+    )
+    .expect("batch");
+    let e = w
+        .write(&retyped)
+        .expect_err("strings where int64 is declared");
+    assert!(
+        e.to_string().contains("is Utf8, the stream's is Int64"),
+        "{e}"
+    );
+}
