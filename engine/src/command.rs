@@ -14,7 +14,7 @@
 use std::fmt;
 use std::io::{BufReader, BufWriter, Read};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -392,18 +392,80 @@ fn is_broken_pipe(e: &arrow::error::ArrowError) -> bool {
 }
 
 /// Starts `sh -c COMMAND` as the leader of a new process group, so that it and whatever it
-/// starts can be stopped together.
+/// starts can be stopped together, and so that it is killed if this process dies without
+/// stopping it (SIGKILL): see [`crate::pidns::kill_with_parent`]. That signal follows the
+/// thread that started the process, so every program is started by one thread that lasts as
+/// long as the process (tokio's blocking threads end when idle).
 fn spawn(command: &str) -> std::result::Result<Child, String> {
+    type Reply = std::sync::mpsc::Sender<std::result::Result<Child, String>>;
+    static SPAWNER: OnceLock<
+        std::result::Result<std::sync::mpsc::Sender<(String, Reply)>, String>,
+    > = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (requests, incoming) = std::sync::mpsc::channel::<(String, Reply)>();
+        std::thread::Builder::new()
+            .name("runi-exec-spawner".into())
+            .spawn(move || {
+                for (command, reply) in incoming {
+                    let _ = reply.send(spawn_here(&command));
+                }
+            })
+            .map(|_| requests)
+            .map_err(|e| format!("cannot start the thread that starts `exec=` programs: {e}"))
+    });
+    let spawner = spawner.as_ref().map_err(Clone::clone)?;
+    let (reply, answer) = std::sync::mpsc::channel();
+    spawner
+        .send((command.to_string(), reply))
+        .map_err(|_| "the thread that starts `exec=` programs has ended".to_string())?;
+    answer
+        .recv()
+        .map_err(|_| "the thread that starts `exec=` programs has ended".to_string())?
+}
+
+fn spawn_here(command: &str) -> std::result::Result<Child, String> {
     use std::os::unix::process::CommandExt;
-    Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .process_group(0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start `{command}`: {e}"))
+    let start = |mut process: Command| {
+        process
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        crate::pidns::kill_with_parent(&mut process);
+        process.spawn()
+    };
+    // A plain `program arg…` starts as itself, so the signal reaches the program: `sh -c`
+    // forks what it runs (dash does, even a single command), and the signal would reach only
+    // the shell. Anything the shell would expand or interpret goes to `sh -c`, and so does a
+    // program not found on the path (a shell builtin such as `exit`, or a missing program,
+    // which the shell reports as before).
+    if let Some((program, args)) = plain_words(command) {
+        let mut direct = Command::new(program);
+        direct.args(args);
+        match start(direct) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            started => return started.map_err(|e| format!("cannot start `{command}`: {e}")),
+        }
+    }
+    let mut sh = Command::new("/bin/sh");
+    sh.arg("-c").arg(command);
+    start(sh).map_err(|e| format!("cannot start `{command}`: {e}"))
+}
+
+/// `command` as a program and its arguments when the shell would run it as exactly that:
+/// words of characters the shell gives no meaning to, separated by spaces.
+fn plain_words(command: &str) -> Option<(&str, Vec<&str>)> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./=:,+@%-".contains(c);
+    if !command.chars().all(|c| c == ' ' || plain(c)) {
+        return None;
+    }
+    let mut words = command.split(' ').filter(|w| !w.is_empty());
+    let program = words.next()?;
+    // `NAME=value program` sets a variable for the shell to pass on.
+    if program.contains('=') {
+        return None;
+    }
+    Some((program, words.collect()))
 }
 
 fn read_tail(stderr: Option<std::process::ChildStderr>) -> String {
@@ -539,4 +601,33 @@ pub fn probe_schema(step: &str, command: &str, input: &Schema) -> Result<Schema>
         ));
     }
     schema.map_err(|m| step_error(step, with_tail(format!("`{command}`: {m}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_words;
+
+    #[test]
+    fn only_words_the_shell_would_leave_alone_are_started_directly() {
+        assert_eq!(
+            plain_words("python3  ./tool.py --mode=fast a,b"),
+            Some(("python3", vec!["./tool.py", "--mode=fast", "a,b"]))
+        );
+        for shell in [
+            "a | b",
+            "a; b",
+            "a && b",
+            "echo $HOME",
+            "ls *.csv",
+            "cat < in",
+            "say 'hi'",
+            "~/bin/x",
+            "LANG=C sort",
+            "a\tb",
+            "",
+            "   ",
+        ] {
+            assert_eq!(plain_words(shell), None, "{shell:?}");
+        }
+    }
 }

@@ -145,6 +145,28 @@ const ENDING: [Signal; 18] = [
     Signal::SIGSYS,
 ];
 
+/// Makes the process `command` starts get SIGKILL when the thread that starts it ends, and
+/// fail to start if this process has already ended. Start it from a thread that lasts as long
+/// as the process (see `command::spawn`): then a `runi` killed with SIGKILL, which runs no
+/// clean-up, does not leave an `exec=` program behind. The signal survives `exec` (not of a
+/// set-user-ID program), so it reaches the program `sh -c` runs in its place.
+pub fn kill_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between `fork` and `exec`. It makes two system
+    // calls (prctl, getppid) and builds an `io::Error` from an errno, which does not
+    // allocate: nothing that could need a lock another thread held at the fork.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Ends this process by `signal`, with its default action (Rust's runtime ignores SIGPIPE
 /// and handles SIGSEGV/SIGBUS, which would otherwise survive `raise`). Returns only if the
 /// signal does not end a process (or this is a namespace's init, which it cannot end).

@@ -418,12 +418,16 @@ fn a_run_killed_with_sigkill_is_recorded_as_failed() {
     let pid_file = p.path().join("running.pid");
     let step_pid = wait_for_file(&pid_file);
 
-    let running = p.runi(&["status", "-o", "json"]).ok().json();
-    assert_eq!(running[0]["state"], "running", "{running:#}");
+    let listed = p.runi(&["status", "-o", "json"]).ok().json();
+    assert_eq!(listed[0]["state"], "running", "{listed:#}");
 
     child.kill().unwrap();
     child.wait().unwrap();
+    // The exec= program dies with the run (SIGKILL runs no clean-up: the kernel's parent-death
+    // signal does it), even though it was blocked in a slice.
+    let gone = wait_until(|| !running(step_pid.trim()));
     let _ = Command::new("kill").args(["-9", step_pid.trim()]).status();
+    assert!(gone, "the exec= program outlived a run killed with SIGKILL");
 
     let after = p.runi(&["status", "-o", "json"]).ok().json();
     assert_eq!(after[0]["state"], "failed", "{after:#}");
@@ -455,6 +459,18 @@ fn running(pid: &str) -> bool {
             !state.starts_with('Z') && !state.starts_with('X')
         })
         .unwrap_or(false)
+}
+
+/// Whether `condition` came true within a minute (looked at every 20 ms).
+fn wait_until(condition: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
 }
 
 /// Waits for a file another process writes (its content), failing after a minute.
