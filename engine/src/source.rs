@@ -226,7 +226,8 @@ impl SourceTable {
             let checked = match self.location.format {
                 FileFormatKind::Csv => self.check_csv_headers(),
                 FileFormatKind::Parquet => self.check_parquet_files(),
-                _ => Ok(()),
+                FileFormatKind::Arrow => self.check_arrow_files(),
+                FileFormatKind::Json => Ok(()),
             };
             checked.err().map(|e| match e {
                 EngineError::Source { message, .. } => message,
@@ -266,6 +267,49 @@ impl SourceTable {
                     header.join(","),
                     expected.join(",")
                 )));
+            }
+        }
+        Ok(())
+    }
+
+    /// DataFusion reads every file of an Arrow source in the layout, IPC file or IPC stream,
+    /// it found first, and fails on the others with an error that names no file. A source's
+    /// files must all be of one layout.
+    fn check_arrow_files(&self) -> Result<()> {
+        let mut first: Option<(PathBuf, &'static str)> = None;
+        for file in source_files(&self.name, &self.location, "arrow")? {
+            let mut magic = [0u8; 6];
+            let read = std::fs::File::open(&file).and_then(|mut f| {
+                use std::io::Read;
+                let mut n = 0;
+                while n < magic.len() {
+                    match f.read(&mut magic[n..])? {
+                        0 => break,
+                        k => n += k,
+                    }
+                }
+                Ok(n)
+            });
+            let read =
+                read.map_err(|e| self.error(format!("cannot read {}: {e}", file.display())))?;
+            if read == 0 {
+                continue; // an empty file has no layout (and no rows)
+            }
+            let layout = if read == magic.len() && &magic == b"ARROW1" {
+                "IPC file"
+            } else {
+                "IPC stream"
+            };
+            match &first {
+                None => first = Some((file, layout)),
+                Some((seen, seen_layout)) if *seen_layout != layout => {
+                    return Err(self.error(format!(
+                        "{} is an Arrow {seen_layout} but {} an Arrow {layout}: every file of a source must have one layout (write them all as files or all as streams)",
+                        seen.display(),
+                        file.display()
+                    )));
+                }
+                Some(_) => {}
             }
         }
         Ok(())

@@ -427,3 +427,50 @@ fn a_parquet_file_that_lost_a_column_since_compiling_is_refused_not_read_as_null
     );
     assert!(!p.path().join("out/items.csv").exists());
 }
+
+/// An Arrow source's files must share one layout: DataFusion reads them all the way it read
+/// the first, and its error named no file.
+#[test]
+fn an_arrow_directory_mixing_files_and_streams_is_refused_naming_both() {
+    use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
+    use datafusion::arrow::ipc::writer::{FileWriter, StreamWriter};
+    use std::sync::Arc;
+
+    let p = Project::fixture("orders");
+    std::fs::create_dir_all(p.path().join("ipc")).unwrap();
+    let batch = RecordBatch::try_from_iter(vec![(
+        "id",
+        Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+    )])
+    .unwrap();
+    let file = std::fs::File::create(p.path().join("ipc/a.arrow")).unwrap();
+    let mut w = FileWriter::try_new(file, &batch.schema()).unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    let stream = std::fs::File::create(p.path().join("ipc/b.arrow")).unwrap();
+    let mut w = StreamWriter::try_new(stream, &batch.schema()).unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    p.write(
+        "bad.feature",
+        &format!(
+            "{FEATURE_HEAD}    @source(\"arrow://ipc/\")\n    @sink(\"json://out/x.ndjson\")\n"
+        ),
+    );
+    p.runi(&[
+        "compile",
+        "--scenario",
+        "bad.feature",
+        "--dry-run",
+        "--herd",
+        "shop",
+    ])
+    .fails(
+        2,
+        &[
+            "bad.feature:3:13:",
+            "ipc/a.arrow is an Arrow IPC file but",
+            "ipc/b.arrow an Arrow IPC stream",
+        ],
+    );
+}
