@@ -414,13 +414,12 @@ fn spawn(command: &str) -> std::result::Result<Child, String> {
             .map_err(|e| format!("cannot start the thread that starts `exec=` programs: {e}"))
     });
     let spawner = spawner.as_ref().map_err(Clone::clone)?;
+    let ended = || "the thread that starts `exec=` programs has ended".to_string();
     let (reply, answer) = std::sync::mpsc::channel();
     spawner
         .send((command.to_string(), reply))
-        .map_err(|_| "the thread that starts `exec=` programs has ended".to_string())?;
-    answer
-        .recv()
-        .map_err(|_| "the thread that starts `exec=` programs has ended".to_string())?
+        .map_err(|_| ended())?;
+    answer.recv().map_err(|_| ended())?
 }
 
 fn spawn_here(command: &str) -> std::result::Result<Child, String> {

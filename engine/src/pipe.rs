@@ -472,19 +472,7 @@ impl PipeReader {
                 self.take(slot, len)
             };
             match &mut self.decoder {
-                Some(decoder) => {
-                    let mut buffer = buffer;
-                    // The decoder hands out a batch without a body only when the next bytes
-                    // arrive, so one frame may complete two.
-                    while !buffer.is_empty() {
-                        let decoded = decoder
-                            .decode(&mut buffer)
-                            .map_err(|e| self.end.error(format!("bad frame: {e}")))?;
-                        if let Some(batch) = decoded.filter(|b| b.num_rows() > 0) {
-                            self.pending.push_back(batch);
-                        }
-                    }
-                }
+                Some(decoder) => feed(decoder, buffer, &self.end, &mut self.pending)?,
                 None => self.decode_messages(buffer)?,
             }
         }
@@ -533,15 +521,7 @@ impl PipeReader {
                         // Dictionaries live across frames: the stream decoder takes every
                         // byte from here on (this frame was copied, as first frames are).
                         let mut decoder = StreamDecoder::new();
-                        let mut rest = buffer.slice(at);
-                        while !rest.is_empty() {
-                            let decoded = decoder
-                                .decode(&mut rest)
-                                .map_err(|e| self.end.error(format!("bad frame: {e}")))?;
-                            if let Some(batch) = decoded.filter(|b| b.num_rows() > 0) {
-                                self.pending.push_back(batch);
-                            }
-                        }
+                        feed(&mut decoder, buffer.slice(at), &self.end, &mut self.pending)?;
                         self.decoder = Some(decoder);
                         return Ok(());
                     }
@@ -639,6 +619,26 @@ impl PipeReader {
         // bytes do not change while the buffer (or anything sliced from it) exists.
         unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(lease)) }
     }
+}
+
+/// Hands `buffer` to a stream decoder (streams with dictionaries), queueing the batches it
+/// completes. The decoder hands out a batch without a body only when the next bytes arrive,
+/// so one frame may complete two.
+fn feed(
+    decoder: &mut StreamDecoder,
+    mut buffer: Buffer,
+    end: &End,
+    pending: &mut std::collections::VecDeque<RecordBatch>,
+) -> Result<()> {
+    while !buffer.is_empty() {
+        let decoded = decoder
+            .decode(&mut buffer)
+            .map_err(|e| end.error(format!("bad frame: {e}")))?;
+        if let Some(batch) = decoded.filter(|b| b.num_rows() > 0) {
+            pending.push_back(batch);
+        }
+    }
+    Ok(())
 }
 
 /// Keeps a slot (and the mapping) alive while Arrow buffers point into it.

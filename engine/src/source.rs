@@ -278,24 +278,15 @@ impl SourceTable {
     fn check_arrow_files(&self) -> Result<()> {
         let mut first: Option<(PathBuf, &'static str)> = None;
         for file in source_files(&self.name, &self.location, "arrow")? {
-            let mut magic = [0u8; 6];
-            let read = std::fs::File::open(&file).and_then(|mut f| {
-                use std::io::Read;
-                let mut n = 0;
-                while n < magic.len() {
-                    match f.read(&mut magic[n..])? {
-                        0 => break,
-                        k => n += k,
-                    }
-                }
-                Ok(n)
-            });
-            let read =
-                read.map_err(|e| self.error(format!("cannot read {}: {e}", file.display())))?;
-            if read == 0 {
+            let mut head = Vec::with_capacity(6);
+            std::fs::File::open(&file)
+                .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 6), &mut head))
+                .map_err(|e| self.error(format!("cannot read {}: {e}", file.display())))?;
+            if head.is_empty() {
                 continue; // an empty file has no layout (and no rows)
             }
-            let layout = if read == magic.len() && &magic == b"ARROW1" {
+            // The IPC file format's magic (arrow and DataFusion keep theirs private).
+            let layout = if head == b"ARROW1" {
                 "IPC file"
             } else {
                 "IPC stream"

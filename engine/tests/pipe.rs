@@ -422,6 +422,23 @@ fn a_writer_process_that_dies_fails_the_reader() {
     assert!(err.contains("the writer process died"), "{err}");
 }
 
+/// `written` through a fresh pipe (writer and reader in this thread; the ring holds them).
+fn round_trip(written: &[RecordBatch]) -> Vec<RecordBatch> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    let mut w = PipeWriter::open(&path, &written[0].schema()).expect("writer");
+    let mut r = PipeReader::open(&path).expect("reader");
+    for b in written {
+        w.write(b).expect("write");
+    }
+    w.finish().expect("finish");
+    let mut read = Vec::new();
+    while let Some(b) = r.next_batch().expect("read") {
+        read.push(b);
+    }
+    read
+}
+
 /// Every batch read back whole and equal, for layouts the reader decodes itself: nested,
 /// nullable, and a stream of `Null` columns, whose messages have no body at all.
 #[test]
@@ -429,7 +446,6 @@ fn batches_of_every_layout_arrive_equal_and_in_order() {
     use arrow::array::{BooleanArray, ListArray, NullArray, StructArray};
     use arrow::datatypes::Int64Type;
 
-    let dir = tempfile::tempdir().expect("tempdir");
     let nested = |start: i64| -> RecordBatch {
         let list = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
             Some(vec![Some(start), None]),
@@ -457,18 +473,7 @@ fn batches_of_every_layout_arrive_equal_and_in_order() {
         .expect("batch")
     };
     let written = vec![nested(1), nested(2).slice(1, 2), nested(3)];
-    let path = new_pipe(dir.path(), small());
-    let mut w = PipeWriter::open(&path, &written[0].schema()).expect("writer");
-    let mut r = PipeReader::open(&path).expect("reader");
-    for b in &written {
-        w.write(b).expect("write");
-    }
-    w.finish().expect("finish");
-    let mut read = Vec::new();
-    while let Some(b) = r.next_batch().expect("read") {
-        read.push(b);
-    }
-    assert_eq!(read, written);
+    assert_eq!(round_trip(&written), written);
 
     // Only `Null` columns: the batches' messages carry no body.
     let nulls = |rows| {
@@ -479,19 +484,7 @@ fn batches_of_every_layout_arrive_equal_and_in_order() {
         .expect("batch")
     };
     let written = vec![nulls(5), nulls(3), nulls(1)];
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = new_pipe(dir.path(), small());
-    let mut w = PipeWriter::open(&path, &written[0].schema()).expect("writer");
-    let mut r = PipeReader::open(&path).expect("reader");
-    for b in &written {
-        w.write(b).expect("write");
-    }
-    w.finish().expect("finish");
-    let mut read = Vec::new();
-    while let Some(b) = r.next_batch().expect("read") {
-        read.push(b);
-    }
-    assert_eq!(read, written);
+    assert_eq!(round_trip(&written), written);
 }
 
 /// The reader trusts that batches have the stream's column types: the writer refuses others.
