@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use datafusion::physical_plan::displayable;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::SessionContext;
 use datafusion_distributed::{DistributedExec, display_plan_ascii};
 use runink_engine::run::RunContext;
 use runink_engine::session::SessionLimits;
-use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_run_context};
+use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_run_context, slice_graph};
 use runink_planner::{CompileOptions, Compiled, dag};
 
 use crate::cli::{CompileArgs, Global, OutputFormat, ScenarioArgs};
@@ -75,8 +75,7 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
             "--out FILE is required (or --dry-run to only check, --explain to print the plans)"
         )));
     }
-    let (ctx, compiled) = compile_scenario(global, &args.scenario).await?;
-    let bytes = dag::encode(&compiled.meta, &compiled.plan).map_err(Failure::run)?;
+    let (ctx, mut compiled) = compile_scenario(global, &args.scenario).await?;
     if args.explain {
         print!(
             "{}",
@@ -84,6 +83,8 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
         );
     }
     if args.dry_run {
+        // What `--out` would write must serialize.
+        dag::encode(&compiled.meta, &compiled.plan).map_err(Failure::run)?;
         if !args.explain {
             match global.output {
                 OutputFormat::Json | OutputFormat::Yaml => crate::output::print_value(
@@ -109,6 +110,9 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
         return Ok(());
     }
     if let Some(out) = &args.out {
+        let (count, split) = planned_split(&compiled).await.map_err(Failure::input)?;
+        compiled.meta.slices = slice_graph(&split, count);
+        let bytes = dag::encode(&compiled.meta, &compiled.plan).map_err(Failure::run)?;
         if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))
@@ -152,9 +156,10 @@ pub async fn explain(ctx: &SessionContext, compiled: &Compiled) -> anyhow::Resul
     ))
 }
 
-/// The stages and slices of the plan as `runi run --slices auto` would split it on this
-/// machine without herd quotas: planned against stand-in slices, nothing is started.
-async fn stages(compiled: &Compiled) -> anyhow::Result<String> {
+/// The plan split into stages as `runi run --slices auto` would split it on this machine
+/// without herd quotas, and the slices that is for: planned against stand-in slices,
+/// nothing is started.
+async fn planned_split(compiled: &Compiled) -> anyhow::Result<(usize, Arc<dyn ExecutionPlan>)> {
     let budget = crate::slices::Budget::for_plan(&Default::default(), &compiled.meta.resources);
     let count = budget.auto().unwrap_or(1);
     let urls: Vec<String> = (0..count)
@@ -166,7 +171,15 @@ async fn stages(compiled: &Compiled) -> anyhow::Result<String> {
         SliceWorkers::new(&urls)?,
         &SliceOptions::for_runs(),
     )?;
-    let plan = ctx.state().create_physical_plan(&compiled.plan).await?;
+    Ok((
+        count,
+        ctx.state().create_physical_plan(&compiled.plan).await?,
+    ))
+}
+
+/// The stages and slices of the plan as `runi run --slices auto` would split it here.
+async fn stages(compiled: &Compiled) -> anyhow::Result<String> {
+    let (count, plan) = planned_split(compiled).await?;
     let head = format!("== stages ({count} slices, as `runi run` splits it here) ==\n");
     Ok(if plan.is::<DistributedExec>() {
         format!("{head}{}\n", display_plan_ascii(plan.as_ref(), false))

@@ -1,7 +1,7 @@
 //! Printing results: a table for people, JSON or YAML for programs.
 
 use runink_engine::RunReport;
-use runink_planner::dag::DagMeta;
+use runink_planner::dag::{DagMeta, SliceGraph, StageMeta};
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
@@ -15,6 +15,9 @@ struct RunSummary<'a> {
     contract: Option<&'a runink_planner::dag::ContractMeta>,
     #[serde(flatten)]
     report: &'a RunReport,
+    /// The stages the run was split into; absent when it ran in the `runi run` process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stages: Option<&'a [StageMeta]>,
 }
 
 /// Prints `value` as pretty JSON, or as YAML for `-o yaml` (the commands that have no table).
@@ -34,7 +37,12 @@ pub fn print_value(
 }
 
 /// Prints a finished run's summary.
-pub fn print_run(format: OutputFormat, meta: &DagMeta, report: &RunReport) -> anyhow::Result<()> {
+pub fn print_run(
+    format: OutputFormat,
+    meta: &DagMeta,
+    report: &RunReport,
+    split: Option<&SliceGraph>,
+) -> anyhow::Result<()> {
     let summary = RunSummary {
         status: "succeeded",
         feature: &meta.feature.name,
@@ -42,11 +50,12 @@ pub fn print_run(format: OutputFormat, meta: &DagMeta, report: &RunReport) -> an
         herd: meta.herd.as_deref(),
         contract: meta.contract.as_ref(),
         report,
+        stages: split.map(|g| g.stages.as_slice()),
     };
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
         OutputFormat::Yaml => print!("{}", to_yaml(&summary)?),
-        _ => print!("{}", table(meta, report)),
+        _ => print!("{}", table(meta, report, split)),
     }
     Ok(())
 }
@@ -104,10 +113,14 @@ fn scalar(v: &serde_json::Value) -> String {
     }
 }
 
-fn table(meta: &DagMeta, r: &RunReport) -> String {
+fn table(meta: &DagMeta, r: &RunReport, split: Option<&SliceGraph>) -> String {
     let mut out = String::new();
+    let stages = split.map_or(String::new(), |g| match g.stages.len() {
+        1 => " (1 stage)".to_string(),
+        n => format!(" ({n} stages)"),
+    });
     out.push_str(&format!(
-        "run {} succeeded in {:.2}s {} — Scenario `{}`",
+        "run {} succeeded in {:.2}s {}{stages} — Scenario `{}`",
         r.run_id,
         r.elapsed_ms as f64 / 1000.0,
         match r.slices {

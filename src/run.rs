@@ -18,7 +18,7 @@ use runink_engine::run::{RunContext, new_run_id};
 use runink_engine::session::SessionLimits;
 use runink_engine::slice::SlicePool;
 use runink_planner::dag::{self, DagMeta};
-use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_run_context};
+use runink_planner::slices::{SliceOptions, SliceWorkers, distributed_run_context, slice_graph};
 
 use sha2::{Digest, Sha256};
 
@@ -172,6 +172,9 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
         Ok(split) => split,
         Err(e) => return Err(fail(e).await),
     };
+    let stages = split
+        .as_ref()
+        .and_then(|s| slice_graph(&s.physical, s.pool.len()));
     let heartbeat = record::spawn_heartbeat(global, Arc::clone(&run_ctx), started);
 
     let show_bar = std::io::stderr().is_terminal();
@@ -279,7 +282,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
             &s.name,
         )
     });
-    output::print_run(global.output, &meta, &report).map_err(Failure::run)?;
+    output::print_run(global.output, &meta, &report, stages.as_ref()).map_err(Failure::run)?;
     Ok(())
 }
 

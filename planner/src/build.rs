@@ -231,6 +231,7 @@ pub async fn compile(ctx: &SessionContext, opts: &CompileOptions) -> Result<Comp
             cpu: scenario.requires.as_ref().and_then(|r| r.cpu.clone()),
             memory: scenario.requires.as_ref().and_then(|r| r.memory.clone()),
         },
+        slices: None,
     };
     if contract.is_some() && !scenario.sinks.iter().any(|s| s.when == When::Invalid) {
         warnings.push(Diagnostic {

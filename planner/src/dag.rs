@@ -41,6 +41,39 @@ pub struct DagMeta {
     pub sinks: Vec<SinkMeta>,
     pub lineage: LineageMeta,
     pub resources: Resources,
+    /// How the plan splits into stages whose tasks run in slice processes, as planned at
+    /// compile time on the compiling machine; `None`: nothing to split (the run stays in
+    /// the `runi run` process), or not planned (`--dry-run`).
+    #[serde(default)]
+    pub slices: Option<SliceGraph>,
+}
+
+/// A plan's stages and the exchanges between them (SPEC §8). Stage 0 is the head: one task
+/// in the `runi run` process, which writes the sinks; every other stage's tasks run in
+/// slice processes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliceGraph {
+    /// The slice processes it was planned for.
+    pub slices: usize,
+    /// Head first, then each stage before the stages it reads.
+    pub stages: Vec<StageMeta>,
+}
+
+/// One stage of a [`SliceGraph`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageMeta {
+    pub stage: usize,
+    /// Its tasks (each a slice's share of the stage).
+    pub tasks: usize,
+    /// The stage that reads its output; `None` for the head.
+    pub feeds: Option<usize>,
+    /// How its output reaches that stage's tasks: `shuffle` (hash-partitioned among them),
+    /// `coalesce` (all into one), `broadcast` (each reads all); `None` for the head.
+    pub exchange: Option<String>,
+    /// The stages it reads, in plan order.
+    pub reads: Vec<usize>,
+    /// The operators it runs, top down (a stage it reads shows as its exchange operator).
+    pub operators: Vec<String>,
 }
 
 /// The Feature a DAG came from.

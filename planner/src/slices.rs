@@ -21,13 +21,15 @@ use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceC
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_distributed::{
     DistributedExec, DistributedExt, DistributedMetricsFormat, NetworkBoundaryExt,
-    SessionStateBuilderExt, WorkerResolver, rewrite_distributed_plan_with_metrics,
+    NetworkBroadcastExec, NetworkShuffleExec, SessionStateBuilderExt, WorkerResolver,
+    rewrite_distributed_plan_with_metrics,
 };
 use runink_engine::enforce::ContractEnforceExec;
 use runink_engine::run::RunContext;
 use runink_engine::session::{SessionLimits, runtime_env, session_config};
 
 use crate::codec::RuninkPhysicalCodec;
+use crate::dag::{SliceGraph, StageMeta};
 use crate::exchange::PipeChannels;
 use crate::physical::RuninkQueryPlanner;
 
@@ -208,6 +210,67 @@ impl QueryPlanner for HeadEnforcement {
             vec![head],
             ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
         )
+    }
+}
+
+/// The stages of `plan` as a distributed session split it, and the exchanges between
+/// them; `None` for a plan that was not split. `slices` is what it was planned for.
+pub fn slice_graph(plan: &Arc<dyn ExecutionPlan>, slices: usize) -> Option<SliceGraph> {
+    let head = plan
+        .downcast_ref::<DistributedExec>()?
+        .children()
+        .first()
+        .copied()?;
+    let mut stages = Vec::new();
+    add_stage(head, 0, 1, None, &mut stages);
+    Some(SliceGraph { slices, stages })
+}
+
+/// Adds the stage whose plan is `plan`, then the stages it reads, to `stages`.
+fn add_stage(
+    plan: &Arc<dyn ExecutionPlan>,
+    num: usize,
+    tasks: usize,
+    feeds: Option<(usize, &str)>,
+    stages: &mut Vec<StageMeta>,
+) {
+    let mut operators = Vec::new();
+    let mut inputs = Vec::new();
+    let mut pending = vec![plan];
+    while let Some(node) = pending.pop() {
+        operators.push(node.name().to_string());
+        if let Some(boundary) = node.as_network_boundary() {
+            let exchange = if node.is::<NetworkShuffleExec>() {
+                "shuffle"
+            } else if node.is::<NetworkBroadcastExec>() {
+                "broadcast"
+            } else {
+                "coalesce"
+            };
+            inputs.push((boundary.input_stage().clone(), exchange));
+            continue;
+        }
+        // Children in plan order: the stack pops the first child first.
+        pending.extend(node.children().into_iter().rev());
+    }
+    stages.push(StageMeta {
+        stage: num,
+        tasks,
+        feeds: feeds.map(|(n, _)| n),
+        exchange: feeds.map(|(_, e)| e.to_string()),
+        reads: inputs.iter().map(|(s, _)| s.num()).collect(),
+        operators,
+    });
+    for (input, exchange) in inputs {
+        if let Some(plan) = input.local_plan() {
+            add_stage(
+                plan,
+                input.num(),
+                input.task_count(),
+                Some((num, exchange)),
+                stages,
+            );
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use crate::support::{Project, count_rows};
 /// A run's report without what differs between runs.
 fn counts(mut v: Value) -> Value {
     let o = v.as_object_mut().unwrap();
-    for key in ["run_id", "elapsed_ms", "slices"] {
+    for key in ["run_id", "elapsed_ms", "slices", "stages"] {
         o.remove(key);
     }
     v
@@ -16,11 +16,21 @@ fn counts(mut v: Value) -> Value {
 #[test]
 fn the_example_split_across_two_slices_counts_and_writes_like_one_process() {
     let p = Project::example(100_000);
+    p.runi(&[
+        "compile",
+        "--scenario",
+        "trades.feature",
+        "--out",
+        "dags/trades.dag",
+    ])
+    .ok();
+    let dag: Value =
+        serde_json::from_slice(&std::fs::read(p.path().join("dags/trades.dag")).unwrap()).unwrap();
     let split = p
         .runi(&[
             "run",
-            "--scenario",
-            "trades.feature",
+            "--dag",
+            "dags/trades.dag",
             "--slices",
             "2",
             "-o",
@@ -30,6 +40,48 @@ fn the_example_split_across_two_slices_counts_and_writes_like_one_process() {
         .json();
     // The input is split into tasks that ran in the two slices, not here.
     assert_eq!(split["slices"], 2, "{split:#}");
+    // The report names the stages: the head here (enforcement, sinks), the trades read and
+    // joined in two tasks, the instruments read once and broadcast to both.
+    let stages = split["stages"].as_array().expect("stages in the report");
+    let ops = |s: &Value| -> Vec<String> {
+        s["operators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(stages.len(), 3, "{split:#}");
+    assert_eq!(stages[0]["stage"], 0);
+    assert_eq!(stages[0]["tasks"], 1);
+    assert_eq!(stages[0]["feeds"], Value::Null);
+    assert!(ops(&stages[0]).contains(&"ContractEnforceExec".to_string()));
+    assert_eq!(ops(&stages[0])[0], "SinkExec");
+    let trades = stages
+        .iter()
+        .find(|s| ops(s).contains(&"HashJoinExec".to_string()))
+        .expect("a stage joins the trades");
+    assert_eq!(trades["tasks"], 2, "{split:#}");
+    assert_eq!(trades["feeds"], 0);
+    assert_eq!(trades["exchange"], "coalesce");
+    let broadcast = stages
+        .iter()
+        .find(|s| s["exchange"] == "broadcast")
+        .expect("a broadcast stage");
+    assert_eq!(broadcast["feeds"], trades["stage"]);
+    assert_eq!(
+        trades["reads"],
+        Value::Array(vec![broadcast["stage"].clone()])
+    );
+    assert_eq!(
+        stages[0]["reads"],
+        Value::Array(vec![trades["stage"].clone()])
+    );
+    // The DAG file carries the same graph, as compiled for this machine's cores.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) == 2 {
+        assert_eq!(dag["slices"]["slices"], 2, "{dag:#}");
+        assert_eq!(&dag["slices"]["stages"], &split["stages"]);
+    }
     let silver_split = count_rows(&p.path().join("out/trades_silver"), None);
     let rejected_split = count_rows(&p.path().join("out/rejected.ndjson"), None);
     let flagged_split = count_rows(
