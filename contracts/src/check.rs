@@ -104,6 +104,9 @@ pub struct Checker {
     contract: String,
     input_width: usize,
     columns: Vec<ColumnCheck>,
+    /// With two `unique` columns or more, held while a batch's rows are judged against all
+    /// of them, so that a row claims its keys only if none of them is a duplicate.
+    joint_unique: Option<Arc<Mutex<()>>>,
 }
 
 #[derive(Clone, Debug)]
@@ -207,6 +210,68 @@ enum UniqueKeys<'a> {
     Strings(Strs<'a>),
     Ints(&'a Int64Array),
     Rows(Rows),
+}
+
+impl<'a> UniqueKeys<'a> {
+    /// The values of `col`, a column whose run-wide state is `shared`.
+    fn of(shared: &SharedSeen, col: &'a ArrayRef) -> Result<Self> {
+        Ok(match &shared.converter {
+            Some(converter) => {
+                UniqueKeys::Rows(converter.convert_columns(std::slice::from_ref(col))?)
+            }
+            None if col.data_type() == &DataType::Int64 => UniqueKeys::Ints(
+                col.as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| internal("unique integers", col))?,
+            ),
+            None => UniqueKeys::Strings(
+                Strs::new(col.as_ref()).ok_or_else(|| internal("unique strings", col))?,
+            ),
+        })
+    }
+
+    /// Row `i`'s shard of `shared`, and a look-up of its value in that shard's set.
+    fn lookup(
+        &self,
+        shared: &SharedSeen,
+        i: usize,
+    ) -> (usize, impl Fn(&Seen) -> Result<bool> + '_) {
+        let seed = shared.seed;
+        let shard = SharedSeen::shard(match self {
+            UniqueKeys::Strings(s) => shard_hash_bytes(s.value(i).as_bytes(), seed),
+            UniqueKeys::Ints(a) => shard_hash_int(a.value(i), seed),
+            UniqueKeys::Rows(r) => shard_hash_bytes(r.row(i).as_ref(), seed),
+        });
+        let contains = move |seen: &Seen| match (seen, self) {
+            (Seen::Strings(set), UniqueKeys::Strings(v)) => Ok(set.contains(v.value(i).as_bytes())),
+            (Seen::Ints(set), UniqueKeys::Ints(v)) => Ok(set.contains(v.value(i))),
+            (Seen::Rows(set), UniqueKeys::Rows(v)) => Ok(set.contains(v.row(i).data())),
+            _ => Err(ContractError::Internal(
+                "unique state does not fit its column's type".into(),
+            )),
+        };
+        (shard, contains)
+    }
+
+    /// Records row `i`'s value in `seen`, its shard's set.
+    fn claim(&self, seen: &mut Seen, i: usize) -> Result<()> {
+        match (seen, self) {
+            (Seen::Strings(set), UniqueKeys::Strings(v)) => {
+                set.seen_before(v.value(i).as_bytes());
+            }
+            (Seen::Ints(set), UniqueKeys::Ints(v)) => {
+                set.seen_before(v.value(i));
+            }
+            (Seen::Rows(set), UniqueKeys::Rows(v)) => {
+                set.seen_before(v.row(i).data());
+            }
+            _ => {
+                return Err(ContractError::Internal(
+                    "unique state does not fit its column's type".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -402,10 +467,13 @@ impl Checker {
                 max_length: f.max_length,
             });
         }
+        let joint_unique =
+            (columns.iter().filter(|c| c.unique.is_some()).count() > 1).then(Default::default);
         Ok(Checker {
             contract: contract.id.clone(),
             input_width: input.fields().len(),
             columns,
+            joint_unique,
         })
     }
 
@@ -471,17 +539,17 @@ impl Checker {
             conformed.push(col);
         }
         if self.columns.iter().any(|c| c.unique.is_some()) {
-            // Rows rejected so far (by any rule of any column) take no part in uniqueness;
-            // a duplicate found in one column rejects its row for the next ones too.
+            // Rows rejected so far (by any rule of any column) take no part in uniqueness.
             let mut rejected = BooleanBuffer::new_unset(rows);
             for m in &masks {
                 rejected = &rejected | &m.bits;
             }
-            for (ci, c) in self.columns.iter().enumerate() {
-                let before = masks.len();
-                c.run_unique(ci, &conformed[ci], &rejected, &mut masks)?;
-                if let Some(m) = masks.get(before) {
-                    rejected = &rejected | &m.bits;
+            match &self.joint_unique {
+                Some(joint) => self.run_uniques_jointly(joint, &conformed, &rejected, &mut masks)?,
+                None => {
+                    for (ci, c) in self.columns.iter().enumerate() {
+                        c.run_unique(ci, &conformed[ci], &rejected, &mut masks)?;
+                    }
                 }
             }
         }
@@ -495,6 +563,80 @@ impl Checker {
             });
         }
         self.report(batch, rows, masks, conformed)
+    }
+
+    /// `unique` over several columns: row by row, a row that is a duplicate in any of
+    /// them gets a violation for each column it repeats and claims none of its keys, so a
+    /// rejected row never holds a key back from a later valid row. One lock (per checker
+    /// and its clones) covers the whole batch, so partitions cannot interleave between a
+    /// row's look-ups and its claims.
+    fn run_uniques_jointly(
+        &self,
+        joint: &Mutex<()>,
+        conformed: &[ArrayRef],
+        rejected: &BooleanBuffer,
+        masks: &mut Vec<Mask>,
+    ) -> Result<()> {
+        struct Column<'a> {
+            ci: usize,
+            shared: &'a SharedSeen,
+            keys: UniqueKeys<'a>,
+            nulls: Option<NullBuffer>,
+            duplicate: Vec<bool>,
+        }
+        let rows = rejected.len();
+        let mut columns = Vec::new();
+        for (ci, c) in self.columns.iter().enumerate() {
+            let Some(shared) = &c.unique else { continue };
+            let col = &conformed[ci];
+            columns.push(Column {
+                ci,
+                shared,
+                keys: UniqueKeys::of(shared, col)?,
+                nulls: col.logical_nulls(),
+                duplicate: vec![false; rows],
+            });
+        }
+        let poisoned = || ContractError::Internal("unique state is poisoned".into());
+        let _joint = joint.lock().map_err(|_| poisoned())?;
+        for i in (0..rows).filter(|&i| !rejected.value(i)) {
+            let mut repeats = false;
+            for c in &mut columns {
+                if c.nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                    continue;
+                }
+                let (shard, seen) = c.keys.lookup(c.shared, i);
+                let seen_before = seen(&*c.shared.shards[shard].lock().map_err(|_| poisoned())?)?;
+                c.duplicate[i] = seen_before;
+                repeats |= seen_before;
+            }
+            if repeats {
+                continue;
+            }
+            for c in &columns {
+                if c.nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                    continue;
+                }
+                let (shard, _) = c.keys.lookup(c.shared, i);
+                let mut set = c.shared.shards[shard].lock().map_err(|_| poisoned())?;
+                c.keys.claim(&mut set, i)?;
+            }
+        }
+        for c in columns {
+            let bits = BooleanBuffer::collect_bool(rows, |i| c.duplicate[i]);
+            let count = bits.count_set_bits();
+            if count > 0 {
+                masks.push(Mask {
+                    column: c.ci,
+                    rule: rule::UNIQUE,
+                    bits,
+                    count,
+                    lengths: None,
+                    bound: None,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Builds the outcome of a batch with violations: messages for the
@@ -589,18 +731,7 @@ impl ColumnCheck {
         let nulls = col.logical_nulls();
         let candidate =
             |i: usize| !rejected.value(i) && nulls.as_ref().is_none_or(|v| v.is_valid(i));
-        let keys = match &shared.converter {
-            Some(converter) => {
-                UniqueKeys::Rows(converter.convert_columns(std::slice::from_ref(col))?)
-            }
-            None if col.data_type() == &DataType::Int64 => UniqueKeys::Ints(
-                col.as_primitive_opt::<Int64Type>()
-                    .ok_or_else(|| internal("unique integers", col))?,
-            ),
-            None => UniqueKeys::Strings(
-                Strs::new(col.as_ref()).ok_or_else(|| internal("unique strings", col))?,
-            ),
-        };
+        let keys = UniqueKeys::of(shared, col)?;
         let seed = shared.seed;
         let shard_of = |i: usize| -> usize {
             SharedSeen::shard(match &keys {

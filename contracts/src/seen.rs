@@ -56,8 +56,26 @@ impl SeenBytes {
         }
     }
 
+    /// Whether `value` was recorded, without recording it.
+    pub(crate) fn contains(&self, value: &[u8]) -> bool {
+        match pack_short(value) {
+            Some(key) => self.short.contains(key),
+            None => {
+                let h = hash_bytes(value, self.seed);
+                let mut i = self.table.get(&h).copied().unwrap_or(NONE);
+                while i != NONE {
+                    let e = &self.entries[i];
+                    if &self.arena[e.start..e.start + e.len] == value {
+                        return true;
+                    }
+                    i = e.next;
+                }
+                false
+            }
+        }
+    }
+
     /// Records `value`; true if it was seen before.
-    #[cfg(test)]
     pub(crate) fn seen_before(&mut self, value: &[u8]) -> bool {
         match pack_short(value) {
             Some(key) => self.short.seen_before(key),
@@ -167,6 +185,16 @@ pub(crate) struct SeenInts(KeyTable);
 impl SeenInts {
     pub(crate) fn new() -> SeenInts {
         SeenInts(KeyTable::new())
+    }
+
+    /// Whether `value` was recorded, without recording it.
+    pub(crate) fn contains(&self, value: i64) -> bool {
+        self.0.contains(Self::key(value))
+    }
+
+    /// Records `value`; true if it was seen before.
+    pub(crate) fn seen_before(&mut self, value: i64) -> bool {
+        self.0.seen_before(Self::key(value))
     }
 
     /// The key of an integer: bit 64 set, so no key is zero.
@@ -280,6 +308,23 @@ impl KeyTable {
         self.reserve(1);
         let i = self.first_slot(key);
         self.probe(key, i)
+    }
+
+    /// Whether `key` (not zero) is in the table.
+    pub(crate) fn contains(&self, key: u128) -> bool {
+        let want = key.to_ne_bytes();
+        let slots = self.slots.as_slice();
+        let mask = slots.len() - 1;
+        let mut i = self.first_slot(key);
+        loop {
+            if slots[i] == want {
+                return true;
+            }
+            if slots[i] == [0u8; 16] {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
     }
 
     /// Records each key of `keys` (none zero, at most [`PROBE_GROUP`], room reserved),
@@ -485,9 +530,23 @@ mod tests {
             assert!(!s.seen_before(v), "{v:?} seen too early");
         }
         for v in values {
+            assert!(s.contains(v), "{v:?} not contained");
             assert!(s.seen_before(v), "{v:?} forgotten");
         }
         assert_eq!(s.len(), 5);
+        // Looking does not record, short or long.
+        for v in [&b"b"[..], b"a value longer than fifteen bytes"] {
+            assert!(!s.contains(v));
+            assert!(!s.contains(v));
+            assert!(!s.seen_before(v));
+            assert!(s.contains(v));
+        }
+        let mut ints = SeenInts::new();
+        for v in [0, -1, i64::MIN, i64::MAX] {
+            assert!(!ints.contains(v));
+            assert!(!ints.seen_before(v));
+            assert!(ints.contains(v));
+        }
     }
 
     #[test]

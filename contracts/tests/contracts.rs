@@ -862,6 +862,67 @@ schema:
     }
 
     #[test]
+    fn a_row_repeating_one_unique_column_claims_none_of_its_keys() {
+        let contract = Contract::from_yaml(
+            "u.yaml",
+            "id: u\nversion: 1.0.0\nschema:\n  - name: u\n    properties:\n      - { name: k1, logicalType: string, unique: true }\n      - { name: k2, logicalType: integer, unique: true }\n      - { name: k3, logicalType: number, unique: true }\n",
+        )
+        .unwrap();
+        let schema = Arc::new(contract.arrow_schema());
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let mut other = checker.clone();
+        // k3 never repeats.
+        let next = std::cell::Cell::new(0.5f64);
+        let batch = |k1: Vec<Option<&str>>, k2: Vec<Option<i64>>| {
+            let k3: Vec<Option<f64>> = (0..k1.len())
+                .map(|_| {
+                    next.set(next.get() + 1.0);
+                    Some(next.get())
+                })
+                .collect();
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(StringArray::from(k1)),
+                    Arc::new(Int64Array::from(k2)),
+                    Arc::new(arrow::array::Float64Array::from(k3)),
+                ],
+            )
+            .unwrap()
+        };
+        // (b, 1) repeats k2 only: rejected, and `b` stays free for (b, 2). (a, 1) again
+        // repeats both, and gets a violation for each; a null key claims nothing.
+        let out = checker
+            .check(&batch(
+                vec![Some("a"), Some("b"), Some("b"), Some("a"), None],
+                vec![Some(1), Some(1), Some(2), Some(1), Some(3)],
+            ))
+            .unwrap();
+        assert_eq!(
+            out.valid,
+            BooleanArray::from(vec![true, false, true, false, true])
+        );
+        let rules = |row: &[(String, String, String)]| -> Vec<(String, String)> {
+            row.iter().map(|(r, c, _)| (r.clone(), c.clone())).collect()
+        };
+        let found = violations(&out.violations);
+        let u = |c: &str| ("unique".to_string(), c.to_string());
+        assert_eq!(rules(&found[1]), vec![u("k2")]);
+        assert_eq!(rules(&found[3]), vec![u("k1"), u("k2")]);
+        assert_eq!(out.counts, counts(&[("k1:unique", 1), ("k2:unique", 2)]));
+        // A clone (another partition) shares the claims: (c, 3) repeats k2 = 3 of the null
+        // row, so `c` stays free; (c, 4) then passes.
+        let out = other
+            .check(&batch(
+                vec![Some("c"), Some("c"), Some("b")],
+                vec![Some(3), Some(4), Some(5)],
+            ))
+            .unwrap();
+        assert_eq!(out.valid, BooleanArray::from(vec![false, true, false]));
+        assert_eq!(out.counts, counts(&[("k1:unique", 1), ("k2:unique", 1)]));
+    }
+
+    #[test]
     fn checker_rejects_inputs_that_cannot_conform() {
         let contract = trade_yaml();
         let missing = Schema::new(vec![ArrowField::new("trade_id", DataType::Utf8, true)]);

@@ -502,30 +502,76 @@ impl ExecutionPlan for SinkExec {
         let commit = Arc::clone(&self.commit);
         let input_schema = input.schema();
         let fut = async move {
+            // Each sink is written by a thread of its own (encoding Parquet, formatting CSV
+            // and JSON are CPU work), fed each input batch in order through a short queue.
             let mut writers = Vec::with_capacity(targets.len());
             for t in &targets {
-                writers.push(OpenSink::create(t, &input_schema, &run_id)?);
+                let sink = OpenSink::create(t, &input_schema, &run_id)?;
+                writers.push(SinkThread::start(t.clone(), sink));
             }
-            let register = |writers: Vec<OpenSink>| -> Result<()> {
-                for w in writers {
-                    commit.push(w.finish()?)?;
-                }
-                Ok(())
-            };
-            while let Some(batch) = stream.next().await {
+            let mut failed: Option<DataFusionError> = None;
+            'input: while let Some(batch) = stream.next().await {
                 let batch = match batch {
                     Ok(b) => b,
                     Err(e) => {
-                        // Nothing of a failed input may become visible: dropping the
-                        // writers removes their temp output.
-                        drop(writers);
-                        return Err(e);
+                        failed = Some(e);
+                        break;
                     }
                 };
-                if let Err(e) = route_batch(&batch, &targets, &mut writers) {
-                    drop(writers);
-                    return Err(e.into());
+                let routed = match Routed::new(batch) {
+                    Ok(r) => Arc::new(r),
+                    Err(e) => {
+                        failed = Some(e.into());
+                        break;
+                    }
+                };
+                for w in &writers {
+                    if w.queue
+                        .send(Message::Batch(Arc::clone(&routed)))
+                        .await
+                        .is_err()
+                    {
+                        // That writer stopped on an error, which its thread returns below.
+                        break 'input;
+                    }
                 }
+            }
+            // Nothing of a failed input may become visible: without `Finish`, each thread
+            // drops its writer, which removes its temp output.
+            if failed.is_none() {
+                for w in &writers {
+                    // A writer that already stopped reports why below.
+                    let _ = w.queue.send(Message::Finish).await;
+                }
+            }
+            let mut finished = Vec::with_capacity(writers.len());
+            let mut first_error: Option<EngineError> = None;
+            for w in writers {
+                drop(w.queue);
+                let outcome = match w.thread.await {
+                    Ok(outcome) => outcome,
+                    Err(e) => Err(EngineError::Internal(format!(
+                        "a sink's writer failed: {e}"
+                    ))),
+                };
+                match outcome {
+                    Ok(Some(done)) => finished.push(done),
+                    Ok(None) => {}
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                finished.iter().for_each(remove_temp);
+                return Err(e);
+            }
+            if let Some(e) = first_error {
+                finished.iter().for_each(remove_temp);
+                return Err(e.into());
+            }
+            for done in finished {
+                commit.push(done)?;
             }
             let mut names = Vec::with_capacity(targets.len());
             let mut rows = Vec::with_capacity(targets.len());
@@ -533,7 +579,6 @@ impl ExecutionPlan for SinkExec {
                 names.push(t.spec.location.uri.clone());
                 rows.push(t.stats.rows.load(Ordering::Relaxed));
             }
-            register(writers)?;
             let batch = RecordBatch::try_new(
                 summary_schema(),
                 vec![
@@ -550,31 +595,45 @@ impl ExecutionPlan for SinkExec {
     }
 }
 
-/// Splits one batch across the sinks of its input.
-fn route_batch(
-    batch: &RecordBatch,
-    targets: &[SinkTarget],
-    writers: &mut [OpenSink],
-) -> Result<()> {
-    let violations_idx = batch.schema().index_of(VIOLATIONS_COLUMN).ok();
-    let valid: Option<BooleanArray> = match violations_idx {
-        Some(i) => {
-            let list = batch
-                .column(i)
-                .as_any()
-                .downcast_ref::<ListArray>()
-                .ok_or_else(|| EngineError::Internal("`_violations` is not a list".into()))?;
-            let lengths = arrow::compute::kernels::length::length(list).map_err(df)?;
-            let zero = arrow::array::Int32Array::new_scalar(0);
-            Some(eq(&lengths, &zero).map_err(df)?)
-        }
-        None => None,
-    };
-    for (t, w) in targets.iter().zip(writers.iter_mut()) {
-        let selected = match (&t.spec.when, &valid) {
+/// An input batch on its way to the sinks, with which of its rows passed the contract.
+struct Routed {
+    batch: RecordBatch,
+    /// Index of `_violations`, when a contract is enforced.
+    violations: Option<usize>,
+    /// Rows without violations (`None`: no contract, every row is valid).
+    valid: Option<BooleanArray>,
+}
+
+impl Routed {
+    fn new(batch: RecordBatch) -> Result<Self> {
+        let violations = batch.schema().index_of(VIOLATIONS_COLUMN).ok();
+        let valid = match violations {
+            Some(i) => {
+                let list = batch
+                    .column(i)
+                    .as_any()
+                    .downcast_ref::<ListArray>()
+                    .ok_or_else(|| EngineError::Internal("`_violations` is not a list".into()))?;
+                let lengths = arrow::compute::kernels::length::length(list).map_err(df)?;
+                let zero = arrow::array::Int32Array::new_scalar(0);
+                Some(eq(&lengths, &zero).map_err(df)?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            batch,
+            violations,
+            valid,
+        })
+    }
+
+    /// The rows (and columns) of this batch that `t` receives; `None` when there are none.
+    fn select(&self, t: &SinkTarget) -> Result<Option<RecordBatch>> {
+        let batch = &self.batch;
+        let selected = match (&t.spec.when, &self.valid) {
             (SinkWhen::Valid, None) => batch.clone(),
             (SinkWhen::Valid, Some(v)) => filter_record_batch(batch, v).map_err(df)?,
-            (SinkWhen::Invalid, None) => continue,
+            (SinkWhen::Invalid, None) => return Ok(None),
             (SinkWhen::Invalid, Some(v)) => {
                 filter_record_batch(batch, &not(v).map_err(df)?).map_err(df)?
             }
@@ -606,22 +665,63 @@ fn route_batch(
             }
         };
         if selected.num_rows() == 0 {
-            continue;
+            return Ok(None);
         }
-        let out = match (&t.spec.when, violations_idx) {
+        Ok(Some(match (&t.spec.when, self.violations) {
             (SinkWhen::Invalid, _) | (_, None) => selected,
             (_, Some(i)) => {
                 let mut b = selected;
                 b.remove_column(i);
                 b
             }
-        };
-        w.write(&out)?;
-        t.stats
-            .rows
-            .fetch_add(out.num_rows() as u64, Ordering::Relaxed);
+        }))
     }
-    Ok(())
+}
+
+/// What a sink's writer thread receives.
+enum Message {
+    Batch(Arc<Routed>),
+    /// The input ended without error: close the file for commit.
+    Finish,
+}
+
+/// Batches queued per sink writer: enough to keep it busy while the input produces the
+/// next, few enough that a slow sink holds back the input (memory stays bounded).
+const SINK_QUEUE: usize = 2;
+
+/// A sink written by a thread of its own.
+struct SinkThread {
+    queue: tokio::sync::mpsc::Sender<Message>,
+    /// The closed output for commit after `Finish`; `None` when the queue closed without it
+    /// (the writer was dropped, removing its temp output).
+    thread: tokio::task::JoinHandle<Result<Option<PendingOutput>>>,
+}
+
+impl SinkThread {
+    fn start(target: SinkTarget, mut sink: OpenSink) -> Self {
+        let (queue, mut incoming) = tokio::sync::mpsc::channel(SINK_QUEUE);
+        let thread = tokio::task::spawn_blocking(move || {
+            while let Some(message) = incoming.blocking_recv() {
+                let routed = match message {
+                    Message::Batch(routed) => routed,
+                    Message::Finish => return sink.finish().map(Some),
+                };
+                let selected = routed.select(&target).map_err(|e| match e {
+                    e @ EngineError::Sink { .. } => e,
+                    other => sink_err(&target.spec.location.uri, other),
+                })?;
+                if let Some(out) = selected {
+                    sink.write(&out)?;
+                    target
+                        .stats
+                        .rows
+                        .fetch_add(out.num_rows() as u64, Ordering::Relaxed);
+                }
+            }
+            Ok(None)
+        });
+        Self { queue, thread }
+    }
 }
 
 fn df(e: arrow::error::ArrowError) -> EngineError {

@@ -607,3 +607,25 @@ fn an_ndjson_field_first_seen_late_in_the_file_is_read() {
         "{\"id\":11500,\"note\":\"late\"}\n"
     );
 }
+
+#[test]
+fn a_sink_that_fails_mid_run_leaves_no_output_of_any_sink() {
+    let p = Project::fixture("orders");
+    // Each sink is written by a thread of its own; the third fails at `bob` (10 / 0), after
+    // the others have written rows.
+    let mut csv = p.read("orders.csv");
+    for i in 0..50_000 {
+        csv.push_str(&format!("P{i},zed{i},NEW,1.00,2026-02-01T10:00:00\n"));
+    }
+    csv.push_str("P-last,bob,NEW,1.00,2026-02-01T10:00:00\n");
+    p.write("orders.csv", &csv);
+    p.write(
+        "fail.feature",
+        "Feature: F\n  Scenario: F\n    @source(\"csv://orders.csv\", name=\"orders\")\n    @sink(\"parquet://out/all/\")\n    @sink(\"json://out/all.ndjson\")\n    @sink(\"csv://out/odd.csv\", when=\"10 / (length(customer) - 3) > 0\")\n",
+    );
+    for slices in ["inprocess", "2"] {
+        p.runi(&["run", "--scenario", "fail.feature", "--slices", slices])
+            .fails(1, &["out/odd.csv", "Divide by zero"]);
+        assert_eq!(p.files("out"), Vec::<String>::new(), "--slices {slices}");
+    }
+}
