@@ -545,7 +545,9 @@ impl Checker {
                 rejected = &rejected | &m.bits;
             }
             match &self.joint_unique {
-                Some(joint) => self.run_uniques_jointly(joint, &conformed, &rejected, &mut masks)?,
+                Some(joint) => {
+                    self.run_uniques_jointly(joint, &conformed, &rejected, &mut masks)?
+                }
                 None => {
                     for (ci, c) in self.columns.iter().enumerate() {
                         c.run_unique(ci, &conformed[ci], &rejected, &mut masks)?;
