@@ -110,6 +110,26 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
         return Ok(());
     }
     if let Some(out) = &args.out {
+        // A typo must not replace the Feature or contract file with the DAG.
+        let same = |input: &std::path::Path| {
+            matches!(
+                (std::fs::canonicalize(out), std::fs::canonicalize(input)),
+                (Ok(a), Ok(b)) if a == b
+            )
+        };
+        let bound = compiled
+            .meta
+            .contract
+            .as_ref()
+            .map(|c| std::path::PathBuf::from(&c.file));
+        let inputs = args.scenario.scenario.iter().chain(&args.scenario.contract);
+        if let Some(input) = inputs.chain(&bound).find(|i| same(i)) {
+            return Err(Failure::input(anyhow!(
+                "--out {} is the input file {}: write the DAG elsewhere (e.g. dags/NAME.dag)",
+                out.display(),
+                input.display()
+            )));
+        }
         let (count, split) = planned_split(&compiled).await.map_err(Failure::input)?;
         compiled.meta.slices = slice_graph(&split, count);
         let bytes = dag::encode(&compiled.meta, &compiled.plan).map_err(Failure::run)?;

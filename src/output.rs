@@ -40,6 +40,7 @@ pub fn print_value(
 pub fn print_run(
     format: OutputFormat,
     meta: &DagMeta,
+    herd: &str,
     report: &RunReport,
     split: Option<&SliceGraph>,
 ) -> anyhow::Result<()> {
@@ -47,7 +48,7 @@ pub fn print_run(
         status: "succeeded",
         feature: &meta.feature.name,
         scenario: &meta.scenario,
-        herd: meta.herd.as_deref(),
+        herd: Some(herd),
         contract: meta.contract.as_ref(),
         report,
         stages: split.map(|g| g.stages.as_slice()),

@@ -282,7 +282,8 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
             &s.name,
         )
     });
-    output::print_run(global.output, &meta, &report, stages.as_ref()).map_err(Failure::run)?;
+    output::print_run(global.output, &meta, &herd, &report, stages.as_ref())
+        .map_err(Failure::run)?;
     Ok(())
 }
 

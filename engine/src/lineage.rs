@@ -115,7 +115,9 @@ impl ExecutionPlan for LineageTapExec {
 
     // A tap must not change how DataFusion plans around it: it passes its input's
     // statistics on (so join selection still sees a small build side), it keeps the row
-    // count, and projections move below it into the scan.
+    // count, and projections move below it into the scan. Passed on as estimates: exact ones
+    // let DataFusion answer `count(*)` or `min`/`max` from a Parquet footer without reading
+    // a row, and the tap would count nothing read.
     fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
         vec![ChildStats::At(partition)]
     }
@@ -125,10 +127,10 @@ impl ExecutionPlan for LineageTapExec {
         input_stats: &[Arc<Statistics>],
         _args: &StatisticsArgs,
     ) -> DfResult<Arc<Statistics>> {
-        Ok(input_stats
-            .first()
-            .cloned()
-            .unwrap_or_else(|| Arc::new(Statistics::new_unknown(&self.schema()))))
+        Ok(Arc::new(match input_stats.first() {
+            Some(stats) => stats.as_ref().clone().to_inexact(),
+            None => Statistics::new_unknown(&self.schema()),
+        }))
     }
 
     fn cardinality_effect(&self) -> CardinalityEffect {

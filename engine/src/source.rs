@@ -240,6 +240,39 @@ impl SourceTable {
         }
     }
 
+    /// For NDJSON pointed at other data than it was compiled for (`runi run --input`): every
+    /// column of the table must be a field of some record. The reader gives a field no
+    /// record has as nulls and drops fields the table does not name, so data with other
+    /// field names would be read as rows of nulls without a word. Reads every record.
+    pub fn check_json_fields(&self) -> Result<()> {
+        let mut found = std::collections::BTreeSet::new();
+        let files = source_files(&self.name, &self.location, "")?;
+        for file in &files {
+            let reader = std::fs::File::open(file)
+                .map(std::io::BufReader::new)
+                .map_err(|e| self.error(format!("cannot read {}: {e}", file.display())))?;
+            let (schema, _) = arrow::json::reader::infer_json_schema_from_seekable(reader, None)
+                .map_err(|e| self.error(format!("{}: {e}", file.display())))?;
+            found.extend(schema.fields().iter().map(|f| f.name().clone()));
+        }
+        let missing: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .filter(|n| !found.contains(*n))
+            .collect();
+        if missing.is_empty() || files.is_empty() {
+            return Ok(());
+        }
+        Err(self.error(format!(
+            "no record has field{} `{}` (the records' fields: `{}`)",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join("`, `"),
+            found.into_iter().collect::<Vec<_>>().join("`, `")
+        )))
+    }
+
     /// DataFusion reads CSV columns by position and takes the header of one file for all; a
     /// file whose header names other columns, or the same in another order, would put its
     /// values under the wrong names without a word. Each file's header must name the
@@ -481,7 +514,7 @@ fn listed_files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> std::io::Resul
             if entry.file_name().to_string_lossy().contains('=') {
                 listed_files(&path, ext, out)?;
             }
-        } else if path.extension().is_some_and(|e| e == ext) {
+        } else if ext.is_empty() || path.extension().is_some_and(|e| e == ext) {
             out.push(path);
         }
     }

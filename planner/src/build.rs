@@ -806,7 +806,8 @@ impl Builder<'_> {
         let mut specs = Vec::new();
         let mut input_of = Vec::new();
         let mut predicates = Vec::new();
-        let mut targets: Vec<String> = Vec::new();
+        // Resolved path, and as written.
+        let mut targets: Vec<(String, String)> = Vec::new();
         for sink in &scenario.sinks {
             let uri = &sink.uri;
             if let Some((scheme, _)) = uri.value.split_once("://")
@@ -818,8 +819,8 @@ impl Builder<'_> {
                 FileLocation::parse(&uri.value, None).map_err(|m| self.err(uri.span, m))?;
             // Compare normalised paths: `./out/x.csv` is `out/x.csv`, and a file inside
             // another sink's directory would be destroyed when that directory is replaced.
-            let target = normalise(&location.path);
-            if let Some(other) = targets.iter().find(|t| overlaps(t, &target)) {
+            let target = absolute_normalised(&location.path);
+            if let Some((_, other)) = targets.iter().find(|(t, _)| overlaps(t, &target)) {
                 return Err(self.err(
                     uri.span,
                     format!(
@@ -831,13 +832,13 @@ impl Builder<'_> {
             // Overwriting a source's file or directory would replace the data being read
             // (a CSV sink into a folder of Parquet inputs deleted them).
             // Appending only adds files (or rows) at commit, after the sources were read.
-            let absolute = absolute_normalised(&location.path);
+            let absolute = &target;
             let appends = matches!(sink.mode, DslSinkMode::Append);
             if let Some((source, path)) = self
                 .source_paths
                 .iter()
                 .filter(|_| !appends)
-                .find(|(_, p)| overlaps(p, &absolute))
+                .find(|(_, p)| overlaps(p, absolute))
             {
                 return Err(self.err(
                     uri.span,
@@ -847,7 +848,7 @@ impl Builder<'_> {
                     ),
                 ));
             }
-            targets.push(target);
+            targets.push((target, location.path.clone()));
             let from = match &sink.from {
                 Some(f) => {
                     self.relation(f)?;
@@ -962,14 +963,38 @@ fn overlaps(a: &str, b: &str) -> bool {
     a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
 }
 
-/// `path` made absolute against the working directory, then [`normalise`]d.
+/// `path` made absolute against the working directory, [`normalise`]d, and with the
+/// symbolic links of its longest existing part resolved: two spellings of one file (relative
+/// and absolute, or through a linked directory) compare equal.
 fn absolute_normalised(path: &str) -> String {
-    if path.starts_with('/') {
-        return normalise(path);
-    }
-    match std::env::current_dir() {
-        Ok(cwd) => normalise(&format!("{}/{path}", cwd.display())),
-        Err(_) => normalise(path),
+    let absolute = if path.starts_with('/') {
+        normalise(path)
+    } else {
+        match std::env::current_dir() {
+            Ok(cwd) => normalise(&format!("{}/{path}", cwd.display())),
+            Err(_) => return normalise(path),
+        }
+    };
+    // The part that exists resolves; what does not exist yet (a sink's new file) cannot
+    // hold links, so it is appended as written.
+    let mut existing = std::path::PathBuf::from(&absolute);
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&existing) {
+            let mut out = real;
+            out.extend(rest.iter().rev());
+            return out.to_string_lossy().into_owned();
+        }
+        match (
+            existing.file_name().map(ToOwned::to_owned),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return absolute,
+        }
     }
 }
 
@@ -1044,6 +1069,7 @@ pub fn override_sources(
         parsed.insert(name.to_ascii_lowercase(), location);
     }
     let mut seen = std::collections::BTreeSet::new();
+    let mut json = Vec::new();
     let plan = plan
         .transform_up(|node| {
             let LogicalPlan::TableScan(scan) = &node else {
@@ -1060,6 +1086,9 @@ pub fn override_sources(
             seen.insert(table.name.to_ascii_lowercase());
             use datafusion::catalog::TableProvider as _;
             let replaced = SourceTable::new(table.name.clone(), location.clone(), table.schema());
+            if location.format == runink_engine::source::FileFormatKind::Json {
+                json.push(replaced.clone());
+            }
             let mut scan = scan.clone();
             scan.source = provider_as_source(Arc::new(replaced));
             Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
@@ -1070,6 +1099,15 @@ pub fn override_sources(
             path: format!("--input {unknown}=…"),
             message: format!("the plan has no source named `{unknown}`"),
         });
+    }
+    for table in json {
+        table.check_json_fields().map_err(|e| PlanError::Io {
+            path: format!("--input {}={}", table.name, table.location.uri),
+            message: match e {
+                runink_engine::EngineError::Source { message, .. } => message,
+                other => other.to_string(),
+            },
+        })?;
     }
     // As at compile time: an overwriting sink may not write over a source given here.
     if let LogicalPlan::Extension(root) = &plan

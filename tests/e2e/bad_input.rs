@@ -474,3 +474,107 @@ fn an_arrow_directory_mixing_files_and_streams_is_refused_naming_both() {
         ],
     );
 }
+
+#[test]
+fn sinks_and_sources_overlapping_through_links_or_absolute_paths_are_refused() {
+    let p = Project::fixture("orders");
+    std::fs::create_dir_all(p.path().join("out")).unwrap();
+    std::os::unix::fs::symlink("out", p.path().join("outlink")).unwrap();
+    std::fs::create_dir_all(p.path().join("data")).unwrap();
+    std::fs::copy(p.path().join("orders.csv"), p.path().join("data/src.csv")).unwrap();
+    std::os::unix::fs::symlink("data", p.path().join("dl")).unwrap();
+    let absolute = p.path().canonicalize().unwrap().join("out/abs.csv");
+    let cases = [
+        (
+            format!(
+                "@sink(\"csv://{}\")\n    @sink(\"csv://out/abs.csv\")",
+                absolute.display()
+            ),
+            "overlaps another sink's",
+        ),
+        (
+            "@sink(\"csv://outlink/x.csv\")\n    @sink(\"csv://out/x.csv\")".to_string(),
+            "overlaps another sink's",
+        ),
+        (
+            "@sink(\"csv://dl/src.csv\")".to_string(),
+            "overlaps source `src`",
+        ),
+    ];
+    for (sinks, needle) in cases {
+        p.write(
+            "links.feature",
+            &format!(
+                "Feature: L\n  Scenario: L\n    @source(\"csv://data/src.csv\", name=\"src\")\n    {sinks}\n"
+            ),
+        );
+        p.runi(&["compile", "--scenario", "links.feature", "--dry-run"])
+            .fails(2, &["links.feature:", needle]);
+        p.runi(&["run", "--scenario", "links.feature"])
+            .fails(2, &[needle]);
+    }
+    assert_eq!(p.read("data/src.csv"), p.read("orders.csv"));
+    assert_eq!(p.files("out"), Vec::<String>::new());
+}
+
+#[test]
+fn compile_out_onto_its_own_input_is_refused() {
+    let p = Project::fixture("orders");
+    let feature = p.read("orders.feature");
+    for out in ["orders.feature", "./orders.yaml"] {
+        p.runi(&[
+            "compile",
+            "--scenario",
+            "orders.feature",
+            "--name",
+            "Route orders",
+            "--out",
+            out,
+        ])
+        .fails(2, &["is the input file"]);
+    }
+    assert_eq!(p.read("orders.feature"), feature);
+    assert!(p.read("orders.yaml").contains("orders"));
+}
+
+#[test]
+fn an_ndjson_input_without_the_compiled_fields_is_refused() {
+    let p = Project::fixture("orders");
+    p.write(
+        "other.ndjson",
+        "{\"idx\":1,\"customer\":\"a\"}\n{\"idx\":2,\"customer\":\"b\"}\n",
+    );
+    p.write(
+        "in.feature",
+        "Feature: I\n  Scenario: I\n    @source(\"csv://orders.csv\", name=\"orders\")\n    @sink(\"json://out/o.ndjson\")\n",
+    );
+    p.runi(&[
+        "run",
+        "--scenario",
+        "in.feature",
+        "--input",
+        "orders=json://other.ndjson",
+    ])
+    .fails(
+        2,
+        &[
+            "--input orders=json://other.ndjson",
+            "no record has fields `order_id`, `status`, `amount`, `placed_at`",
+        ],
+    );
+    assert_eq!(p.files("out"), Vec::<String>::new());
+    // The same fields (any order, some records sparse) read.
+    p.write(
+        "same.ndjson",
+        "{\"customer\":\"a\",\"order_id\":\"X1\",\"status\":\"NEW\",\"amount\":1.5,\"placed_at\":\"2026-01-01T10:00:00\"}\n{\"order_id\":\"X2\"}\n",
+    );
+    p.runi(&[
+        "run",
+        "--scenario",
+        "in.feature",
+        "--input",
+        "orders=json://same.ndjson",
+    ])
+    .ok();
+    assert_eq!(p.read("out/o.ndjson").lines().count(), 2);
+}

@@ -362,7 +362,7 @@ fn overlapping_sinks_and_reserved_columns_are_compile_errors() {
     p.runi(&["compile", "--scenario", "overlap.feature", "--dry-run"])
         .fails(
             2,
-            &["overlap.feature:5:11:", "overlaps another sink's `out`"],
+            &["overlap.feature:5:11:", "overlaps another sink's `out/`"],
         );
     p.write("old.ndjson", "{\"a\": 1, \"_violations\": []}\n");
     p.write(
@@ -628,4 +628,53 @@ fn a_sink_that_fails_mid_run_leaves_no_output_of_any_sink() {
             .fails(1, &["out/odd.csv", "Divide by zero"]);
         assert_eq!(p.files("out"), Vec::<String>::new(), "--slices {slices}");
     }
+}
+
+#[test]
+fn rows_read_count_when_parquet_statistics_could_answer_the_query() {
+    let p = Project::fixture("orders");
+    p.write(
+        "to_parquet.feature",
+        "Feature: P\n  Scenario: P\n    @source(\"csv://orders.csv\", name=\"orders\")\n    @sink(\"parquet://out/p/\")\n",
+    );
+    p.runi(&["run", "--scenario", "to_parquet.feature"]).ok();
+    p.write(
+        "count.feature",
+        "Feature: C\n  Scenario: C\n    @source(\"parquet://out/p/\", name=\"p\")\n    @step(name=\"n\", sql=\"SELECT count(*) AS n, max(amount) AS top FROM p\")\n    @sink(\"json://counted.ndjson\")\n",
+    );
+    let run = p
+        .runi(&["run", "--scenario", "count.feature", "-o", "json"])
+        .ok()
+        .json();
+    // DataFusion would answer from the footer's statistics and read no row; the tap
+    // passes them on as estimates, so the rows are read and counted.
+    assert_eq!(run["sources"][0]["rows"], 12, "{run:#}");
+    assert!(p.read("counted.ndjson").contains("\"n\":12"));
+}
+
+#[test]
+fn the_summary_names_the_herd_the_run_ran_in() {
+    let p = Project::fixture("orders");
+    p.write(
+        "other.toml",
+        "[herd]\nid = \"other\"\ndescription = \"another herd\"\n",
+    );
+    p.runi(&["herd", "apply", "-f", "other.toml"]).ok();
+    p.runi(&[
+        "compile",
+        "--scenario",
+        "orders.feature",
+        "--name",
+        "Append",
+        "--out",
+        "a.dag",
+    ])
+    .ok();
+    let run = p
+        .runi(&["run", "--dag", "a.dag", "--herd", "other", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(run["herd"], "other", "{run:#}");
+    let run = p.runi(&["run", "--dag", "a.dag", "-o", "json"]).ok().json();
+    assert_eq!(run["herd"], "shop", "{run:#}");
 }
