@@ -1029,7 +1029,7 @@ fn compare(op: Op, lhs: &ArrayRef, rhs: &Scalar<ArrayRef>) -> Result<BooleanArra
 
 /// The bound as a one-row array of `target`, when that is exact: integral
 /// bounds on integer columns, any bound on Float64, temporal bounds (stored
-/// in the type's physical unit).
+/// in the type's physical unit); and on narrower floats, rounded to their width.
 fn native_bound(limit: f64, target: &DataType) -> Option<ArrayRef> {
     let strict = CastOptions {
         safe: false,
@@ -1047,6 +1047,12 @@ fn native_bound(limit: f64, target: &DataType) -> Option<ArrayRef> {
     }
     let as_f64: ArrayRef = Arc::new(Float64Array::from(vec![limit]));
     let native = cast_with_options(&as_f64, target, &strict).ok()?;
+    // A narrower float column holds each value rounded to its width; the bound, written in
+    // decimal like the data, is rounded the same way (`0.1` in a Float32 column equals a
+    // maximum of 0.1, which compared as Float64 it would exceed).
+    if matches!(target, DataType::Float32 | DataType::Float16) && limit.is_finite() {
+        return Some(native);
+    }
     let back = cast_with_options(&native, &DataType::Float64, &strict).ok()?;
     let back = back.as_primitive_opt::<arrow::datatypes::Float64Type>()?;
     (back.len() == 1 && back.is_valid(0) && back.value(0) == limit).then_some(native)

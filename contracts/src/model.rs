@@ -122,6 +122,8 @@ impl Contract {
     /// Reads a contract from `text`; `file` names it in errors and picks the
     /// form: a `.go` extension is the Go-struct form, anything else ODCS YAML.
     pub fn load(file: &str, text: &str) -> Result<Contract> {
+        // Editors on Windows start UTF-8 files with a byte-order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if file.to_ascii_lowercase().ends_with(".go") {
             Contract::from_go(file, text)
         } else {
@@ -131,12 +133,12 @@ impl Contract {
 
     /// Reads an ODCS v3.1 YAML contract. See [`crate::odcs`] for what is read.
     pub fn from_yaml(file: &str, text: &str) -> Result<Contract> {
-        crate::odcs::parse(file, text)
+        crate::odcs::parse(file, text.strip_prefix('\u{feff}').unwrap_or(text))
     }
 
     /// Reads a Go-struct contract. See [`crate::go`] for what is read.
     pub fn from_go(file: &str, text: &str) -> Result<Contract> {
-        crate::go::parse(file, text)
+        crate::go::parse(file, text.strip_prefix('\u{feff}').unwrap_or(text))
     }
 
     /// The Arrow schema of conforming data: fields in declared order,

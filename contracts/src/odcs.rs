@@ -173,6 +173,8 @@ fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
     };
     let at = |keys: &[&str]| loc.property_key(&name, keys, None);
     let prop = Some(name.as_str());
+    // A misspelt key (`requird`, `maxlength`) would otherwise drop its rule without a word.
+    unknown_keys(loc, m, PROPERTY_KEYS, &name, "a property")?;
 
     let logical = optional_string(loc, m, "logicalType", prop)?;
     if let Some(l) = &logical
@@ -189,7 +191,16 @@ fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
     let physical = optional_string(loc, m, "physicalType", prop)?;
     let options = match m.get("logicalTypeOptions").map(untag) {
         None | Some(Value::Null) => None,
-        Some(Value::Mapping(o)) => Some(o),
+        Some(Value::Mapping(o)) => {
+            unknown_keys(
+                loc,
+                o,
+                LOGICAL_TYPE_OPTIONS_KEYS,
+                &name,
+                "`logicalTypeOptions`",
+            )?;
+            Some(o)
+        }
         Some(_) => {
             return Err(loc.error(
                 at(&["logicalTypeOptions"]),
@@ -230,21 +241,34 @@ fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
             _ => types::list_of(DataType::Utf8),
         },
         logical => match (&physical, logical) {
-            (Some(ph), _) => types::physical(ph).ok_or_else(|| {
-                loc.error(
+            (Some(ph), _) if types::physical(ph).is_some() => {
+                types::physical(ph).unwrap_or(DataType::Utf8)
+            }
+            // A decimal whose precision or scale cannot be is a mistake, not another
+            // system's type name.
+            (Some(ph), _)
+                if ph.contains('(') && {
+                    let lower = ph.to_ascii_lowercase();
+                    ["decimal(", "numeric(", "number("]
+                        .iter()
+                        .any(|d| lower.starts_with(d))
+                } =>
+            {
+                return Err(loc.error(
                     at(&["physicalType"]),
-                    if ph.contains('(') && ph.to_ascii_lowercase().starts_with(['d', 'n']) {
-                        format!(
-                            "physicalType `{ph}` for property `{name}`: a decimal takes a precision of 1 to 38 and a scale from 0 to the precision, e.g. decimal(18,2)"
-                        )
-                    } else {
-                        format!(
-                            "unknown physicalType `{ph}` for property `{name}` (supported: {})",
-                            types::PHYSICAL_TYPES_HELP
-                        )
-                    },
-                )
-            })?,
+                    format!(
+                        "physicalType `{ph}` for property `{name}`: a decimal takes a precision of 1 to 38 and a scale from 0 to the precision, e.g. decimal(18,2)"
+                    ),
+                ));
+            }
+            // Another system's type name (`uuid`, `jsonb`, `VARCHAR2(100)`): ODCS allows any,
+            // so the logical type decides, as without a physical type.
+            (Some(_), None) => DataType::Utf8,
+            (Some(_), Some(l)) => format
+                .as_deref()
+                .and_then(|f| types::logical_format(l, f))
+                .or_else(|| types::logical_default(l))
+                .unwrap_or(DataType::Utf8),
             (None, Some(l)) => format
                 .as_deref()
                 .and_then(|f| types::logical_format(l, f))
@@ -314,6 +338,7 @@ fn read_quality(loc: &Locator<'_>, f: &mut Field, q: &Value) -> Result<()> {
         let Value::Mapping(c) = untag(check) else {
             continue;
         };
+        unknown_keys(loc, c, QUALITY_KEYS, &name, "a `quality` check")?;
         let kind = c.get("type").and_then(scalar_string);
         if kind.as_deref().is_some_and(|k| k != "library") {
             continue;
@@ -323,13 +348,33 @@ fn read_quality(loc: &Locator<'_>, f: &mut Field, q: &Value) -> Result<()> {
             .get("metric")
             .or_else(|| c.get("rule"))
             .and_then(scalar_string);
+        if let Some(m) = &metric
+            && !QUALITY_METRICS.contains(&m.as_str())
+        {
+            return Err(loc.error(
+                loc.property_key(&name, &["metric", "rule"], None),
+                format!(
+                    "unknown quality metric `{m}` for `{name}` (ODCS library metrics: {})",
+                    QUALITY_METRICS.join(", ")
+                ),
+            ));
+        }
         if !demands_zero(c) {
             continue;
         }
         match metric.as_deref() {
             Some("invalidValues") => {
-                let Some(Value::Mapping(args)) = c.get("arguments").map(untag) else {
-                    continue;
+                let args = match c.get("arguments").map(untag) {
+                    Some(Value::Mapping(args)) => args,
+                    None => continue,
+                    Some(_) => {
+                        return Err(loc.error(
+                            loc.property_key(&name, &["arguments"], None),
+                            format!(
+                                "`arguments` of an invalidValues check on `{name}` must be a mapping with `validValues` or `pattern`"
+                            ),
+                        ));
+                    }
                 };
                 if let Some(v) = args.get("validValues") {
                     let values = string_list(v).ok_or_else(|| {
@@ -359,6 +404,126 @@ fn read_quality(loc: &Locator<'_>, f: &mut Field, q: &Value) -> Result<()> {
             Some("nullValues") => f.required = true,
             Some("duplicateValues") => f.unique = true,
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The keys of an ODCS v3.1 property (its JSON schema allows no others), and `enum`,
+/// which Runink reads too.
+const PROPERTY_KEYS: &[&str] = &[
+    "name",
+    "enum",
+    "id",
+    "physicalType",
+    "physicalName",
+    "logicalType",
+    "logicalTypeOptions",
+    "required",
+    "unique",
+    "primaryKey",
+    "primaryKeyPosition",
+    "partitioned",
+    "partitionKeyPosition",
+    "classification",
+    "encryptedName",
+    "transformSourceObjects",
+    "transformLogic",
+    "transformDescription",
+    "examples",
+    "criticalDataElement",
+    "quality",
+    "customProperties",
+    "authoritativeDefinitions",
+    "businessName",
+    "description",
+    "tags",
+    "items",
+    "properties",
+    "relationships",
+];
+
+/// The keys of `logicalTypeOptions` in ODCS v3.1.
+const LOGICAL_TYPE_OPTIONS_KEYS: &[&str] = &[
+    "format",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "required",
+    "timezone",
+    "defaultTimezone",
+];
+
+/// The keys of an ODCS v3.1 quality check.
+const QUALITY_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "type",
+    "metric",
+    "rule",
+    "arguments",
+    "unit",
+    "validValues",
+    "query",
+    "engine",
+    "implementation",
+    "dimension",
+    "method",
+    "severity",
+    "businessImpact",
+    "customProperties",
+    "authoritativeDefinitions",
+    "tags",
+    "scheduler",
+    "schedule",
+    "mustBe",
+    "mustNotBe",
+    "mustBeGreaterThan",
+    "mustBeGreaterOrEqualTo",
+    "mustBeLessThan",
+    "mustBeLessOrEqualTo",
+    "mustBeBetween",
+    "mustNotBeBetween",
+];
+
+/// ODCS v3.1's library metrics.
+const QUALITY_METRICS: &[&str] = &[
+    "nullValues",
+    "missingValues",
+    "invalidValues",
+    "duplicateValues",
+    "rowCount",
+];
+
+/// An error at the first key of `m` that is not in `allowed`.
+fn unknown_keys(
+    loc: &Locator<'_>,
+    m: &Mapping,
+    allowed: &[&str],
+    property: &str,
+    what: &str,
+) -> Result<()> {
+    for key in m.keys() {
+        let text = scalar_string(key).unwrap_or_default();
+        if !allowed.contains(&text.as_str()) {
+            return Err(loc.error(
+                loc.property_key(property, &[text.as_str()], None),
+                format!(
+                    "unknown key `{text}` in {what} of `{property}` (ODCS v3.1 allows: {})",
+                    allowed.join(", ")
+                ),
+            ));
         }
     }
     Ok(())

@@ -18,13 +18,6 @@ pub(crate) const LOGICAL_TYPES: &[&str] = &[
     "array",
 ];
 
-/// Physical type names we recognize, for error messages.
-pub(crate) const PHYSICAL_TYPES_HELP: &str = "int8, int16, int32, int64, uint8, uint16, uint32, uint64, \
-tinyint, smallint, int, integer, bigint, long, float, float32, real, double, float64, \
-decimal(p,s), numeric(p,s), number(p,s), string, varchar(n), char(n), text, bool, boolean, \
-date, timestamp, datetime, timestamp_ntz, timestamptz, timestamp_tz, timestamp_ltz, time, \
-binary, varbinary, bytes";
-
 /// Go types we map, for error messages.
 pub(crate) const GO_TYPES_HELP: &str = "string, bool, int, int8, int16, int32, int64, uint, \
 uint8, uint16, uint32, uint64, byte, rune, float32, float64, time.Time, decimal.Decimal, \

@@ -923,6 +923,32 @@ schema:
     }
 
     #[test]
+    fn float32_bounds_compare_at_the_columns_width() {
+        let contract = Contract::from_yaml(
+            "f.yaml",
+            "id: f\nversion: 1.0.0\nschema:\n  - name: f\n    properties:\n      - { name: f, logicalType: number, physicalType: float, logicalTypeOptions: { maximum: 0.1 } }\n      - { name: g, logicalType: number, physicalType: float32, logicalTypeOptions: { exclusiveMinimum: 0.3 } }\n",
+        )
+        .unwrap();
+        let schema = Arc::new(contract.arrow_schema());
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(arrow::array::Float32Array::from(vec![0.1, 0.2, 0.0])),
+                Arc::new(arrow::array::Float32Array::from(vec![0.5, 0.5, 0.3])),
+            ],
+        )
+        .unwrap();
+        let out = checker.check(&batch).unwrap();
+        // 0.1 is the maximum itself; 0.3 is the exclusive minimum itself.
+        assert_eq!(out.valid, BooleanArray::from(vec![true, false, false]));
+        assert_eq!(
+            out.counts,
+            counts(&[("f:maximum", 1), ("g:exclusive_minimum", 1)])
+        );
+    }
+
+    #[test]
     fn checker_rejects_inputs_that_cannot_conform() {
         let contract = trade_yaml();
         let missing = Schema::new(vec![ArrowField::new("trade_id", DataType::Utf8, true)]);
@@ -986,14 +1012,57 @@ mod errors {
 
     #[test]
     fn unknown_physical_type() {
-        let text = TRADE_YAML.replace("physicalType: double", "physicalType: money(2)");
-        insta::assert_snapshot!("yaml_unknown_physical_type", yaml_err(&text));
+        // Another system's type name loads (`datacontract lint` accepts any): the logical
+        // type decides the column's type.
+        for other in ["money(2)", "uuid", "VARCHAR2(100)", "int(11)"] {
+            let text =
+                TRADE_YAML.replace("physicalType: double", &format!("physicalType: {other}"));
+            let c = Contract::load("t.yaml", &text).unwrap();
+            let price = c.fields.iter().find(|f| f.name == "price").unwrap();
+            assert_eq!(price.data_type, DataType::Float64, "{other}");
+            assert_eq!(price.physical_type.as_deref(), Some(other));
+        }
+        // A byte-order mark in front is not part of the document.
+        let c = Contract::load("t.yaml", &format!("\u{feff}{TRADE_YAML}")).unwrap();
+        assert_eq!(c.fields.len(), 7);
         for bad in ["decimal(40,2)", "numeric(5,9)"] {
             let text = TRADE_YAML.replace("physicalType: double", &format!("physicalType: {bad}"));
             let err = yaml_err(&text);
             assert!(err.contains("precision of 1 to 38"), "{err}");
             assert!(err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn misspelt_keys_and_metrics_are_errors_not_dropped_rules() {
+        for (from, to, needle) in [
+            ("maxLength: 5", "maxlength: 5", "bad.yaml:21:45:"),
+            (
+                "maxLength: 5",
+                "maxlength: 5",
+                "unknown key `maxlength` in `logicalTypeOptions` of `symbol`",
+            ),
+            (
+                "metric: invalidValues",
+                "metric: invalidValue",
+                "unknown quality metric `invalidValue` for `side`",
+            ),
+            (
+                "arguments: { validValues: [BUY, SELL] }",
+                "arguments: [BUY, SELL]",
+                "`arguments` of an invalidValues check on `side` must be a mapping",
+            ),
+        ] {
+            assert!(TRADE_YAML.contains(from), "{from}");
+            let err = yaml_err(&TRADE_YAML.replacen(from, to, 1));
+            assert!(err.contains(needle), "{to}: {err}");
+        }
+        let err = yaml_err(&TRADE_YAML.replacen("required: true", "requird: true", 1));
+        assert!(
+            err.contains("unknown key `requird` in a property of"),
+            "{err}"
+        );
+        assert!(err.contains("bad.yaml:14:"), "{err}");
     }
 
     #[test]
