@@ -22,7 +22,7 @@ use arrow::array::{
 };
 use arrow::compute::kernels::cmp::eq;
 use arrow::compute::{and, filter_record_batch, not, prep_null_mask_filter};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
@@ -738,11 +738,135 @@ pub fn sink_schema(input: &Schema, when: &SinkWhen, format: FileFormatKind) -> S
             if format == FileFormatKind::Csv && f.name() == VIOLATIONS_COLUMN {
                 Arc::new(Field::new(VIOLATIONS_COLUMN, DataType::Utf8, false))
             } else {
-                Arc::clone(f)
+                Arc::new(f.as_ref().clone().with_data_type(plain_type(f.data_type())))
             }
         })
         .collect::<Vec<_>>();
     Schema::new(fields)
+}
+
+/// `t` with string and binary views as plain strings and binaries. Files keep the Arrow
+/// type they were written with, and whether a string column arrives as a view depends on
+/// where it was read from (Parquet sources give views, CSV does not): two runs appending to
+/// one dataset would write files a reader cannot merge (`Utf8View` vs `Utf8`).
+fn plain_type(t: &DataType) -> DataType {
+    let field =
+        |f: &FieldRef| Arc::new(f.as_ref().clone().with_data_type(plain_type(f.data_type())));
+    match t {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::List(f) => DataType::List(field(f)),
+        DataType::ListView(f) => DataType::List(field(f)),
+        DataType::LargeList(f) => DataType::LargeList(field(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
+        DataType::Struct(fs) => DataType::Struct(fs.iter().map(field).collect()),
+        DataType::Map(f, sorted) => DataType::Map(field(f), *sorted),
+        other => other.clone(),
+    }
+}
+
+/// `batch` with each column cast to `schema`'s type where it differs (views to plain).
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .all(|(c, f)| c.data_type() == f.data_type())
+    {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(df)?;
+    RecordBatch::try_new(Arc::clone(schema), columns).map_err(df)
+}
+
+/// Appending to `target`, a folder of `format` files: the files there must have the
+/// columns this sink writes (names and types), or the folder could no longer be read as
+/// one table. `None` when it has no such file yet.
+fn append_conflict(target: &Path, format: FileFormatKind, schema: &Schema) -> Option<String> {
+    let mut files: Vec<PathBuf> = fs::read_dir(target)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == format.extension()))
+        .collect();
+    files.sort();
+    let file = files.first()?;
+    let existing: Schema = match format {
+        FileFormatKind::Parquet => {
+            let f = File::open(file).ok()?;
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+                .ok()?
+                .schema()
+                .as_ref()
+                .clone()
+        }
+        FileFormatKind::Arrow => {
+            let f = File::open(file).ok()?;
+            match arrow::ipc::reader::FileReader::try_new(f, None) {
+                Ok(r) => r.schema().as_ref().clone(),
+                Err(_) => arrow::ipc::reader::StreamReader::try_new(File::open(file).ok()?, None)
+                    .ok()?
+                    .schema()
+                    .as_ref()
+                    .clone(),
+            }
+        }
+        _ => return None,
+    };
+    let shape = |s: &Schema| -> Vec<(String, DataType)> {
+        s.fields()
+            .iter()
+            .map(|f| (f.name().clone(), plain_type(f.data_type())))
+            .collect()
+    };
+    if shape(&existing) == shape(schema) {
+        return None;
+    }
+    let show = |s: &Schema| {
+        s.fields()
+            .iter()
+            .map(|f| format!("{}: {}", f.name(), plain_type(f.data_type())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(format!(
+        "mode=append: {} has the columns ({}), but this run writes ({}); append needs the same columns and types: write elsewhere, or use mode=overwrite",
+        file.display(),
+        show(&existing),
+        show(schema)
+    ))
+}
+
+/// Appending to the CSV file `target`: its header must be the one this sink writes, or
+/// the appended rows would sit under other column names.
+fn csv_append_conflict(target: &Path, schema: &SchemaRef) -> Option<String> {
+    let f = File::open(target).ok()?;
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut first).ok()?;
+    let existing = first.trim_end_matches(['\n', '\r']);
+    if existing.is_empty() {
+        return None;
+    }
+    let mut header = Vec::new();
+    {
+        let mut w = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut header);
+        w.write(&RecordBatch::new_empty(Arc::clone(schema))).ok()?;
+    }
+    let ours = String::from_utf8_lossy(&header);
+    let ours = ours.trim_end_matches(['\n', '\r']);
+    (existing != ours).then(|| {
+        format!(
+            "mode=append: {} has the header `{existing}`, but this run writes `{ours}`; append needs the same columns in the same order: write elsewhere, or use mode=overwrite",
+            target.display()
+        )
+    })
 }
 
 enum Writer {
@@ -791,6 +915,18 @@ impl OpenSink {
             temp.clone()
         };
         let schema = Arc::new(sink_schema(input, &t.spec.when, format));
+        if t.spec.mode == SinkMode::Append {
+            let conflict = match (directory, format) {
+                (true, FileFormatKind::Parquet | FileFormatKind::Arrow) => {
+                    append_conflict(&target, format, &schema)
+                }
+                (false, FileFormatKind::Csv) => csv_append_conflict(&target, &schema),
+                _ => None,
+            };
+            if let Some(message) = conflict {
+                return Err(sink_err(uri, message));
+            }
+        }
         let file =
             File::create(&file_path).map_err(|e| sink_io(uri, "cannot create", &file_path, e))?;
         let w = BufWriter::with_capacity(1 << 20, file);
@@ -841,6 +977,7 @@ impl OpenSink {
         } else {
             batch.clone()
         };
+        let batch = conform(&batch, &self.schema)?;
         let Some(writer) = self.writer.as_mut() else {
             return Err(EngineError::Internal(format!(
                 "sink `{uri}` written after finish"

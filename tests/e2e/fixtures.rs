@@ -678,3 +678,51 @@ fn the_summary_names_the_herd_the_run_ran_in() {
     let run = p.runi(&["run", "--dag", "a.dag", "-o", "json"]).ok().json();
     assert_eq!(run["herd"], "shop", "{run:#}");
 }
+
+#[test]
+fn appends_from_csv_and_parquet_sources_stay_one_readable_dataset() {
+    let p = Project::fixture("orders");
+    let run = |feature: &str, text: &str| {
+        p.write(feature, text);
+        p.runi(&["run", "--scenario", feature])
+    };
+    run(
+        "copy.feature",
+        "Feature: C\n  Scenario: C\n    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(sql=\"SELECT order_id, customer FROM input\")\n    @sink(\"parquet://data/copy.parquet\")\n",
+    )
+    .ok();
+    // The same two columns, once from CSV (strings) and once from Parquet (string views).
+    for (name, source) in [
+        ("a", "csv://orders.csv"),
+        ("b", "parquet://data/copy.parquet"),
+    ] {
+        run(
+            &format!("{name}.feature"),
+            &format!(
+                "Feature: A\n  Scenario: A\n    @source(\"{source}\", name=\"o\")\n    @step(sql=\"SELECT order_id, customer FROM input\")\n    @sink(\"parquet://out/ds/\", mode=append)\n    @sink(\"csv://out/log.csv\", mode=append)\n"
+            ),
+        )
+        .ok();
+    }
+    let read = run(
+        "read.feature",
+        "Feature: R\n  Scenario: R\n    @source(\"parquet://out/ds/\", name=\"ds\")\n    @sink(\"json://read.ndjson\")\n",
+    );
+    read.ok();
+    assert_eq!(p.read("read.ndjson").lines().count(), 24);
+    assert_eq!(p.read("out/log.csv").lines().count(), 25);
+
+    // Other columns: refused before anything is written, naming the file there.
+    let before = p.files("out");
+    run(
+        "other.feature",
+        "Feature: O\n  Scenario: O\n    @source(\"csv://orders.csv\", name=\"o\")\n    @sink(\"parquet://out/ds/\", mode=append)\n",
+    )
+    .fails(1, &["mode=append", "out/ds/", "append needs the same columns"]);
+    run(
+        "other_csv.feature",
+        "Feature: O\n  Scenario: O\n    @source(\"csv://orders.csv\", name=\"o\")\n    @sink(\"csv://out/log.csv\", mode=append)\n",
+    )
+    .fails(1, &["mode=append", "has the header `order_id,customer`"]);
+    assert_eq!(p.files("out"), before);
+}
