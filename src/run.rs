@@ -65,6 +65,13 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     };
 
     let mut limits = SessionLimits::default();
+    if let Some(cpu) = &meta.resources.cpu
+        && runink_cluster::herd::parse_cpu_millis(cpu).is_none_or(|m| m == 0)
+    {
+        return Err(Failure::input(anyhow!(
+            "@requires(cpu=\"{cpu}\") is not a CPU quantity like 1, 0.5 or 500m"
+        )));
+    }
     if let Some(memory) = &meta.resources.memory {
         limits.memory_pool_bytes = parse_bytes(memory)
             .and_then(|b| usize::try_from(b).ok())

@@ -317,6 +317,33 @@ pub(crate) fn validate_field(f: &Field) -> std::result::Result<(), Problem> {
             ),
         ));
     }
+    // With an exclusive bound, meeting the other bound exactly leaves no value either.
+    let lows = [
+        (rule::MINIMUM, f.minimum, false),
+        (rule::EXCLUSIVE_MINIMUM, f.exclusive_minimum, true),
+    ];
+    let highs = [
+        (rule::MAXIMUM, f.maximum, false),
+        (rule::EXCLUSIVE_MAXIMUM, f.exclusive_maximum, true),
+    ];
+    for (lo_rule, lo, lo_open) in lows {
+        for (hi_rule, hi, hi_open) in highs {
+            let (Some(lo), Some(hi)) = (lo, hi) else {
+                continue;
+            };
+            if lo > hi || (lo == hi && (lo_open || hi_open)) {
+                return Err(Problem::new(
+                    lo_rule,
+                    format!(
+                        "{lo_rule} {} and {hi_rule} {} of `{}` allow no value at all",
+                        number(lo),
+                        number(hi),
+                        f.name
+                    ),
+                ));
+            }
+        }
+    }
     for (r, l) in [
         (rule::MIN_LENGTH, f.min_length),
         (rule::MAX_LENGTH, f.max_length),

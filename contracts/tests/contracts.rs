@@ -1066,6 +1066,40 @@ mod errors {
     }
 
     #[test]
+    fn bounds_that_leave_no_value_are_errors() {
+        for (from, to) in [
+            (
+                "{ exclusiveMinimum: 0 }",
+                "{ exclusiveMinimum: 10, maximum: 5 }",
+            ),
+            (
+                "{ exclusiveMinimum: 0 }",
+                "{ exclusiveMinimum: 5, exclusiveMaximum: 5 }",
+            ),
+            (
+                "{ exclusiveMinimum: 0 }",
+                "{ minimum: 10, exclusiveMaximum: 5 }",
+            ),
+        ] {
+            let err = yaml_err(&TRADE_YAML.replacen(from, to, 1));
+            assert!(err.contains("allow no value at all"), "{to}: {err}");
+        }
+        // Meeting both inclusive bounds exactly is one value, and loads.
+        Contract::load(
+            "ok.yaml",
+            &TRADE_YAML.replacen("{ exclusiveMinimum: 0 }", "{ minimum: 5, maximum: 5 }", 1),
+        )
+        .unwrap();
+        let go = include_str!("data/trade.go").replacen(
+            "validate:\"gt=0\"",
+            "validate:\"gt=5,lt=5\"",
+            1,
+        );
+        let err = go_err(&go);
+        assert!(err.contains("allow no value at all"), "{err}");
+    }
+
+    #[test]
     fn bad_regex() {
         let text = TRADE_YAML.replace("'^T[0-9]{7}$'", "'^T[0-9{7}$'");
         insta::assert_snapshot!("yaml_bad_regex", yaml_err(&text));

@@ -209,6 +209,8 @@ pub enum SinkMode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Sink {
     pub uri: Spanned<String>,
+    /// `format=` (for a `file://` URI whose extension says none).
+    pub format: Option<String>,
     pub from: Option<Spanned<String>>,
     pub when: When,
     pub with: Option<String>,

@@ -244,7 +244,10 @@ fn source(s: &mut Scenario, tag: &Tag, diags: &mut Diags) {
 
 fn sink(s: &mut Scenario, tag: &Tag, diags: &mut Diags) {
     let args = Args::new(tag, diags);
-    args.allow_keys(&["from", "when", "with", "mode", "dataset"], diags);
+    args.allow_keys(
+        &["from", "when", "with", "mode", "dataset", "format"],
+        diags,
+    );
     let Some(uri) = args
         .require_positional("a URI", diags)
         .and_then(|arg| spanned_text(tag, arg, diags))
@@ -277,6 +280,7 @@ fn sink(s: &mut Scenario, tag: &Tag, diags: &mut Diags) {
     };
     s.sinks.push(Sink {
         uri,
+        format: args.get("format").and_then(|a| text(tag, a, diags)),
         from: args.get("from").and_then(|a| spanned_text(tag, a, diags)),
         when,
         with: args.get("with").and_then(|a| text(tag, a, diags)),

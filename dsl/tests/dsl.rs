@@ -147,6 +147,7 @@ fn example_parses_into_the_typed_tree() {
         [
             Sink {
                 uri: spanned("parquet://out/trades/", 11, 11),
+                format: None,
                 from: None,
                 when: When::Valid,
                 with: None,
@@ -156,6 +157,7 @@ fn example_parses_into_the_typed_tree() {
             },
             Sink {
                 uri: spanned("json://out/rejected.ndjson", 12, 11),
+                format: None,
                 from: None,
                 when: When::Invalid,
                 with: None,

@@ -815,8 +815,8 @@ impl Builder<'_> {
             {
                 return Err(self.err(uri.span, format!("`{scheme}://` sinks are not supported by this build yet; write a file and set dataset=NAME")));
             }
-            let location =
-                FileLocation::parse(&uri.value, None).map_err(|m| self.err(uri.span, m))?;
+            let location = FileLocation::parse(&uri.value, sink.format.as_deref())
+                .map_err(|m| self.err(uri.span, m))?;
             // Compare normalised paths: `./out/x.csv` is `out/x.csv`, and a file inside
             // another sink's directory would be destroyed when that directory is replaced.
             let target = absolute_normalised(&location.path);

@@ -578,3 +578,29 @@ fn an_ndjson_input_without_the_compiled_fields_is_refused() {
     .ok();
     assert_eq!(p.read("out/o.ndjson").lines().count(), 2);
 }
+
+#[test]
+fn requires_values_that_are_not_quantities_are_refused() {
+    let p = Project::fixture("orders");
+    for (requires, needle) in [
+        (
+            "cpu=\"abc\"",
+            "@requires(cpu=\"abc\") is not a CPU quantity",
+        ),
+        ("cpu=\"0\"", "@requires(cpu=\"0\") is not a CPU quantity"),
+        (
+            "memory=\"lots\"",
+            "@requires(memory=\"lots\") is not a quantity",
+        ),
+    ] {
+        p.write(
+            "req.feature",
+            &format!(
+                "Feature: R\n  Scenario: R\n    @source(\"csv://orders.csv\", name=\"o\")\n    @sink(\"json://out/o.ndjson\")\n    @requires({requires})\n"
+            ),
+        );
+        p.runi(&["run", "--scenario", "req.feature"])
+            .fails(2, &[needle]);
+    }
+    assert_eq!(p.files("out"), Vec::<String>::new());
+}

@@ -726,3 +726,21 @@ fn appends_from_csv_and_parquet_sources_stay_one_readable_dataset() {
     .fails(1, &["mode=append", "has the header `order_id,customer`"]);
     assert_eq!(p.files("out"), before);
 }
+
+#[test]
+fn file_sinks_take_their_format_from_format() {
+    let p = Project::fixture("orders");
+    p.write(
+        "file.feature",
+        "Feature: F\n  Scenario: F\n    @source(\"csv://orders.csv\", name=\"o\")\n    @sink(\"file://out/orders.txt\")\n",
+    );
+    p.runi(&["compile", "--scenario", "file.feature", "--dry-run"])
+        .fails(2, &["file.feature:4:11:", "format="]);
+    p.write(
+        "file.feature",
+        "Feature: F\n  Scenario: F\n    @source(\"csv://orders.csv\", name=\"o\")\n    @sink(\"file://out/orders.txt\", format=\"csv\")\n    @sink(\"file://out/dir/\", format=\"parquet\")\n",
+    );
+    p.runi(&["run", "--scenario", "file.feature"]).ok();
+    assert_eq!(p.read("out/orders.txt").lines().count(), 13);
+    assert_eq!(count_rows(&p.path().join("out/dir"), None), 12);
+}
