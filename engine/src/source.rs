@@ -194,10 +194,21 @@ impl SourceTable {
             }
         }
         let options = listing_options(&location, &base);
-        let schema = options
-            .infer_schema(state, &url)
-            .await
-            .map_err(|e| source_error(&name, &location, &e))?;
+        let multiline = location.format == FileFormatKind::Csv
+            && options
+                .format
+                .downcast_ref::<CsvFormat>()
+                .is_some_and(|f| f.options().newlines_in_values == Some(true));
+        let schema = if multiline {
+            // DataFusion infers from newline-split chunks, which cuts such files mid-record;
+            // arrow's reader over each whole file does not.
+            infer_csv_whole(&name, &location, &base)?
+        } else {
+            options
+                .infer_schema(state, &url)
+                .await
+                .map_err(|e| source_error(&name, &location, &e))?
+        };
         // An empty file (or a CSV without a header) has no columns to read or check; it
         // would compile and then fail at run time, or read as nothing.
         if schema.fields().is_empty() {
@@ -546,6 +557,80 @@ fn csv_header(path: &Path) -> std::result::Result<Option<Vec<String>>, String> {
     ))
 }
 
+/// The schema of a CSV source read record by record from the start of each file (the
+/// first [`SCHEMA_INFER_ROWS`] records in all), merged across files.
+fn infer_csv_whole(name: &str, location: &FileLocation, base: &Path) -> Result<SchemaRef> {
+    let error = |message: String| EngineError::Source {
+        name: name.to_string(),
+        uri: location.uri.clone(),
+        message,
+    };
+    let root = location.resolve(base);
+    let files = if root.is_dir() {
+        source_files(name, location, "csv")?
+    } else {
+        vec![root]
+    };
+    let mut schemas = Vec::new();
+    let mut left = SCHEMA_INFER_ROWS;
+    for file in files {
+        if left == 0 {
+            break;
+        }
+        let reader = std::fs::File::open(&file)
+            .map(std::io::BufReader::new)
+            .map_err(|e| error(format!("cannot read {}: {e}", file.display())))?;
+        let (schema, read) = arrow::csv::reader::Format::default()
+            .with_header(true)
+            .infer_schema(reader, Some(left))
+            .map_err(|e| error(format!("{}: {e}", file.display())))?;
+        left = left.saturating_sub(read);
+        schemas.push(schema);
+    }
+    arrow::datatypes::Schema::try_merge(schemas)
+        .map(Arc::new)
+        .map_err(|e| error(e.to_string()))
+}
+
+/// Whether a CSV source's files hold a line break inside a quoted value (RFC 4180 allows
+/// it). Reads every byte; a file that cannot be read answers no (the scan reports it).
+fn csv_newlines_in_values(location: &FileLocation, base: &Path) -> bool {
+    let root = location.resolve(base);
+    let files = if root.is_dir() {
+        let mut files = Vec::new();
+        if listed_files(&root, "csv", &mut files).is_err() {
+            return false;
+        }
+        files
+    } else {
+        vec![root]
+    };
+    files
+        .iter()
+        .any(|f| file_has_quoted_newline(f).unwrap_or(false))
+}
+
+fn file_has_quoted_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut block = vec![0u8; 1 << 20];
+    let mut quoted = false;
+    loop {
+        let n = file.read(&mut block)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        // A doubled quote inside a value toggles twice: the state stays right.
+        for &b in &block[..n] {
+            match b {
+                b'"' => quoted = !quoted,
+                b'\n' | b'\r' if quoted => return Ok(true),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// A UTF-8 byte order mark, which some tools write before the header.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -581,7 +666,10 @@ fn listing_options(location: &FileLocation, base: &Path) -> ListingOptions {
         FileFormatKind::Csv => Arc::new(
             CsvFormat::default()
                 .with_has_header(true)
-                .with_schema_infer_max_rec(SCHEMA_INFER_ROWS),
+                .with_schema_infer_max_rec(SCHEMA_INFER_ROWS)
+                // Split at line ends, a file with a line break inside a quoted value would
+                // be cut mid-record; such files are read whole (not in parallel ranges).
+                .with_newlines_in_values(csv_newlines_in_values(location, base)),
         ),
         FileFormatKind::Json => {
             Arc::new(JsonFormat::default().with_schema_infer_max_rec(JSON_SCHEMA_INFER_RECORDS))

@@ -744,3 +744,40 @@ fn file_sinks_take_their_format_from_format() {
     assert_eq!(p.read("out/orders.txt").lines().count(), 13);
     assert_eq!(count_rows(&p.path().join("out/dir"), None), 12);
 }
+
+#[test]
+fn csv_values_with_line_breaks_inside_quotes_are_read() {
+    let p = Project::fixture("orders");
+    // Over DataFusion's inference chunk, and over a pipe slot when split across slices.
+    let mut csv = String::from("id,note\n");
+    for i in 0..3_000 {
+        csv.push_str(&format!("{i},\"line one\nline \"\"two\"\", {i}\"\n"));
+    }
+    p.write("notes.csv", &csv);
+    p.write(
+        "notes.feature",
+        "Feature: N\n  Scenario: N\n    @source(\"csv://notes.csv\", name=\"n\")\n    @sink(\"json://out/notes.ndjson\")\n",
+    );
+    for slices in ["inprocess", "2"] {
+        let run = p
+            .runi(&[
+                "run",
+                "--scenario",
+                "notes.feature",
+                "--slices",
+                slices,
+                "-o",
+                "json",
+            ])
+            .ok()
+            .json();
+        assert_eq!(run["sources"][0]["rows"], 3_000, "{run:#}");
+        let out = p.read("out/notes.ndjson");
+        assert_eq!(out.lines().count(), 3_000);
+        assert!(
+            out.contains(r#"{"id":2999,"note":"line one\nline \"two\", 2999"}"#),
+            "{}",
+            out.lines().last().unwrap_or_default()
+        );
+    }
+}
