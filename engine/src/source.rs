@@ -610,7 +610,33 @@ fn csv_newlines_in_values(location: &FileLocation, base: &Path) -> bool {
         .any(|f| file_has_quoted_newline(f).unwrap_or(false))
 }
 
+/// [`scan_for_quoted_newline`], remembered per file version (path, size, modification
+/// time) for the life of the process: a run checks when compiling and again when scanning.
 fn file_has_quoted_newline(path: &Path) -> std::io::Result<bool> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Version = (PathBuf, u64, Option<std::time::SystemTime>);
+    static SEEN: OnceLock<Mutex<HashMap<Version, bool>>> = OnceLock::new();
+    let meta = std::fs::metadata(path)?;
+    let version = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(&answer) = seen
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&version).copied())
+        .as_ref()
+    {
+        return Ok(answer);
+    }
+    let answer = scan_for_quoted_newline(path)?;
+    if let Ok(mut m) = seen.lock() {
+        m.insert(version, answer);
+    }
+    Ok(answer)
+}
+
+/// Reads `path` looking for a line break between an opening and a closing quote.
+fn scan_for_quoted_newline(path: &Path) -> std::io::Result<bool> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut block = vec![0u8; 1 << 20];
@@ -620,11 +646,16 @@ fn file_has_quoted_newline(path: &Path) -> std::io::Result<bool> {
         if n == 0 {
             return Ok(false);
         }
+        let block = &block[..n];
+        // Without a quote outside one, no line break can be inside one.
+        if !quoted && memchr::memchr(b'"', block).is_none() {
+            continue;
+        }
         // A doubled quote inside a value toggles twice: the state stays right.
-        for &b in &block[..n] {
-            match b {
+        for i in memchr::memchr3_iter(b'"', b'\n', b'\r', block) {
+            match block[i] {
                 b'"' => quoted = !quoted,
-                b'\n' | b'\r' if quoted => return Ok(true),
+                _ if quoted => return Ok(true),
                 _ => {}
             }
         }
