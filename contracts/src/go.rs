@@ -623,6 +623,11 @@ impl<'a> Parser<'a> {
                 ("gt" | "gte" | "lt" | "lte" | "min" | "max" | "len", Some(p)) => {
                     let t = &go_type.data_type;
                     if types::is_numeric(t) {
+                        if let Some(message) = p.trim().parse::<i128>().ok().and_then(|i| {
+                            crate::model::inexact_integer_bound(i, validator, &name.text)
+                        }) {
+                            return Err(err(message));
+                        }
                         let n: f64 = p
                             .trim()
                             .parse()

@@ -440,6 +440,17 @@ pub(crate) fn parse_temporal_bound(text: &str, data_type: &DataType) -> Option<f
 
 /// A bound as people write it: `0`, `0.5`, `100000` — shortest round-trip
 /// form, no exponent, `-0` folded into `0`. Used in hashes and messages.
+/// Bounds are held as 64-bit floats: an integer bound beyond 2^53 that a float cannot
+/// hold exactly would be rounded, and values next to it judged wrongly. `None` when
+/// `value` is held exactly; otherwise the message for a bound `key` of `name`.
+pub(crate) fn inexact_integer_bound(value: i128, key: &str, name: &str) -> Option<String> {
+    ((value as f64) as i128 != value).then(|| {
+        format!(
+            "`{key}` of `{name}` is {value}, which a bound cannot hold exactly (integer bounds must be within ±9007199254740992, or a multiple of a power of two a 64-bit float holds)"
+        )
+    })
+}
+
 pub(crate) fn number(v: f64) -> String {
     let v = if v == 0.0 { 0.0 } else { v };
     format!("{v}")

@@ -626,6 +626,15 @@ fn bound(loc: &Locator<'_>, o: &Mapping, key: &str, f: &Field) -> Result<Option<
     match v {
         Value::Null => Ok(None),
         Value::Number(n) => match n.as_f64() {
+            Some(_)
+                if let Some(message) = n
+                    .as_i64()
+                    .map(i128::from)
+                    .or_else(|| n.as_u64().map(i128::from))
+                    .and_then(|i| model::inexact_integer_bound(i, key, name)) =>
+            {
+                Err(loc.error(at(), message))
+            }
             Some(x) if x.is_finite() => Ok(Some(x)),
             _ => Err(loc.error(at(), format!("`{key}` of `{name}` must be a finite number"))),
         },

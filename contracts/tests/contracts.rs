@@ -1100,6 +1100,34 @@ mod errors {
     }
 
     #[test]
+    fn integer_bounds_a_float_cannot_hold_are_errors() {
+        for (bound, ok) in [
+            ("9007199254740993", false),
+            ("9223372036854775807", false),
+            ("9007199254740992", true),
+            ("1152921504606846976", true),
+        ] {
+            let text = TRADE_YAML.replacen(
+                "{ exclusiveMinimum: 0 }",
+                &format!("{{ maximum: {bound} }}"),
+                1,
+            );
+            let go = include_str!("data/trade.go").replacen(
+                "validate:\"gt=0\"",
+                &format!("validate:\"lte={bound}\""),
+                1,
+            );
+            if ok {
+                Contract::load("ok.yaml", &text).unwrap();
+                Contract::load("ok.go", &go).unwrap();
+            } else {
+                assert!(yaml_err(&text).contains("cannot hold exactly"), "{bound}");
+                assert!(go_err(&go).contains("cannot hold exactly"), "{bound}");
+            }
+        }
+    }
+
+    #[test]
     fn bad_regex() {
         let text = TRADE_YAML.replace("'^T[0-9]{7}$'", "'^T[0-9{7}$'");
         insta::assert_snapshot!("yaml_bad_regex", yaml_err(&text));

@@ -301,6 +301,18 @@ impl SourceTable {
             let header = csv_header(&file).map_err(|e| {
                 self.error(format!("cannot read the header of {}: {e}", file.display()))
             })?;
+            if let Some(header) = &header
+                && let Some(twice) = header
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, n)| header[..i].contains(n).then_some(n))
+            {
+                return Err(self.error(format!(
+                    "the header of {} names the column `{twice}` twice (`{}`): every column needs a name of its own",
+                    file.display(),
+                    header.join(",")
+                )));
+            }
             // An empty file has no rows to misplace.
             if let Some(header) = header
                 && header != expected

@@ -604,3 +604,15 @@ fn requires_values_that_are_not_quantities_are_refused() {
     }
     assert_eq!(p.files("out"), Vec::<String>::new());
 }
+
+#[test]
+fn a_csv_header_naming_a_column_twice_is_refused() {
+    let p = Project::fixture("orders");
+    p.write("twice.csv", "id,id,\n1,2,3\n");
+    p.write(
+        "twice.feature",
+        "Feature: T\n  Scenario: T\n    @source(\"csv://twice.csv\", name=\"t\")\n    @sink(\"json://out/t.ndjson\")\n",
+    );
+    p.runi(&["compile", "--scenario", "twice.feature", "--dry-run"])
+        .fails(2, &["twice.feature:3:", "names the column `id` twice"]);
+}
