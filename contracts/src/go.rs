@@ -624,7 +624,7 @@ impl<'a> Parser<'a> {
                     let t = &go_type.data_type;
                     if types::is_numeric(t) {
                         if let Some(message) = p.trim().parse::<i128>().ok().and_then(|i| {
-                            crate::model::inexact_integer_bound(i, validator, &name.text)
+                            crate::model::inexact_integer_bound(i, validator, name.text)
                         }) {
                             return Err(err(message));
                         }
