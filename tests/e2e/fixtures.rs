@@ -781,3 +781,22 @@ fn csv_values_with_line_breaks_inside_quotes_are_read() {
         );
     }
 }
+
+#[test]
+fn ndjson_columns_keep_the_order_of_the_records() {
+    let p = Project::fixture("orders");
+    p.write(
+        "rows.ndjson",
+        "{\"id\":1,\"name\":\"a\",\"amount\":1.5,\"cat\":\"x\"}\n{\"id\":2,\"name\":\"b\",\"amount\":2.5,\"cat\":\"y\",\"extra\":true}\n",
+    );
+    p.write(
+        "order.feature",
+        "Feature: O\n  Scenario: O\n    @source(\"json://rows.ndjson\", name=\"r\")\n    @sink(\"csv://out/r.csv\")\n",
+    );
+    p.runi(&["run", "--scenario", "order.feature"]).ok();
+    // First seen first (serde_json sorted object keys unless told to keep their order).
+    assert_eq!(
+        p.read("out/r.csv").lines().next(),
+        Some("id,name,amount,cat,extra")
+    );
+}
