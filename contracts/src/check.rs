@@ -217,7 +217,25 @@ impl<'a> UniqueKeys<'a> {
     fn of(shared: &SharedSeen, col: &'a ArrayRef) -> Result<Self> {
         Ok(match &shared.converter {
             Some(converter) => {
-                UniqueKeys::Rows(converter.convert_columns(std::slice::from_ref(col))?)
+                // `-0.0` equals `0.0`; adding zero turns the one into the other (IEEE 754),
+                // so both have one key.
+                let zero = matches!(
+                    col.data_type(),
+                    DataType::Float64 | DataType::Float32 | DataType::Float16
+                )
+                .then(|| {
+                    let zero: ArrayRef = Arc::new(Float64Array::from(vec![0.0]));
+                    cast_with_options(&zero, col.data_type(), &CastOptions::default()).ok()
+                })
+                .flatten();
+                let normalized = match zero {
+                    Some(zero) => arrow::compute::kernels::numeric::add(
+                        col,
+                        &arrow::array::Scalar::new(zero),
+                    )?,
+                    None => Arc::clone(col),
+                };
+                UniqueKeys::Rows(converter.convert_columns(std::slice::from_ref(&normalized))?)
             }
             None if col.data_type() == &DataType::Int64 => UniqueKeys::Ints(
                 col.as_primitive_opt::<Int64Type>()

@@ -303,7 +303,10 @@ fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
         let values = string_list(e).ok_or_else(|| {
             loc.error(
                 at(&["enum"]),
-                format!("`enum` of `{name}` must be a list of values"),
+                format!(
+                    "`enum` of `{name}` must be a list of values{}",
+                    list_detail(e)
+                ),
             )
         })?;
         set_valid_values(loc, &mut f, values, "enum")?;
@@ -380,7 +383,10 @@ fn read_quality(loc: &Locator<'_>, f: &mut Field, q: &Value) -> Result<()> {
                     let values = string_list(v).ok_or_else(|| {
                         loc.error(
                             loc.property_key(&name, &["validValues"], None),
-                            format!("`validValues` of `{name}` must be a list of values"),
+                            format!(
+                                "`validValues` of `{name}` must be a list of values{}",
+                                list_detail(v)
+                            ),
                         )
                     })?;
                     set_valid_values(loc, f, values, "validValues")?;
@@ -745,6 +751,24 @@ fn scalar_string(v: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
+}
+
+/// Why a list of valid values is not one, for its message: which item is not a value.
+fn list_detail(v: &Value) -> String {
+    let Value::Sequence(items) = untag(v) else {
+        return String::new();
+    };
+    items
+        .iter()
+        .position(|i| scalar_string(i).is_none())
+        .map(|i| match untag(&items[i]) {
+            Value::Null => format!(
+                ": item {} is null (nulls are never valid values; `required` decides whether nulls pass)",
+                i + 1
+            ),
+            _ => format!(": item {} is a list or mapping, not a value", i + 1),
+        })
+        .unwrap_or_default()
 }
 
 fn string_list(v: &Value) -> Option<Vec<String>> {

@@ -949,6 +949,33 @@ schema:
     }
 
     #[test]
+    fn unique_numbers_treat_minus_zero_as_zero() {
+        let contract = Contract::from_yaml(
+            "z.yaml",
+            "id: z\nversion: 1.0.0\nschema:\n  - name: z\n    properties:\n      - { name: x, logicalType: number, unique: true }\n",
+        )
+        .unwrap();
+        let schema = Arc::new(contract.arrow_schema());
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(arrow::array::Float64Array::from(vec![
+                Some(0.0),
+                Some(-0.0),
+                Some(1.5),
+                None,
+                Some(1.5),
+            ]))],
+        )
+        .unwrap();
+        let out = checker.check(&batch).unwrap();
+        assert_eq!(
+            out.valid,
+            BooleanArray::from(vec![true, false, true, true, false])
+        );
+    }
+
+    #[test]
     fn checker_rejects_inputs_that_cannot_conform() {
         let contract = trade_yaml();
         let missing = Schema::new(vec![ArrowField::new("trade_id", DataType::Utf8, true)]);
@@ -1125,6 +1152,17 @@ mod errors {
                 assert!(go_err(&go).contains("cannot hold exactly"), "{bound}");
             }
         }
+    }
+
+    #[test]
+    fn a_null_among_valid_values_is_named() {
+        let text = TRADE_YAML.replacen(
+            "arguments: { validValues: [BUY, SELL] }",
+            "arguments: { validValues: [BUY, null, SELL] }",
+            1,
+        );
+        let err = yaml_err(&text);
+        assert!(err.contains("item 2 is null"), "{err}");
     }
 
     #[test]
