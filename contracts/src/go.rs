@@ -46,6 +46,19 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Contract> {
         .filter(|&i| tokens[i].kind != Kind::Comment)
         .collect();
     let closing = closing_brackets(&tokens, &code);
+    // An unclosed bracket (a struct missing its `}`) would otherwise hide the struct.
+    if let Some(open) = code.iter().enumerate().find_map(|(k, &i)| {
+        let t = &tokens[i];
+        (t.kind == Kind::Punct && matches!(t.text, "{" | "(" | "[") && closing[k].is_none())
+            .then_some(t)
+    }) {
+        return Err(ContractError::syntax(
+            file,
+            open.line,
+            open.col,
+            format!("this `{}` is never closed", open.text),
+        ));
+    }
     let p = Parser {
         file,
         tokens: &tokens,

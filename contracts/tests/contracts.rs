@@ -1166,6 +1166,15 @@ mod errors {
     }
 
     #[test]
+    fn a_go_struct_missing_its_brace_is_named() {
+        let go = include_str!("data/trade.go");
+        let cut = go.rfind('}').unwrap();
+        let err = go_err(&go[..cut]);
+        assert!(err.contains("is never closed"), "{err}");
+        assert!(err.starts_with("bad.go:"), "{err}");
+    }
+
+    #[test]
     fn bad_regex() {
         let text = TRADE_YAML.replace("'^T[0-9]{7}$'", "'^T[0-9{7}$'");
         insta::assert_snapshot!("yaml_bad_regex", yaml_err(&text));
