@@ -1045,6 +1045,14 @@ fn compare(op: Op, lhs: &ArrayRef, rhs: &Scalar<ArrayRef>) -> Result<BooleanArra
     })
 }
 
+/// A bound as messages show it: dates and times as ISO text, numbers as numbers.
+pub(crate) fn show_bound(limit: f64, target: &DataType) -> String {
+    match native_bound(limit, target) {
+        Some(n) if types::is_temporal(target) => show_value(n.as_ref(), 0),
+        _ => number(limit),
+    }
+}
+
 /// The bound as a one-row array of `target`, when that is exact: integral
 /// bounds on integer columns, any bound on Float64, temporal bounds (stored
 /// in the type's physical unit); and on narrower floats, rounded to their width.

@@ -311,9 +311,9 @@ pub(crate) fn validate_field(f: &Field) -> std::result::Result<(), Problem> {
             rule::MINIMUM,
             format!(
                 "minimum {} of `{}` is greater than its maximum {}",
-                number(lo),
+                crate::check::show_bound(lo, t),
                 f.name,
-                number(hi)
+                crate::check::show_bound(hi, t)
             ),
         ));
     }
@@ -336,8 +336,8 @@ pub(crate) fn validate_field(f: &Field) -> std::result::Result<(), Problem> {
                     lo_rule,
                     format!(
                         "{lo_rule} {} and {hi_rule} {} of `{}` allow no value at all",
-                        number(lo),
-                        number(hi),
+                        crate::check::show_bound(lo, t),
+                        crate::check::show_bound(hi, t),
                         f.name
                     ),
                 ));

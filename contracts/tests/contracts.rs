@@ -1175,6 +1175,19 @@ mod errors {
     }
 
     #[test]
+    fn date_bounds_in_messages_read_as_dates() {
+        let text = TRADE_YAML.replacen(
+            "      - name: traded_at\n        logicalType: timestamp",
+            "      - name: traded_at\n        logicalType: date\n        logicalTypeOptions: { minimum: \"2024-05-01\", maximum: \"2024-01-01\" }",
+            1,
+        );
+        assert_ne!(text, TRADE_YAML);
+        let err = yaml_err(&text);
+        assert!(err.contains("minimum 2024-05-01"), "{err}");
+        assert!(err.contains("maximum 2024-01-01"), "{err}");
+    }
+
+    #[test]
     fn bad_regex() {
         let text = TRADE_YAML.replace("'^T[0-9]{7}$'", "'^T[0-9{7}$'");
         insta::assert_snapshot!("yaml_bad_regex", yaml_err(&text));
