@@ -133,6 +133,10 @@ fn table(meta: &DagMeta, r: &RunReport, split: Option<&SliceGraph>) -> String {
     ));
     if let Some(c) = &meta.contract {
         out.push_str(&format!(", contract {}@{} ({})", c.id, c.version, c.hash));
+        // Bound on a source or step only, it checks there, not the rows reaching the sinks.
+        if let Some((kind, name)) = c.at.split_once(':') {
+            out.push_str(&format!(" at {kind} `{name}`"));
+        }
     }
     out.push('\n');
     out.push_str(&counters_table(&crate::record::counters(r)));

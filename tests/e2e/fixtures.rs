@@ -314,6 +314,15 @@ fn a_source_contract_drops_bad_rows_without_failing_the_run() {
     assert_eq!(run["contracts"][0]["valid"], 5);
     assert_eq!(run["contracts"][0]["rejected"], 7);
     assert_eq!(p.read("out/ok.ndjson").lines().count(), 5);
+    // The summary says where the contract checks.
+    let text = p.runi(&["run", "--scenario", "src.feature"]).ok().stdout;
+    assert!(
+        text.lines()
+            .next()
+            .unwrap_or_default()
+            .ends_with("at source `orders`"),
+        "{text}"
+    );
 
     // The same contract again as the Scenario's: the 5 rows the source passed are checked
     // twice, but `runi status` counts them valid once.
