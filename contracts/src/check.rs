@@ -1226,6 +1226,47 @@ impl<'a> Strs<'a> {
 ///
 /// A number into a float is not checked: floats are approximate by definition, and 0.1 is
 /// not exactly 0.1 in either width.
+/// For a timestamp or time type coarser than nanoseconds: the nanosecond type to read text
+/// at again, and how many fractional digits the type holds.
+fn finer_than(to: &DataType) -> Option<(DataType, usize)> {
+    use arrow::datatypes::TimeUnit;
+    let digits = |unit: &TimeUnit| match unit {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 3,
+        TimeUnit::Microsecond => 6,
+        TimeUnit::Nanosecond => 9,
+    };
+    match to {
+        DataType::Timestamp(unit, tz) if *unit != TimeUnit::Nanosecond => Some((
+            DataType::Timestamp(TimeUnit::Nanosecond, tz.clone()),
+            digits(unit),
+        )),
+        DataType::Time32(unit) | DataType::Time64(unit) if *unit != TimeUnit::Nanosecond => {
+            Some((DataType::Time64(TimeUnit::Nanosecond), digits(unit)))
+        }
+        _ => None,
+    }
+}
+
+/// Whether some value of the text column `input` has a fraction of more than `digits`
+/// digits: a byte scan that spares the second reading of columns that cannot be cut.
+fn has_more_fraction_digits(input: &ArrayRef, digits: usize) -> bool {
+    let Some(strs) = Strs::new(input.as_ref()) else {
+        return true;
+    };
+    (0..input.len()).any(|i| {
+        let v = strs.value(i).as_bytes();
+        v.iter().enumerate().any(|(at, &b)| {
+            b == b'.'
+                && v[at + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .count()
+                    > digits
+        })
+    })
+}
+
 fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
     use arrow::compute::kernels::cmp::neq;
     let from = input.data_type();
@@ -1284,6 +1325,20 @@ fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
             cast_with_options(&cast, &instant, &safe),
         ) {
             (Ok(read), Ok(midnight)) => neq(&read, &midnight)?,
+            _ => return Ok(cast),
+        }
+    } else if text
+        && let Some((fine, digits)) = finer_than(&to)
+        && has_more_fraction_digits(input, digits)
+    {
+        // Text with more fractional digits than the unit holds (`.1234567` into
+        // microseconds) is cut when read: read it again in nanoseconds and compare. Instants
+        // outside the nanosecond range read as null there and count as unchanged.
+        match (
+            cast_with_options(input, &fine, &safe),
+            cast_with_options(&cast, &fine, &safe),
+        ) {
+            (Ok(read), Ok(kept)) => neq(&read, &kept)?,
             _ => return Ok(cast),
         }
     } else {

@@ -976,6 +976,44 @@ schema:
     }
 
     #[test]
+    fn sub_microsecond_text_is_a_type_violation_not_cut() {
+        let contract = Contract::from_yaml(
+            "t.yaml",
+            "id: t\nversion: 1.0.0\nschema:\n  - name: t\n    properties:\n      - { name: ts, logicalType: timestamp }\n      - { name: t, logicalType: time }\n",
+        )
+        .unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            ArrowField::new("ts", DataType::Utf8, true),
+            ArrowField::new("t", DataType::Utf8, true),
+        ]));
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(vec![
+                    "2024-06-01T12:00:00.123456",
+                    "2024-06-01T12:00:00.1234567",
+                    "2024-06-01T12:00:00.1234560",
+                    "2024-06-01T12:00:00",
+                ])),
+                Arc::new(StringArray::from(vec![
+                    "12:00:00.5",
+                    "12:00:00",
+                    "12:00:00",
+                    "12:00:00.1234567",
+                ])),
+            ],
+        )
+        .unwrap();
+        let out = checker.check(&batch).unwrap();
+        assert_eq!(
+            out.valid,
+            BooleanArray::from(vec![true, false, true, false])
+        );
+        assert_eq!(out.counts, counts(&[("t:type", 1), ("ts:type", 1)]));
+    }
+
+    #[test]
     fn checker_rejects_inputs_that_cannot_conform() {
         let contract = trade_yaml();
         let missing = Schema::new(vec![ArrowField::new("trade_id", DataType::Utf8, true)]);
