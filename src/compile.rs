@@ -76,10 +76,20 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
         )));
     }
     let (ctx, mut compiled) = compile_scenario(global, &args.scenario).await?;
-    if args.explain {
+    // The split is planned once, for `--explain` and the DAG's slice graph both.
+    let split = if args.explain || (args.out.is_some() && !args.dry_run) {
+        Some(planned_split(&compiled).await.map_err(Failure::input)?)
+    } else {
+        None
+    };
+    if args.explain
+        && let Some(split) = &split
+    {
         print!(
             "{}",
-            explain(&ctx, &compiled).await.map_err(Failure::input)?
+            explain(&ctx, &compiled, split)
+                .await
+                .map_err(Failure::input)?
         );
     }
     if args.dry_run {
@@ -130,8 +140,9 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
                 input.display()
             )));
         }
-        let (count, split) = planned_split(&compiled).await.map_err(Failure::input)?;
-        compiled.meta.slices = slice_graph(&split, count);
+        if let Some((count, split)) = &split {
+            compiled.meta.slices = slice_graph(split, *count);
+        }
         let bytes = dag::encode(&compiled.meta, &compiled.plan).map_err(Failure::run)?;
         if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
@@ -154,7 +165,11 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
 
 /// The plans, as `--explain` prints them: the compiled logical plan, the optimized one,
 /// the physical plan, and its stages as a run on this machine would split them.
-pub async fn explain(ctx: &SessionContext, compiled: &Compiled) -> anyhow::Result<String> {
+pub async fn explain(
+    ctx: &SessionContext,
+    compiled: &Compiled,
+    split: &(usize, Arc<dyn ExecutionPlan>),
+) -> anyhow::Result<String> {
     let state = ctx.state();
     let optimized = state.optimize(&compiled.plan)?;
     let physical = state.create_physical_plan(&compiled.plan).await?;
@@ -172,7 +187,7 @@ pub async fn explain(ctx: &SessionContext, compiled: &Compiled) -> anyhow::Resul
         compiled.plan.display_indent(),
         optimized.display_indent(),
         displayable(physical.as_ref()).indent(false),
-        stages(compiled).await?
+        stages(split)
     ))
 }
 
@@ -198,12 +213,11 @@ async fn planned_split(compiled: &Compiled) -> anyhow::Result<(usize, Arc<dyn Ex
 }
 
 /// The stages and slices of the plan as `runi run --slices auto` would split it here.
-async fn stages(compiled: &Compiled) -> anyhow::Result<String> {
-    let (count, plan) = planned_split(compiled).await?;
+fn stages((count, plan): &(usize, Arc<dyn ExecutionPlan>)) -> String {
     let head = format!("== stages ({count} slices, as `runi run` splits it here) ==\n");
-    Ok(if plan.is::<DistributedExec>() {
+    if plan.is::<DistributedExec>() {
         format!("{head}{}\n", display_plan_ascii(plan.as_ref(), false))
     } else {
         format!("{head}one stage: nothing to split, the run stays in the `runi run` process\n")
-    })
+    }
 }

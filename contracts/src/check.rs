@@ -642,20 +642,11 @@ impl Checker {
                 c.keys.claim(&mut set, i)?;
             }
         }
-        for c in columns {
-            let bits = BooleanBuffer::collect_bool(rows, |i| c.duplicate[i]);
-            let count = bits.count_set_bits();
-            if count > 0 {
-                masks.push(Mask {
-                    column: c.ci,
-                    rule: rule::UNIQUE,
-                    bits,
-                    count,
-                    lengths: None,
-                    bound: None,
-                });
-            }
-        }
+        masks.extend(
+            columns
+                .iter()
+                .filter_map(|c| unique_mask(c.ci, &c.duplicate)),
+        );
         Ok(())
     }
 
@@ -828,18 +819,7 @@ impl ColumnCheck {
             let mut seen = shared.shards[s].lock().map_err(|_| poisoned())?;
             check_shard(&mut seen, s)?;
         }
-        let bits = BooleanBuffer::collect_bool(rows, |i| duplicate[i]);
-        let count = bits.count_set_bits();
-        if count > 0 {
-            masks.push(Mask {
-                column: ci,
-                rule: rule::UNIQUE,
-                bits,
-                count,
-                lengths: None,
-                bound: None,
-            });
-        }
+        masks.extend(unique_mask(ci, &duplicate));
         Ok(())
     }
 
@@ -1042,6 +1022,20 @@ fn compare(op: Op, lhs: &ArrayRef, rhs: &Scalar<ArrayRef>) -> Result<BooleanArra
         Op::LtEq => cmp::lt_eq(lhs, rhs)?,
         Op::Gt => cmp::gt(lhs, rhs)?,
         Op::GtEq => cmp::gt_eq(lhs, rhs)?,
+    })
+}
+
+/// The `unique` mask of column `ci` for the rows marked `duplicate`; `None` if there are none.
+fn unique_mask(ci: usize, duplicate: &[bool]) -> Option<Mask> {
+    let bits = BooleanBuffer::collect_bool(duplicate.len(), |i| duplicate[i]);
+    let count = bits.count_set_bits();
+    (count > 0).then_some(Mask {
+        column: ci,
+        rule: rule::UNIQUE,
+        bits,
+        count,
+        lengths: None,
+        bound: None,
     })
 }
 

@@ -174,7 +174,7 @@ fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
     let at = |keys: &[&str]| loc.property_key(&name, keys, None);
     let prop = Some(name.as_str());
     // A misspelt key (`requird`, `maxlength`) would otherwise drop its rule without a word.
-    unknown_keys(loc, m, PROPERTY_KEYS, &name, "a property")?;
+    unknown_keys(loc, m, &[PROPERTY_KEYS], &name, "a property")?;
 
     let logical = optional_string(loc, m, "logicalType", prop)?;
     if let Some(l) = &logical
@@ -195,7 +195,7 @@ fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
             unknown_keys(
                 loc,
                 o,
-                LOGICAL_TYPE_OPTIONS_KEYS,
+                &[LOGICAL_TYPE_OPTIONS_KEYS],
                 &name,
                 "`logicalTypeOptions`",
             )?;
@@ -341,7 +341,13 @@ fn read_quality(loc: &Locator<'_>, f: &mut Field, q: &Value) -> Result<()> {
         let Value::Mapping(c) = untag(check) else {
             continue;
         };
-        unknown_keys(loc, c, QUALITY_KEYS, &name, "a `quality` check")?;
+        unknown_keys(
+            loc,
+            c,
+            &[QUALITY_KEYS, THRESHOLD_KEYS],
+            &name,
+            "a `quality` check",
+        )?;
         let kind = c.get("type").and_then(scalar_string);
         if kind.as_deref().is_some_and(|k| k != "library") {
             continue;
@@ -493,6 +499,10 @@ const QUALITY_KEYS: &[&str] = &[
     "tags",
     "scheduler",
     "schedule",
+];
+
+/// The threshold keys of an ODCS v3.1 quality check.
+const THRESHOLD_KEYS: &[&str] = &[
     "mustBe",
     "mustNotBe",
     "mustBeGreaterThan",
@@ -516,18 +526,18 @@ const QUALITY_METRICS: &[&str] = &[
 fn unknown_keys(
     loc: &Locator<'_>,
     m: &Mapping,
-    allowed: &[&str],
+    allowed: &[&[&str]],
     property: &str,
     what: &str,
 ) -> Result<()> {
     for key in m.keys() {
         let text = scalar_string(key).unwrap_or_default();
-        if !allowed.contains(&text.as_str()) {
+        if !allowed.iter().any(|list| list.contains(&text.as_str())) {
             return Err(loc.error(
                 loc.property_key(property, &[text.as_str()], None),
                 format!(
                     "unknown key `{text}` in {what} of `{property}` (ODCS v3.1 allows: {})",
-                    allowed.join(", ")
+                    allowed.concat().join(", ")
                 ),
             ));
         }
@@ -539,17 +549,7 @@ fn unknown_keys(
 /// what a row-level rule enforces.
 fn demands_zero(c: &Mapping) -> bool {
     let num = |k: &str| c.get(k).map(untag).and_then(Value::as_f64);
-    let thresholds = [
-        "mustBe",
-        "mustNotBe",
-        "mustBeGreaterThan",
-        "mustBeGreaterOrEqualTo",
-        "mustBeLessThan",
-        "mustBeLessOrEqualTo",
-        "mustBeBetween",
-        "mustNotBeBetween",
-    ];
-    if !thresholds.iter().any(|k| c.contains_key(*k)) {
+    if !THRESHOLD_KEYS.iter().any(|k| c.contains_key(*k)) {
         return true;
     }
     num("mustBe") == Some(0.0)
