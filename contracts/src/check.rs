@@ -447,6 +447,9 @@ impl Checker {
                 (rule::EXCLUSIVE_MAXIMUM, Op::GtEq, f.exclusive_maximum),
             ] {
                 let Some(limit) = limit else { continue };
+                // Arrow compares floats in total order, where -0.0 < 0.0; IEEE (and
+                // people) hold them equal. Bounds and values are compared with +0.0.
+                let limit = limit + 0.0;
                 let native = native_bound(limit, &target);
                 let shown = match &native {
                     Some(n) if types::is_temporal(&target) => show_value(n.as_ref(), 0),
@@ -549,7 +552,13 @@ impl Checker {
                     safe: true,
                     format_options: FormatOptions::default(),
                 };
-                null_lossy(input, cast_with_options(input, &c.target, &safe)?)?
+                let cast = cast_with_options(input, &c.target, &safe)?;
+                let cast = if c.target.is_integer() {
+                    integral_text(input, cast)?
+                } else {
+                    cast
+                };
+                null_lossy(input, cast)?
             } else {
                 Arc::clone(input)
             };
@@ -904,6 +913,18 @@ impl ColumnCheck {
         }
 
         let mut as_f64: Option<ArrayRef> = None;
+        let positive_zero;
+        let col = if col.data_type().is_floating() && !self.bounds.is_empty() {
+            let zero = cast_with_options(
+                &Float64Array::from(vec![0.0]),
+                col.data_type(),
+                &CastOptions::default(),
+            )?;
+            positive_zero = arrow::compute::kernels::numeric::add(col, &Scalar::new(zero))?;
+            &positive_zero
+        } else {
+            col
+        };
         for (bi, b) in self.bounds.iter().enumerate() {
             let hits = match &b.native {
                 Some(native) => compare(b.op, col, &Scalar::new(Arc::clone(native)))?,
@@ -1207,6 +1228,37 @@ impl<'a> Strs<'a> {
             Strs::View(a) => a.is_ascii(),
         }
     }
+}
+
+/// Integers written as whole numbers in another notation (`5.0`, `1e1`, `-0.0`), which
+/// Arrow's text-to-integer cast leaves null: read as a number, they are the integer they
+/// equal, as they are when CSV inference reads the column as floats. Only up to 2^53, where
+/// a float still holds every integer exactly; `10.5` and larger numbers stay null (`type`).
+fn integral_text(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let Some(strs) = Strs::new(input.as_ref()) else {
+        return Ok(cast);
+    };
+    if cast.null_count() == input.null_count() {
+        return Ok(cast);
+    }
+    let whole = Int64Array::from_iter((0..input.len()).map(|i| {
+        if input.is_null(i) || cast.is_valid(i) {
+            return None;
+        }
+        let v: f64 = strs.value(i).trim().parse().ok()?;
+        (v.is_finite() && v.fract() == 0.0 && v.abs() <= EXACT).then_some(v as i64)
+    }));
+    if whole.null_count() == whole.len() {
+        return Ok(cast);
+    }
+    let safe = CastOptions {
+        safe: true,
+        format_options: FormatOptions::default(),
+    };
+    let whole = cast_with_options(&whole, cast.data_type(), &safe)?;
+    let keep = arrow::compute::is_not_null(&cast)?;
+    Ok(arrow::compute::kernels::zip::zip(&keep, &cast, &whole)?)
 }
 
 /// `cast` (the contract's type made from `input`) with the values the cast changed set to

@@ -2,7 +2,7 @@
 //!
 //! The canonical text covers the id, the version and, per field in declared
 //! order, everything that changes what data passes or how it is protected:
-//! name, Arrow type (in [`crate::type_name`]'s stable spelling), `required`,
+//! name, Arrow type (in [`crate::types::canonical_type_name`]'s stable spelling), `required`,
 //! `unique`, `primary_key`, `classification`, `mask`, `access`, `lineage`,
 //! `join_key`, valid values (as written, order kept), pattern, bounds and
 //! lengths. It leaves out the display name, status, description, logical and
@@ -16,7 +16,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::model::{Contract, number};
-use crate::types::type_name;
+use crate::types::canonical_type_name;
 
 pub(crate) fn canonical_json(c: &Contract) -> String {
     let mut out = String::with_capacity(256 + 256 * c.fields.len());
@@ -32,7 +32,7 @@ pub(crate) fn canonical_json(c: &Contract) -> String {
         out.push_str("{\"name\":");
         push_str(&mut out, &f.name);
         out.push_str(",\"data_type\":");
-        push_str(&mut out, &type_name(&f.data_type));
+        push_str(&mut out, &canonical_type_name(&f.data_type));
         push_bool(&mut out, "required", f.required);
         push_bool(&mut out, "unique", f.unique);
         push_bool(&mut out, "primary_key", f.primary_key);

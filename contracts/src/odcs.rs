@@ -39,9 +39,56 @@ use crate::error::{ContractError, Result};
 use crate::model::{self, Contract, Field, SourceFormat, rule};
 use crate::types;
 
+/// The valid values (`enum`, `validValues`) of the first schema object's
+/// properties as written. serde_yaml's `Value` reads `2.50` or `01` as numbers
+/// and would give them back as `2.5` and `1`; a string column of codes needs
+/// the text. Read as `String`, serde_yaml hands over any scalar's text.
+#[derive(serde::Deserialize, Default)]
+struct Written {
+    #[serde(default)]
+    schema: Vec<WrittenObject>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct WrittenObject {
+    #[serde(default)]
+    properties: Vec<WrittenProperty>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct WrittenProperty {
+    #[serde(default, rename = "enum")]
+    enumeration: Option<Vec<String>>,
+    #[serde(default)]
+    quality: Vec<WrittenCheck>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct WrittenCheck {
+    #[serde(default)]
+    arguments: Option<WrittenArguments>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct WrittenArguments {
+    #[serde(default, rename = "validValues")]
+    valid_values: Option<Vec<String>>,
+}
+
+/// `values` as written, when `written` is the same list read as text (it is
+/// not when the document's shape is off, which the caller reports anyway).
+fn as_written(values: Vec<String>, written: Option<&Vec<String>>) -> Vec<String> {
+    match written {
+        Some(w) if w.len() == values.len() => w.clone(),
+        _ => values,
+    }
+}
+
 pub(crate) fn parse(file: &str, text: &str) -> Result<Contract> {
     let loc = Locator::new(file, text);
     let mut doc: Value = serde_yaml::from_str(text).map_err(|e| yaml_error(file, &e))?;
+    let written: Written = serde_yaml::from_str(text).unwrap_or_default();
+    let written = written.schema.into_iter().next().unwrap_or_default();
     // YAML merge keys (`<<: *defaults`) are a common way to share property settings.
     doc.apply_merge().map_err(|e| yaml_error(file, &e))?;
     let top = match untag(&doc) {
@@ -133,7 +180,12 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Contract> {
 
     let mut fields = Vec::with_capacity(properties.len());
     for (i, p) in properties.iter().enumerate() {
-        fields.push(parse_property(&loc, untag(p), i)?);
+        fields.push(parse_property(
+            &loc,
+            untag(p),
+            i,
+            written.properties.get(i),
+        )?);
     }
     if let Some(i) = model::duplicate_column(&fields) {
         let name = &fields[i].name;
@@ -155,7 +207,13 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Contract> {
 
 /// One property. Nested properties (struct members, array items) are read
 /// the same way; only their types and nullability reach the contract.
-fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
+/// `written` is the property's valid values as written (top-level properties only).
+fn parse_property(
+    loc: &Locator<'_>,
+    p: &Value,
+    index: usize,
+    written: Option<&WrittenProperty>,
+) -> Result<Field> {
     let Value::Mapping(m) = p else {
         return Err(loc.error(
             loc.properties_line(),
@@ -218,7 +276,7 @@ fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
             Some(Value::Sequence(children)) if !children.is_empty() => {
                 let mut members = Vec::with_capacity(children.len());
                 for (i, c) in children.iter().enumerate() {
-                    let f = parse_property(loc, untag(c), i)?;
+                    let f = parse_property(loc, untag(c), i, None)?;
                     members.push(ArrowField::new(f.name, f.data_type, !f.required));
                 }
                 DataType::Struct(Fields::from(members))
@@ -235,7 +293,7 @@ fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
                 {
                     im.insert(Value::from("name"), Value::from(name.as_str()));
                 }
-                let item = parse_property(loc, &items, index)?;
+                let item = parse_property(loc, &items, index, None)?;
                 types::list_of(item.data_type)
             }
             _ => types::list_of(DataType::Utf8),
@@ -309,10 +367,11 @@ fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
                 ),
             )
         })?;
+        let values = as_written(values, written.and_then(|w| w.enumeration.as_ref()));
         set_valid_values(loc, &mut f, values, "enum")?;
     }
     if let Some(q) = m.get("quality") {
-        read_quality(loc, &mut f, untag(q))?;
+        read_quality(loc, &mut f, untag(q), written.map(|w| w.quality.as_slice()))?;
     }
     if let Some(c) = m.get("customProperties") {
         read_custom_properties(loc, &mut f, untag(c))?;
@@ -329,7 +388,12 @@ fn parse_property(loc: &Locator<'_>, p: &Value, index: usize) -> Result<Field> {
     Ok(f)
 }
 
-fn read_quality(loc: &Locator<'_>, f: &mut Field, q: &Value) -> Result<()> {
+fn read_quality(
+    loc: &Locator<'_>,
+    f: &mut Field,
+    q: &Value,
+    written: Option<&[WrittenCheck]>,
+) -> Result<()> {
     let name = f.name.clone();
     let Value::Sequence(checks) = q else {
         return Err(loc.error(
@@ -337,7 +401,7 @@ fn read_quality(loc: &Locator<'_>, f: &mut Field, q: &Value) -> Result<()> {
             format!("`quality` of `{name}` must be a list of checks"),
         ));
     };
-    for check in checks {
+    for (k, check) in checks.iter().enumerate() {
         let Value::Mapping(c) = untag(check) else {
             continue;
         };
@@ -395,6 +459,11 @@ fn read_quality(loc: &Locator<'_>, f: &mut Field, q: &Value) -> Result<()> {
                             ),
                         )
                     })?;
+                    let as_text = written
+                        .and_then(|w| w.get(k))
+                        .and_then(|c| c.arguments.as_ref())
+                        .and_then(|a| a.valid_values.as_ref());
+                    let values = as_written(values, as_text);
                     set_valid_values(loc, f, values, "validValues")?;
                 }
                 if let Some(p) = args.get("pattern") {

@@ -232,25 +232,35 @@ pub(crate) fn has_length(t: &DataType) -> bool {
     is_string(t) || is_binary(t) || matches!(t, DataType::List(_) | DataType::LargeList(_))
 }
 
-/// A stable spelling of an Arrow type.
-///
-/// Contract hashes are stored and compared across releases, so they must not
-/// move when Arrow changes its `Display` (it did in arrow 57). This spelling
-/// is ours and only changes on purpose.
+/// Runink's spelling of an Arrow type, for people: messages, `contract inspect`,
+/// diffs. A time zone is written `Timestamp(Microsecond, "UTC")`.
 pub fn type_name(t: &DataType) -> String {
     let mut out = String::new();
-    write_type(&mut out, t);
+    write_type(&mut out, t, false);
     out
 }
 
-fn write_type(out: &mut String, t: &DataType) {
+/// The spelling a contract's hash is made of.
+///
+/// Contract hashes are stored and compared across releases, so they must not
+/// move when Arrow changes its `Display` (it did in arrow 57) or when the
+/// spelling for people changes. This one is ours and only changes on purpose:
+/// it differs from [`type_name`] only in writing a time zone `Some("UTC")`.
+pub fn canonical_type_name(t: &DataType) -> String {
+    let mut out = String::new();
+    write_type(&mut out, t, true);
+    out
+}
+
+fn write_type(out: &mut String, t: &DataType, canonical: bool) {
     // `write!` into a String cannot fail.
     let _ = match t {
         DataType::Decimal128(p, s) => write!(out, "Decimal128({p}, {s})"),
         DataType::Decimal256(p, s) => write!(out, "Decimal256({p}, {s})"),
         DataType::Timestamp(unit, tz) => {
             let tz = match tz {
-                Some(tz) => format!("Some(\"{tz}\")"),
+                Some(tz) if canonical => format!("Some(\"{tz}\")"),
+                Some(tz) => format!("\"{tz}\""),
                 None => "None".to_string(),
             };
             write!(out, "Timestamp({}, {tz})", unit_name(unit))
@@ -263,7 +273,7 @@ fn write_type(out: &mut String, t: &DataType) {
             } else {
                 "LargeList("
             });
-            write_type(out, item.data_type());
+            write_type(out, item.data_type(), canonical);
             out.push(')');
             Ok(())
         }
@@ -275,7 +285,7 @@ fn write_type(out: &mut String, t: &DataType) {
                 }
                 out.push_str(f.name());
                 out.push(' ');
-                write_type(out, f.data_type());
+                write_type(out, f.data_type(), canonical);
             }
             out.push(')');
             Ok(())
@@ -354,6 +364,10 @@ mod tests {
         assert_eq!(type_name(&timestamp(None)), "Timestamp(Microsecond, None)");
         assert_eq!(
             type_name(&timestamp(Some("UTC"))),
+            "Timestamp(Microsecond, \"UTC\")"
+        );
+        assert_eq!(
+            canonical_type_name(&timestamp(Some("UTC"))),
             "Timestamp(Microsecond, Some(\"UTC\"))"
         );
         assert_eq!(type_name(&list_of(DataType::Int64)), "List(Int64)");

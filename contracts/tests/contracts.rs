@@ -85,6 +85,32 @@ mod load {
     }
 
     #[test]
+    fn unquoted_valid_values_are_kept_as_written() {
+        // YAML reads `2.50`, `01` and `0x10` as numbers; a string column of codes
+        // needs them as written, as the Go form's `oneof=2.50 01` gives them.
+        let yaml = "apiVersion: v3.1.0\nkind: DataContract\nid: codes\nversion: 1.0.0\nstatus: active\n\
+                    schema:\n  - name: t\n    properties:\n\
+                    \x20     - name: code\n        logicalType: string\n        enum: [01, 2.50, \"x\"]\n\
+                    \x20     - name: price\n        logicalType: string\n        quality:\n\
+                    \x20         - metric: nullValues\n            mustBe: 0\n\
+                    \x20         - metric: invalidValues\n            mustBe: 0\n            arguments:\n\
+                    \x20             validValues:\n                - 2.50\n                - 0x10\n                - true\n";
+        let c = Contract::load("codes.yaml", yaml).unwrap();
+        assert_eq!(
+            c.fields[0].valid_values.as_deref(),
+            Some(&["01".to_string(), "2.50".into(), "x".into()][..])
+        );
+        assert_eq!(
+            c.fields[1].valid_values.as_deref(),
+            Some(&["2.50".to_string(), "0x10".into(), "true".into()][..])
+        );
+        let go = "package c\n// @contract_version:\"1.0.0\"\ntype Codes struct {\n\
+                  \tCode string `json:\"code\" validate:\"oneof=01 2.50 x\"`\n}\n";
+        let go = Contract::load("codes.go", go).unwrap();
+        assert_eq!(go.fields[0].valid_values, c.fields[0].valid_values);
+    }
+
+    #[test]
     fn yaml_and_go_forms_load_to_the_same_fields() {
         let yaml = trade_yaml();
         let go = trade_go();
@@ -946,6 +972,66 @@ schema:
             out.counts,
             counts(&[("f:maximum", 1), ("g:exclusive_minimum", 1)])
         );
+    }
+
+    #[test]
+    fn whole_numbers_in_text_conform_to_integer_columns() {
+        // The verdict must not depend on whether the text was read as floats first (a
+        // Scenario contract after CSV inference) or as text (a source contract).
+        let contract = Contract::from_yaml(
+            "i.yaml",
+            "id: i\nversion: 1.0.0\nschema:\n  - name: i\n    properties:\n      - { name: q, logicalType: integer, physicalType: int8 }\n",
+        )
+        .unwrap();
+        let schema = Arc::new(Schema::new(vec![ArrowField::new(
+            "q",
+            DataType::Utf8,
+            true,
+        )]));
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let text = [
+            "5.0", "10.5", "300", "1e1", "-0.0", "7", "127.0", "128.0", "NaN", "inf", "x",
+        ];
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(StringArray::from(text.to_vec()))],
+        )
+        .unwrap();
+        let out = checker.check(&batch).unwrap();
+        assert_eq!(
+            out.valid,
+            BooleanArray::from(vec![
+                true, false, false, true, true, true, true, false, false, false, false
+            ])
+        );
+        assert_eq!(out.counts, counts(&[("q:type", 6)]));
+        let q = out.columns[0].as_primitive::<arrow::datatypes::Int8Type>();
+        assert_eq!(
+            (q.value(0), q.value(3), q.value(4), q.value(6)),
+            (5, 10, 0, 127)
+        );
+    }
+
+    #[test]
+    fn minus_zero_meets_a_zero_bound() {
+        let contract = Contract::from_yaml(
+            "z.yaml",
+            "id: z\nversion: 1.0.0\nschema:\n  - name: z\n    properties:\n      - { name: x, logicalType: number, logicalTypeOptions: { minimum: 0 } }\n      - { name: y, logicalType: number, physicalType: float32, logicalTypeOptions: { maximum: -0.0 } }\n",
+        )
+        .unwrap();
+        let schema = Arc::new(contract.arrow_schema());
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Float64Array::from(vec![-0.0, 0.0, -1e-300])),
+                Arc::new(arrow::array::Float32Array::from(vec![0.0, -0.0, 1e-30])),
+            ],
+        )
+        .unwrap();
+        let out = checker.check(&batch).unwrap();
+        assert_eq!(out.valid, BooleanArray::from(vec![true, true, false]));
+        assert_eq!(out.counts, counts(&[("x:minimum", 1), ("y:maximum", 1)]));
     }
 
     #[test]

@@ -188,6 +188,9 @@ pub struct Step {
     pub from: Vec<Spanned<String>>,
     pub contract: Option<Spanned<String>>,
     pub span: Span,
+    /// Where the value saying what the step runs starts (`sql=`'s string, the built-in's
+    /// name): positions inside SQL are counted from here.
+    pub body_span: Span,
 }
 
 /// Which rows a sink receives.

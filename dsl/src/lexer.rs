@@ -152,6 +152,29 @@ pub(crate) struct Quoted {
     pub(crate) triple: bool,
     /// Escapes that mean nothing (`\d`); kept as written, reported as warnings.
     pub(crate) unknown_escapes: Vec<(Span, char)>,
+    /// Where each character of `text` was written (an escape: its backslash).
+    pub(crate) origins: Vec<Span>,
+}
+
+impl Quoted {
+    fn push(&mut self, c: char, at: Span) {
+        self.text.push(c);
+        self.origins.push(at);
+    }
+}
+
+/// Where each character of the string value whose opening quote is at `at` in `src` was
+/// written: for pointing into multi-line SQL, whose own positions count from the SQL's
+/// start and ignore escapes and removed indentation. `None` when no string starts there.
+pub fn string_origins(src: &str, at: Span) -> Option<Vec<Span>> {
+    let mut cur = Cursor::new(src);
+    while cur.span() < at {
+        cur.bump()?;
+    }
+    if cur.span() != at || !matches!(cur.peek(), Some('"' | '\'')) {
+        return None;
+    }
+    Some(read_string(&mut cur).origins)
 }
 
 /// Reads a string starting at the opening quote (`"`, `'`, `"""` or `'''`).
@@ -165,6 +188,7 @@ pub(crate) fn read_string(cur: &mut Cursor<'_>) -> Quoted {
         terminated: false,
         triple: false,
         unknown_escapes: Vec::new(),
+        origins: Vec::new(),
     };
     let Some(quote) = cur.peek() else {
         return out;
@@ -190,17 +214,17 @@ pub(crate) fn read_string(cur: &mut Cursor<'_>) -> Quoted {
                 match cur.peek() {
                     // A backslash at the end of the line escapes nothing; the string is
                     // unterminated and the next turn of the loop says so.
-                    None | Some('\n') => out.text.push('\\'),
+                    None | Some('\n') => out.push('\\', at),
                     Some(c) => {
                         cur.bump();
                         match c {
-                            'n' => out.text.push('\n'),
-                            't' => out.text.push('\t'),
-                            'r' => out.text.push('\r'),
-                            '\\' | '"' | '\'' => out.text.push(c),
+                            'n' => out.push('\n', at),
+                            't' => out.push('\t', at),
+                            'r' => out.push('\r', at),
+                            '\\' | '"' | '\'' => out.push(c, at),
                             other => {
-                                out.text.push('\\');
-                                out.text.push(other);
+                                out.push('\\', at);
+                                out.push(other, at);
                                 out.unknown_escapes.push((at, other));
                             }
                         }
@@ -208,63 +232,85 @@ pub(crate) fn read_string(cur: &mut Cursor<'_>) -> Quoted {
                 }
             }
             Some(c) => {
+                let at = cur.span();
                 cur.bump();
-                out.text.push(c);
+                out.push(c, at);
             }
         }
     }
 }
 
 fn read_triple(cur: &mut Cursor<'_>, delim: &str, out: &mut Quoted) {
-    let mut raw = String::new();
+    let mut raw = Vec::new();
     loop {
         if cur.eat(delim) {
             out.terminated = true;
             break;
         }
+        let at = cur.span();
         match cur.bump() {
             None => break,
             // CRLF files: keep SQL line endings uniform.
             Some('\r') if cur.peek() == Some('\n') => {}
-            Some(c) => raw.push(c),
+            Some(c) => raw.push((c, at)),
         }
     }
-    out.text = dedent(&raw);
+    for (c, at) in dedent(raw) {
+        out.push(c, at);
+    }
 }
 
 /// Removes the layout a triple-quoted string inherits from the file: a first line left
 /// empty by the opening quotes, a last line holding only the closing quotes' indentation,
 /// and the indentation common to the other lines (the first line is excluded when it holds
-/// text, since it starts right after the quotes).
-fn dedent(raw: &str) -> String {
-    let mut lines: Vec<&str> = raw.split('\n').collect();
-    if lines.len() > 1 && lines.last().is_some_and(|l| l.trim().is_empty()) {
+/// text, since it starts right after the quotes). Each character keeps where it was written.
+fn dedent(raw: Vec<(char, Span)>) -> Vec<(char, Span)> {
+    let blank = |l: &[(char, Span)]| l.iter().all(|(c, _)| c.is_whitespace());
+    let mut lines: Vec<&[(char, Span)]> = raw.split(|(c, _)| *c == '\n').collect();
+    // The line breaks between the kept lines, to put back where they were.
+    let breaks: Vec<Span> = raw
+        .iter()
+        .filter(|(c, _)| *c == '\n')
+        .map(|(_, at)| *at)
+        .collect();
+    let mut first_line = 0;
+    if lines.len() > 1 && lines.last().is_some_and(|l| blank(l)) {
         lines.pop();
     }
     let mut first = None;
     if lines.len() > 1 {
         let head = lines.remove(0);
-        if !head.trim().is_empty() {
+        first_line = 1;
+        if !blank(head) {
             first = Some(head);
         }
     }
     let indent = lines
         .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.chars().take_while(|c| is_hspace(*c)).count())
+        .filter(|l| !blank(l))
+        .map(|l| l.iter().take_while(|(c, _)| is_hspace(*c)).count())
         .min()
         .unwrap_or(0);
     let body = lines.iter().map(|l| {
-        if l.trim().is_empty() {
-            ""
+        if blank(l) {
+            &l[..0]
         } else {
-            l.char_indices()
-                .nth(indent)
-                .and_then(|(at, _)| l.get(at..))
-                .unwrap_or("")
+            l.get(indent..).unwrap_or(&l[..0])
         }
     });
-    first.into_iter().chain(body).collect::<Vec<_>>().join("\n")
+    let kept: Vec<&[(char, Span)]> = first.into_iter().chain(body).collect();
+    let mut out = Vec::new();
+    // Line k of the result (after a first line of text) is line k of `lines`; without one,
+    // it is line k + 1 of `raw`, whose break before it is `breaks[k + first_line - 1]`.
+    let skip = usize::from(first.is_none()) * first_line;
+    for (k, line) in kept.iter().enumerate() {
+        if k > 0 {
+            let at = breaks.get(k + skip - 1).copied().unwrap_or_default();
+            out.push(('\n', at));
+        }
+        out.extend_from_slice(line);
+    }
+    out
 }
 
 /// The value of a bare word, and an error to report when it looks numeric but is not a
@@ -414,17 +460,46 @@ mod tests {
         }
     }
 
+    fn dd(raw: &str) -> String {
+        dedent(raw.chars().map(|c| (c, Span::default())).collect())
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect()
+    }
+
+    #[test]
+    fn triple_strings_know_where_each_character_was_written() {
+        let src = "@step(sql=\"\"\"\n      SELECT *\n        FROM t\n      \"\"\")\n";
+        let Some(origins) = string_origins(src, Span::new(1, 11)) else {
+            panic!("no string at 1:11");
+        };
+        // `S` on line 2, column 7; the line break after `*`; `F` on line 3, column 9.
+        assert_eq!(origins[0], Span::new(2, 7));
+        assert_eq!(origins[8], Span::new(2, 15));
+        assert_eq!(origins[11], Span::new(3, 9));
+        assert_eq!(origins.len(), "SELECT *\n  FROM t".chars().count());
+        let escaped = "x \"a\\tb\"";
+        let Some(origins) = string_origins(escaped, Span::new(1, 3)) else {
+            panic!("no string at 1:3");
+        };
+        assert_eq!(
+            origins,
+            vec![Span::new(1, 4), Span::new(1, 5), Span::new(1, 7)]
+        );
+        assert_eq!(string_origins(escaped, Span::new(1, 2)), None);
+    }
+
     #[test]
     fn dedent_triple_strings() {
         assert_eq!(
-            dedent("\n    SELECT *\n      FROM t\n    "),
+            dd("\n    SELECT *\n      FROM t\n    "),
             "SELECT *\n  FROM t"
         );
-        assert_eq!(dedent("SELECT *\n    FROM t"), "SELECT *\nFROM t");
-        assert_eq!(dedent("SELECT 1"), "SELECT 1");
-        assert_eq!(dedent(""), "");
-        assert_eq!(dedent("SELECT 1\n  "), "SELECT 1");
-        assert_eq!(dedent("\n  a\n\n    b\n"), "a\n\n  b");
+        assert_eq!(dd("SELECT *\n    FROM t"), "SELECT *\nFROM t");
+        assert_eq!(dd("SELECT 1"), "SELECT 1");
+        assert_eq!(dd(""), "");
+        assert_eq!(dd("SELECT 1\n  "), "SELECT 1");
+        assert_eq!(dd("\n  a\n\n    b\n"), "a\n\n  b");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub use ast::{
     StepKind, Tag, Value, When, Window, WindowKind,
 };
 pub use diagnostic::{Diagnostic, Severity, has_errors};
+pub use lexer::string_origins;
 pub use parser::parse;
 pub use span::{Span, Spanned};
 pub use syntax::MAX_LIST_DEPTH;

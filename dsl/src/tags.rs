@@ -437,6 +437,7 @@ fn step(s: &mut Scenario, tag: &Tag, diags: &mut Diags) {
             .get("contract")
             .and_then(|a| spanned_text(tag, a, diags)),
         span: tag.span,
+        body_span: form_arg.value_span,
     });
 }
 

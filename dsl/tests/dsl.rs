@@ -129,6 +129,7 @@ fn example_parses_into_the_typed_tree() {
                 from: vec![],
                 contract: None,
                 span: sp(9, 5),
+                body_span: sp(9, 32),
             },
             Step {
                 name: None,
@@ -139,6 +140,7 @@ fn example_parses_into_the_typed_tree() {
                 from: vec![],
                 contract: None,
                 span: sp(10, 5),
+                body_span: sp(10, 11),
             },
         ]
     );

@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::metrics::MetricsSet;
@@ -139,9 +140,33 @@ impl ContractEnforceExec {
         })
     }
 
+    /// The input's partitioning, and its order (a step's `ORDER BY`, which the sinks keep)
+    /// where converting the ordered columns keeps their order (numbers to numbers, text to
+    /// text): a column the contract converts from text to numbers is in the input's order,
+    /// not in its own type's. A value that fails to convert is null in `Annotate` mode,
+    /// where only the sinks read the order.
     fn properties_for(input: &Arc<dyn ExecutionPlan>, schema: SchemaRef) -> PlanProperties {
+        let in_schema = input.schema();
+        let kept = input.output_ordering().filter(|ordering| {
+            ordering.iter().all(|sort| {
+                sort.expr.downcast_ref::<Column>().is_some_and(|c| {
+                    let i = c.index();
+                    i < in_schema.fields().len()
+                        && schema.fields().get(i).is_some_and(|out| {
+                            out.name() == in_schema.field(i).name()
+                                && same_order(in_schema.field(i).data_type(), out.data_type())
+                        })
+                })
+            })
+        });
+        let equivalence = match kept {
+            Some(ordering) => {
+                EquivalenceProperties::new_with_orderings(schema, [ordering.iter().cloned()])
+            }
+            None => EquivalenceProperties::new(schema),
+        };
         PlanProperties::new(
-            EquivalenceProperties::new(schema),
+            equivalence,
             input.output_partitioning().clone(),
             input.pipeline_behavior(),
             input.boundedness(),
@@ -358,4 +383,15 @@ fn enforce_batch(
         out
     };
     Ok((out, state_bytes))
+}
+
+/// Whether values of `from` converted to `to` keep their order: the same type, numbers to
+/// numbers, text to text, instants to instants of the same zone.
+fn same_order(from: &DataType, to: &DataType) -> bool {
+    let text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    from == to
+        || (from.is_numeric() && to.is_numeric())
+        || (text(from) && text(to))
+        || matches!((from, to), (DataType::Timestamp(_, a), DataType::Timestamp(_, b)) if a == b)
 }

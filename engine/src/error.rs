@@ -69,6 +69,14 @@ pub fn user_message(e: &DataFusionError) -> String {
         // a bad input file (an `.arrow` source holding garbage).
         DataFusionError::Internal(message) => message.clone(),
         DataFusionError::Diagnostic(_, inner) => user_message(inner),
+        // Its Display is the parser error's Debug text (`ParserError("Expected: …")`).
+        DataFusionError::SQL(inner, _) => match inner.as_ref() {
+            datafusion::sql::sqlparser::parser::ParserError::ParserError(m)
+            | datafusion::sql::sqlparser::parser::ParserError::TokenizerError(m) => {
+                format!("SQL syntax: {m}")
+            }
+            other => other.to_string(),
+        },
         DataFusionError::Collection(errs) => match errs.first() {
             Some(first) => user_message(first),
             None => e.to_string(),

@@ -26,7 +26,9 @@ use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, OrderingRequirements, PhysicalExpr,
+};
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
@@ -363,15 +365,32 @@ pub struct SinkExec {
     run_id: String,
     commit: Arc<CommitLog>,
     properties: Arc<PlanProperties>,
+    /// Each input's order as planned (a step's `ORDER BY`), which the sinks keep: the
+    /// optimizer would otherwise drop a sort no operator above it asks for.
+    orderings: Vec<Option<LexOrdering>>,
 }
 
 impl SinkExec {
-    /// `targets[i]` are the sinks fed by `inputs[i]`.
+    /// `targets[i]` are the sinks fed by `inputs[i]`, written in the order each input has.
     pub fn try_new(
         inputs: Vec<Arc<dyn ExecutionPlan>>,
         targets: Vec<Vec<SinkTarget>>,
         run_id: impl Into<String>,
         commit: Arc<CommitLog>,
+    ) -> Result<Self> {
+        let orderings = inputs
+            .iter()
+            .map(|i| i.properties().output_ordering().cloned())
+            .collect();
+        Self::with_orderings(inputs, targets, run_id, commit, orderings)
+    }
+
+    fn with_orderings(
+        inputs: Vec<Arc<dyn ExecutionPlan>>,
+        targets: Vec<Vec<SinkTarget>>,
+        run_id: impl Into<String>,
+        commit: Arc<CommitLog>,
+        orderings: Vec<Option<LexOrdering>>,
     ) -> Result<Self> {
         if inputs.len() != targets.len() || inputs.is_empty() {
             return Err(EngineError::Internal(format!(
@@ -400,6 +419,7 @@ impl SinkExec {
             run_id: run_id.into(),
             commit,
             properties,
+            orderings,
         })
     }
 
@@ -451,6 +471,13 @@ impl ExecutionPlan for SinkExec {
         vec![false; self.inputs.len()]
     }
 
+    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        self.orderings
+            .iter()
+            .map(|o| o.clone().map(OrderingRequirements::from))
+            .collect()
+    }
+
     fn apply_expressions(
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
@@ -470,11 +497,12 @@ impl ExecutionPlan for SinkExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(Self::try_new(
+        Ok(Arc::new(Self::with_orderings(
             children,
             self.targets.clone(),
             self.run_id.clone(),
             Arc::clone(&self.commit),
+            self.orderings.clone(),
         )?))
     }
 

@@ -77,6 +77,8 @@ struct Builder<'a> {
     ctx: &'a SessionContext,
     datasets: &'a BTreeMap<String, String>,
     file: String,
+    /// The Feature file's text, to point into the SQL written in it.
+    text: String,
     relations: BTreeMap<String, LogicalPlan>,
     order: Vec<String>,
     meta_sources: Vec<SourceMeta>,
@@ -84,6 +86,40 @@ struct Builder<'a> {
     source_paths: Vec<(String, String)>,
     meta_steps: Vec<StepMeta>,
     edges: Vec<Edge>,
+}
+
+/// Where a step's SQL was written: its tag, the start of its `sql=` string or of the
+/// `sql_file=` naming the file, and that file.
+#[derive(Clone, Copy)]
+struct SqlAt<'a> {
+    tag: Span,
+    body: Span,
+    file: Option<&'a str>,
+}
+
+/// The SQL parser's position in a message (` at Line: 2, Column: 13`), and the message
+/// without it.
+fn sql_position(message: &str) -> Option<(usize, usize, String)> {
+    const LINE: &str = " at Line: ";
+    const COLUMN: &str = ", Column: ";
+    let start = message.find(LINE)?;
+    let rest = &message[start + LINE.len()..];
+    let digits = |t: &str| t.chars().take_while(char::is_ascii_digit).count();
+    let n = digits(rest);
+    let line = rest[..n].parse().ok()?;
+    let rest = rest[n..].strip_prefix(COLUMN)?;
+    let m = digits(rest);
+    let column = rest[..m].parse().ok()?;
+    let end = message.len() - rest.len() + m;
+    Some((
+        line,
+        column,
+        format!("{}{}", &message[..start], &message[end..]),
+    ))
+}
+
+fn clamp(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Compiles the Scenario `opts` names into one plan. All paths are relative to the
@@ -132,6 +168,7 @@ pub async fn compile(ctx: &SessionContext, opts: &CompileOptions) -> Result<Comp
         ctx,
         datasets: &opts.datasets,
         file: file.clone(),
+        text: text.clone(),
         relations: BTreeMap::new(),
         order: Vec::new(),
         meta_sources: Vec::new(),
@@ -585,11 +622,23 @@ impl Builder<'_> {
         let df_in_step = |e: datafusion::error::DataFusionError| in_step(user_message(&e));
 
         let (kind, body) = match &step.kind {
-            StepKind::Sql(sql) => ("sql", self.plan_sql(sql, &in_step).await?),
+            StepKind::Sql(sql) => {
+                let written = SqlAt {
+                    tag: step.span,
+                    body: step.body_span,
+                    file: None,
+                };
+                ("sql", self.plan_sql(sql, written, &name).await?)
+            }
             StepKind::SqlFile(path) => {
                 let sql = std::fs::read_to_string(path)
                     .map_err(|e| in_step(format!("cannot read sql_file `{path}`: {e}")))?;
-                ("sql_file", self.plan_sql(&sql, &in_step).await?)
+                let written = SqlAt {
+                    tag: step.span,
+                    body: step.body_span,
+                    file: Some(path),
+                };
+                ("sql_file", self.plan_sql(&sql, written, &name).await?)
             }
             StepKind::Builtin {
                 name: builtin,
@@ -720,12 +769,9 @@ impl Builder<'_> {
         Ok(name)
     }
 
-    async fn plan_sql(
-        &self,
-        sql: &str,
-        in_step: &impl Fn(String) -> PlanError,
-    ) -> Result<LogicalPlan> {
-        crate::sqldepth::check_sql(sql).map_err(in_step)?;
+    async fn plan_sql(&self, sql: &str, written: SqlAt<'_>, step: &str) -> Result<LogicalPlan> {
+        let at = |m: String| self.sql_error(sql, &written, step, m);
+        crate::sqldepth::check_sql(sql).map_err(at)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -735,9 +781,39 @@ impl Builder<'_> {
             if m.contains("not found") {
                 m.push_str(&format!(" (known relations: {}, input)", self.known()));
             }
-            in_step(m)
+            at(m)
         })?;
         Ok(df.into_unoptimized_plan())
+    }
+
+    /// An error in a step's SQL. The SQL parser's position (`at Line: 2, Column: 13`, counted
+    /// from the SQL's start) becomes the place it was written: in the Feature file, through
+    /// escapes and the indentation a triple-quoted string loses, or in the `sql_file=`.
+    fn sql_error(&self, sql: &str, written: &SqlAt<'_>, step: &str, message: String) -> PlanError {
+        let SqlAt { tag, body, file } = *written;
+        let fallback = || self.err(tag, format!("step `{step}`: {message}"));
+        let Some((line, column, cleaned)) = sql_position(&message) else {
+            return fallback();
+        };
+        if let Some(path) = file {
+            return PlanError::at(
+                path,
+                Span::new(clamp(line), clamp(column)),
+                format!("step `{step}`: {cleaned}"),
+            );
+        }
+        // The character at (line, column) of the SQL, and where it was written.
+        let index = sql
+            .split('\n')
+            .take(line.saturating_sub(1))
+            .map(|l| l.chars().count() + 1)
+            .sum::<usize>()
+            + column.saturating_sub(1);
+        let origins = runink_dsl::string_origins(&self.text, body).unwrap_or_default();
+        match origins.get(index).or_else(|| origins.last()) {
+            Some(span) => self.err(*span, format!("step `{step}`: {cleaned}")),
+            None => fallback(),
+        }
     }
 
     /// A sink's `when=` condition, planned against the relation it reads: it must be boolean.

@@ -27,7 +27,7 @@ use arrow::ipc::writer::FileWriter;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{Column, HashMap};
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{Expr, Extension, LogicalPlan, LogicalPlanBuilder, SortExpr};
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -91,11 +91,20 @@ pub async fn materialize_shared(
         let scan = spool_relation(ctx, &once, &file, n).await?;
         plan = plan
             .transform_down_with_subqueries(|node| {
-                Ok(if node == shared {
-                    Transformed::new(scan.clone(), true, TreeNodeRecursion::Jump)
-                } else {
-                    Transformed::no(node)
-                })
+                if !is_relation(&node) {
+                    return Ok(Transformed::no(node));
+                }
+                let (bare, sort) = unsorted(&node);
+                if bare != shared {
+                    return Ok(Transformed::no(node));
+                }
+                let read = match sort {
+                    Some(exprs) => LogicalPlanBuilder::from(scan.clone())
+                        .sort(exprs)?
+                        .build()?,
+                    None => scan.clone(),
+                };
+                Ok(Transformed::new(read, true, TreeNodeRecursion::Jump))
             })?
             .data;
         n += 1;
@@ -166,16 +175,45 @@ fn tap_input(node: &LogicalPlan) -> &LogicalPlan {
     }
 }
 
-/// How often each relation occurs in `plan`, subqueries included.
+/// How often each relation occurs in `plan`, subqueries included, by its unsorted form.
 fn relation_counts(plan: &LogicalPlan) -> Result<HashMap<LogicalPlan, usize>> {
     let mut counts: HashMap<LogicalPlan, usize> = HashMap::new();
     plan.apply_with_subqueries(|node| {
         if is_relation(node) {
-            *counts.entry(node.clone()).or_default() += 1;
+            *counts.entry(unsorted(node).0).or_default() += 1;
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
     Ok(counts)
+}
+
+/// A step's relation without the `ORDER BY` it ends in, and that sort. The SQL planner drops
+/// the sort where another step reads the relation (order in a subquery means nothing) and
+/// keeps it where a sink does, so the two copies match only without it; a sink's copy reads
+/// the spooled rows sorted again. A sort with a `LIMIT` chooses rows and stays.
+fn unsorted(node: &LogicalPlan) -> (LogicalPlan, Option<Vec<SortExpr>>) {
+    let LogicalPlan::Extension(e) = node else {
+        return (node.clone(), None);
+    };
+    let Some(tap) = e.node.as_any().downcast_ref::<LineageTapNode>() else {
+        return (node.clone(), None);
+    };
+    match &tap.input {
+        LogicalPlan::Sort(sort) if sort.fetch.is_none() => {
+            let bare = LineageTapNode {
+                input: sort.input.as_ref().clone(),
+                relation: tap.relation.clone(),
+                kind: tap.kind,
+            };
+            (
+                LogicalPlan::Extension(Extension {
+                    node: Arc::new(bare),
+                }),
+                Some(sort.expr.clone()),
+            )
+        }
+        _ => (node.clone(), None),
+    }
 }
 
 /// `plan` with the tap of every plain source already in `counted` removed (the source is

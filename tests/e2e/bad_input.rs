@@ -55,6 +55,32 @@ fn sink_reading_an_unknown_relation() {
 }
 
 #[test]
+fn a_sql_syntax_error_is_placed_where_it_was_written() {
+    // Line 6 column 11 of the file holds `FORM`; the SQL parser counts from the SQL's start
+    // (its line 2), after the triple-quoted string lost its indentation.
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step(name=\"bad\", sql=\"\"\"\n        SELECT *\n          FORM orders\n    \"\"\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    let out = p
+        .runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(
+            2,
+            &["bad.feature:6:11:", "step `bad`", "SQL syntax", "FORM"],
+        );
+    assert!(!out.stderr.contains("Line: 2"), "{}", out.stderr);
+    // In a sql_file, the place is the file's own line and column.
+    p.write("q.sql", "SELECT *\nFROM orders WHERE 1 = = 2\n");
+    p.write(
+        "bad.feature",
+        &format!(
+            "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step(name=\"bad\", sql_file=\"q.sql\")\n    @sink(\"json://out/x.ndjson\")\n"
+        ),
+    );
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["q.sql:2:23:", "step `bad`", "SQL syntax"]);
+}
+
+#[test]
 fn malformed_contract_yaml() {
     let p = orders_with(&format!(
         "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @sink(\"json://out/x.ndjson\")\n    Given the contract: broken.yaml\n"

@@ -809,3 +809,70 @@ fn ndjson_columns_keep_the_order_of_the_records() {
         Some("id,name,amount,cat,extra")
     );
 }
+
+#[test]
+fn a_steps_order_by_is_the_order_sinks_write() {
+    // DataFusion drops a sort that no operator above it asks for; the sinks ask.
+    let p = Project::empty();
+    let mut csv = String::from("id,amount\n");
+    for i in 0..40_000u64 {
+        // A fixed shuffle of the ids, and amounts in another order.
+        let id = (i * 7_919) % 40_000;
+        csv.push_str(&format!("{id},{}\n", (id * 31) % 997));
+    }
+    p.write("t.csv", &csv);
+    p.write(
+        "c.yaml",
+        "apiVersion: v3.1.0\nkind: DataContract\nid: c\nversion: 1.0.0\nstatus: active\nschema:\n  - name: t\n    properties:\n      - { name: id, logicalType: integer }\n      - { name: amount, logicalType: integer, logicalTypeOptions: { minimum: 10 } }\n",
+    );
+    p.write(
+        "s.feature",
+        "Feature: f\n  Scenario: s\n    @source(\"csv://t.csv\", name=\"t\")\n    @step(name=\"sorted\", sql=\"SELECT id, amount FROM t ORDER BY amount DESC, id\")\n    @step(name=\"high\", sql=\"SELECT * FROM sorted WHERE amount > 900\")\n    @sink(\"csv://out/valid.csv\", from=\"sorted\")\n    @sink(\"json://out/invalid.ndjson\", from=\"sorted\", when=\"invalid\")\n    @sink(\"csv://out/high.csv\", from=\"high\")\n    Given the contract: c.yaml\n",
+    );
+    for slices in ["inprocess", "2"] {
+        let _ = std::fs::remove_dir_all(p.path().join("out"));
+        // `sorted` is read by a sink and by a step: computed once, counted once, and its
+        // sinks still get its order.
+        let report = p
+            .runi(&[
+                "run",
+                "--scenario",
+                "s.feature",
+                "--slices",
+                slices,
+                "-o",
+                "json",
+            ])
+            .ok()
+            .json();
+        assert_eq!(report["steps"][0]["name"], "sorted");
+        assert_eq!(report["steps"][0]["rows"], 40_000, "{slices}: {report}");
+        let valid: Vec<(i64, i64)> = p
+            .read("out/valid.csv")
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let (id, amount) = l.split_once(',').unwrap();
+                (amount.parse().unwrap(), id.parse().unwrap())
+            })
+            .collect();
+        let invalid: Vec<(i64, i64)> = p
+            .read("out/invalid.ndjson")
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (v["amount"].as_i64().unwrap(), v["id"].as_i64().unwrap())
+            })
+            .collect();
+        assert_eq!(valid.len() + invalid.len(), 40_000, "{slices}");
+        assert!(
+            !invalid.is_empty() && valid.len() > invalid.len(),
+            "{slices}"
+        );
+        for rows in [&valid, &invalid] {
+            let mut expected = rows.clone();
+            expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            assert!(*rows == expected, "{slices}: rows not in ORDER BY order");
+        }
+    }
+}
