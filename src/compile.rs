@@ -63,10 +63,40 @@ pub async fn compile_scenario(
     let compiled = runink_planner::compile(&ctx, &options)
         .await
         .map_err(Failure::input)?;
+    check_requires(&options.feature_file, &compiled.meta)?;
     for w in &compiled.warnings {
         eprintln!("{w}");
     }
     Ok((ctx, compiled))
+}
+
+/// `@requires(cpu=, memory=)` must be quantities a slice can be given (the herd file's
+/// spelling: `500m`, `0.5`, `2`; `512Mi`, `2Gi`), named at the tag when they are not.
+fn check_requires(feature_file: &std::path::Path, meta: &dag::DagMeta) -> Result<(), Failure> {
+    let problem = match (&meta.resources.cpu, &meta.resources.memory) {
+        (Some(cpu), _)
+            if runink_cluster::herd::parse_cpu_millis(cpu).is_none_or(|m| m == 0) =>
+        {
+            format!("@requires(cpu=\"{cpu}\") is not a CPU quantity like 1, 0.5 or 500m")
+        }
+        (_, Some(memory)) if runink_cluster::herd::parse_bytes(memory).is_none() => {
+            format!("@requires(memory=\"{memory}\") is not a quantity like 512Mi or 2Gi")
+        }
+        _ => return Ok(()),
+    };
+    let file = feature_file.display().to_string();
+    let text = std::fs::read_to_string(feature_file).unwrap_or_default();
+    let (doc, _) = runink_dsl::parse(&file, &text);
+    let span = doc
+        .feature
+        .iter()
+        .flat_map(|f| &f.scenarios)
+        .find(|s| s.name == meta.scenario)
+        .and_then(|s| s.requires.as_ref())
+        .map_or(runink_dsl::Span::new(1, 1), |r| r.span);
+    Err(Failure::input(runink_planner::PlanError::at(
+        &file, span, problem,
+    )))
 }
 
 pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {

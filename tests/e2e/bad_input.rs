@@ -626,7 +626,9 @@ fn requires_values_that_are_not_quantities_are_refused() {
             ),
         );
         p.runi(&["run", "--scenario", "req.feature"])
-            .fails(2, &[needle]);
+            .fails(2, &["req.feature:5:5:", needle]);
+        p.runi(&["compile", "--scenario", "req.feature", "--dry-run"])
+            .fails(2, &["req.feature:5:5:", needle]);
     }
     assert_eq!(p.files("out"), Vec::<String>::new());
 }
