@@ -34,7 +34,7 @@ const PROGRESS_TICK: Duration = Duration::from_millis(100);
 
 pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     let overrides = parse_inputs(&args.inputs)?;
-    let (meta, plan, dag_bytes, dag_file) = match (&args.dag, &args.scenario.scenario) {
+    let (mut meta, plan, dag_bytes, dag_file) = match (&args.dag, &args.scenario.scenario) {
         (Some(path), _) => {
             let ctx = runink_planner::new_context(
                 &SessionLimits::default(),
@@ -63,6 +63,18 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     } else {
         runink_planner::override_sources(plan, &overrides).map_err(Failure::input)?
     };
+    // What this run reads, for its record and lineage: the overrides, not the compiled URIs.
+    for source in &mut meta.sources {
+        if let Some((_, uri)) = overrides
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&source.name))
+        {
+            source.uri = uri.clone();
+            if let Ok(location) = runink_engine::source::FileLocation::parse(uri, None) {
+                source.format = location.format.name().to_string();
+            }
+        }
+    }
 
     let mut limits = SessionLimits::default();
     if let Some(cpu) = &meta.resources.cpu

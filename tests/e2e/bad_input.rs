@@ -594,15 +594,25 @@ fn an_ndjson_input_without_the_compiled_fields_is_refused() {
         "same.ndjson",
         "{\"customer\":\"a\",\"order_id\":\"X1\",\"status\":\"NEW\",\"amount\":1.5,\"placed_at\":\"2026-01-01T10:00:00\"}\n{\"order_id\":\"X2\"}\n",
     );
-    p.runi(&[
-        "run",
-        "--scenario",
-        "in.feature",
-        "--input",
-        "orders=json://same.ndjson",
-    ])
-    .ok();
+    let run = p
+        .runi(&[
+            "run",
+            "--scenario",
+            "in.feature",
+            "--input",
+            "orders=json://same.ndjson",
+            "-o",
+            "json",
+        ])
+        .ok();
     assert_eq!(p.read("out/o.ndjson").lines().count(), 2);
+    // The run's lineage names what it read, not what was compiled.
+    let run_id = run.json()["run_id"].as_str().unwrap().to_string();
+    let lineage = p
+        .runi(&["lineage", "--runid", &run_id, "-o", "json"])
+        .ok();
+    assert!(lineage.stdout.contains("same.ndjson"), "{}", lineage.stdout);
+    assert!(!lineage.stdout.contains("orders.csv"), "{}", lineage.stdout);
 }
 
 #[test]
