@@ -15,6 +15,30 @@ use crate::cli::{CompileArgs, Global, OutputFormat, ScenarioArgs};
 use crate::exit::{CmdResult, Failure};
 
 /// Compiles the Scenario the arguments name.
+/// Where each registered dataset is now, as `HERD/NAME` → `FORMAT://PATH`.
+pub async fn dataset_locations(
+    global: &Global,
+) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    crate::barn::read_once(global, |state| {
+        state
+            .herds()
+            .flat_map(|h| state.datasets(&h.id))
+            .map(|d| {
+                // The registered format wins over the URI's scheme (`file://` has none).
+                let path = d
+                    .location
+                    .split_once("://")
+                    .map_or(d.location.as_str(), |(_, p)| p);
+                (
+                    format!("{}/{}", d.herd, d.name),
+                    format!("{}://{path}", d.format),
+                )
+            })
+            .collect()
+    })
+    .await
+}
+
 pub async fn compile_scenario(
     global: &Global,
     args: &ScenarioArgs,
@@ -32,24 +56,7 @@ pub async fn compile_scenario(
         .map(|t| t.contains("dataset://"))
         .unwrap_or(false);
     let datasets = if mentions_datasets {
-        crate::barn::read_once(global, |state| {
-            state
-                .herds()
-                .flat_map(|h| state.datasets(&h.id))
-                .map(|d| {
-                    // The registered format wins over the URI's scheme (`file://` has none).
-                    let path = d
-                        .location
-                        .split_once("://")
-                        .map_or(d.location.as_str(), |(_, p)| p);
-                    (
-                        format!("{}/{}", d.herd, d.name),
-                        format!("{}://{path}", d.format),
-                    )
-                })
-                .collect()
-        })
-        .await?
+        dataset_locations(global).await?
     } else {
         Default::default()
     };
@@ -74,9 +81,7 @@ pub async fn compile_scenario(
 /// spelling: `500m`, `0.5`, `2`; `512Mi`, `2Gi`), named at the tag when they are not.
 fn check_requires(feature_file: &std::path::Path, meta: &dag::DagMeta) -> Result<(), Failure> {
     let problem = match (&meta.resources.cpu, &meta.resources.memory) {
-        (Some(cpu), _)
-            if runink_cluster::herd::parse_cpu_millis(cpu).is_none_or(|m| m == 0) =>
-        {
+        (Some(cpu), _) if runink_cluster::herd::parse_cpu_millis(cpu).is_none_or(|m| m == 0) => {
             format!("@requires(cpu=\"{cpu}\") is not a CPU quantity like 1, 0.5 or 500m")
         }
         (_, Some(memory)) if runink_cluster::herd::parse_bytes(memory).is_none() => {

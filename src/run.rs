@@ -58,6 +58,32 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
         }
     };
     let sinks = runink_planner::nodes::sink_schemas(&plan);
+    // A compiled DAG reads its `dataset://` sources where they are now: a later run may have
+    // registered the dataset somewhere else since it was compiled.
+    let inputs = overrides.clone();
+    let mut overrides = overrides;
+    if args.dag.is_some() {
+        let datasets: Vec<(String, String)> = meta
+            .sources
+            .iter()
+            .filter(|s| !overrides.keys().any(|k| k.eq_ignore_ascii_case(&s.name)))
+            .filter_map(|s| {
+                let key = s.uri.strip_prefix("dataset://")?;
+                Some((s.name.clone(), key.trim_end_matches('/').to_string()))
+            })
+            .collect();
+        if !datasets.is_empty() {
+            let now = crate::compile::dataset_locations(global).await?;
+            for (name, key) in datasets {
+                let location = now.get(&key).ok_or_else(|| {
+                    Failure::input(anyhow!(
+                        "source `{name}` reads dataset://{key}, which is no longer registered"
+                    ))
+                })?;
+                overrides.insert(name, location.clone());
+            }
+        }
+    }
     let plan = if overrides.is_empty() {
         plan
     } else {
@@ -65,7 +91,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     };
     // What this run reads, for its record and lineage: the overrides, not the compiled URIs.
     for source in &mut meta.sources {
-        if let Some((_, uri)) = overrides
+        if let Some((_, uri)) = inputs
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(&source.name))
         {

@@ -608,9 +608,7 @@ fn an_ndjson_input_without_the_compiled_fields_is_refused() {
     assert_eq!(p.read("out/o.ndjson").lines().count(), 2);
     // The run's lineage names what it read, not what was compiled.
     let run_id = run.json()["run_id"].as_str().unwrap().to_string();
-    let lineage = p
-        .runi(&["lineage", "--runid", &run_id, "-o", "json"])
-        .ok();
+    let lineage = p.runi(&["lineage", "--runid", &run_id, "-o", "json"]).ok();
     assert!(lineage.stdout.contains("same.ndjson"), "{}", lineage.stdout);
     assert!(!lineage.stdout.contains("orders.csv"), "{}", lineage.stdout);
 }

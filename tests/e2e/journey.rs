@@ -232,6 +232,41 @@ Feature: Top customers
         2,
         "upstream and downstream runs"
     );
+
+    // A compiled DAG reads the dataset where it is when the DAG runs: registered again
+    // elsewhere (with one valid customer), the old files are not read.
+    p.runi(&[
+        "compile",
+        "--scenario",
+        "features/top.feature",
+        "--out",
+        "dags/top.dag",
+    ])
+    .ok();
+    let sample = p.read("features/sample.feature");
+    p.write(
+        "features/again.feature",
+        &sample.replace("out/customers/", "out/customers_v2/"),
+    );
+    let csv = p.read("data/customers.csv");
+    let mut lines = csv.lines();
+    let one = format!("{}\n{}\n", lines.next().unwrap(), lines.next().unwrap());
+    p.write("data/one.csv", &one);
+    p.runi(&[
+        "run",
+        "--scenario",
+        "features/again.feature",
+        "--input",
+        "customers=csv://data/one.csv",
+    ])
+    .ok();
+    let again = p
+        .runi(&["run", "--dag", "dags/top.dag", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(again["sources"][0]["rows"], 1, "{again}");
+    std::fs::remove_dir_all(p.path().join("out/customers")).unwrap();
+    p.runi(&["run", "--dag", "dags/top.dag"]).ok();
 }
 
 /// Validates one event against OpenLineage's RunEvent and its facets against their
