@@ -25,7 +25,7 @@ use crate::{PlanError, Result};
 /// The value of `format` in every DAG file.
 pub const DAG_FORMAT: &str = "runink-dag";
 /// The DAG file version this build writes and reads.
-pub const DAG_VERSION: u32 = 1;
+pub const DAG_VERSION: u32 = 2;
 /// Largest DAG file `runi run --dag` reads (a plan is kilobytes; this bounds bad input).
 pub const DAG_BYTES_MAX: u64 = 256 << 20;
 
@@ -150,6 +150,24 @@ struct DagFile {
     #[serde(flatten)]
     meta: DagMeta,
     plan: PlanBlob,
+    /// SHA-256 of the metadata (as serialized) and the plan's bytes: a file edited or
+    /// damaged after `runi compile` wrote it is refused rather than run with rules or
+    /// sources other than the ones its metadata (and the run's record) name.
+    #[serde(default)]
+    checksum: String,
+}
+
+fn checksum(meta: &DagMeta, plan_bytes: &[u8]) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let meta = serde_json::to_vec(meta).map_err(|e| PlanError::Dag {
+        path: "(memory)".into(),
+        message: e.to_string(),
+    })?;
+    let mut h = Sha256::new();
+    h.update((meta.len() as u64).to_le_bytes());
+    h.update(&meta);
+    h.update(plan_bytes);
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -171,6 +189,7 @@ pub fn encode(meta: &DagMeta, plan: &LogicalPlan) -> Result<Vec<u8>> {
             encoding: "datafusion-proto".into(),
             base64: B64.encode(&bytes),
         },
+        checksum: checksum(meta, &bytes)?,
     };
     let mut out = serde_json::to_vec_pretty(&file).map_err(|e| PlanError::Dag {
         path: "(memory)".into(),
@@ -214,6 +233,11 @@ pub fn decode(path: &str, bytes: &[u8], ctx: &SessionContext) -> Result<(DagMeta
     let plan_bytes = B64
         .decode(file.plan.base64.as_bytes())
         .map_err(|e| bad(format!("plan is not valid base64: {e}")))?;
+    if checksum(&file.meta, &plan_bytes)? != file.checksum {
+        return Err(bad(
+            "the file was changed after `runi compile` wrote it (its checksum does not match its contents); compile the Scenario again".into(),
+        ));
+    }
     let plan =
         logical_plan_from_bytes_with_extension_codec(&plan_bytes, &ctx.task_ctx(), &RuninkCodec)
             .map_err(|e| {

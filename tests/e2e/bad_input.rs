@@ -197,6 +197,45 @@ fn bad_dag_files() {
 }
 
 #[test]
+fn a_dag_file_changed_after_compiling_is_refused() {
+    let p = Project::fixture("orders");
+    p.runi(&[
+        "compile",
+        "--scenario",
+        "orders.feature",
+        "--name",
+        "Route orders",
+        "--out",
+        "o.dag",
+    ])
+    .ok();
+    let dag = p.read("o.dag");
+    // Metadata the run would record (no sources), and one character of the plan.
+    let no_sources = {
+        let mut v: serde_json::Value = serde_json::from_str(&dag).unwrap();
+        v["sources"] = serde_json::json!([]);
+        serde_json::to_string_pretty(&v).unwrap()
+    };
+    let base64 = {
+        let v: serde_json::Value = serde_json::from_str(&dag).unwrap();
+        v["plan"]["base64"].as_str().unwrap().to_string()
+    };
+    let at = base64.len() / 2;
+    let flipped = if &base64[at..=at] == "A" { "B" } else { "A" };
+    let damaged = dag.replace(
+        &base64,
+        &format!("{}{flipped}{}", &base64[..at], &base64[at + 1..]),
+    );
+    for (name, text) in [("edited.dag", no_sources), ("damaged.dag", damaged)] {
+        p.write(name, &text);
+        p.runi(&["run", "--dag", name])
+            .fails(2, &[name, "changed after `runi compile` wrote it"]);
+    }
+    assert_eq!(p.files("out"), Vec::<String>::new());
+    p.runi(&["run", "--dag", "o.dag"]).ok();
+}
+
+#[test]
 fn missing_feature_file_and_flags() {
     let p = Project::empty();
     p.runi(&["compile", "--scenario", "nope.feature", "--dry-run"])
@@ -247,7 +286,7 @@ fn tampered_dag_plan() {
     dag["plan"]["base64"] = serde_json::Value::String("AAAA".into());
     p.write("bad-plan.dag", &dag.to_string());
     p.runi(&["run", "--dag", "bad-plan.dag"])
-        .fails(2, &["bad-plan.dag", "plan does not decode"]);
+        .fails(2, &["bad-plan.dag", "changed after `runi compile`"]);
     dag["plan"]["base64"] = serde_json::Value::String("***".into());
     p.write("bad-b64.dag", &dag.to_string());
     p.runi(&["run", "--dag", "bad-b64.dag"])
