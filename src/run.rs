@@ -287,6 +287,9 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
                 Some(pool) => slices::failure_message(pool, e.to_string()),
                 None => e.to_string(),
             };
+            // A CSV value that failed to read, placed in its file (the reader's count is
+            // off by the header, and relative to the byte range it read).
+            let message = runink_planner::locate_source_error(&plan, &message).unwrap_or(message);
             let report = run_ctx.report(started.elapsed().as_millis() as u64);
             if let Err(e) = record::finish(
                 global,

@@ -251,6 +251,50 @@ impl SourceTable {
         }
     }
 
+    /// Where a CSV value that failed to read is: the file, and its line in that file.
+    /// DataFusion reads a large file in byte ranges and arrow counts a value's line from the
+    /// start of its range, after the header, so the reader's own message is off; this reads
+    /// the files again, from the start, one at a time. `None` for other formats, or when the
+    /// files now read without an error. Reads up to the bad value: for error messages only.
+    pub fn locate_csv_error(&self) -> Option<String> {
+        if self.location.format != FileFormatKind::Csv {
+            return None;
+        }
+        let base = current_dir(&self.name, &self.location).ok()?;
+        let multiline = csv_newlines_in_values(&self.location, &base);
+        for file in source_files(&self.name, &self.location, "csv").ok()? {
+            let reader = arrow::csv::ReaderBuilder::new(Arc::clone(&self.schema))
+                .with_header(true)
+                .build(std::fs::File::open(&file).ok()?)
+                .ok()?;
+            for batch in reader {
+                let Err(e) = batch else { continue };
+                let text = e.to_string();
+                let shown = std::env::current_dir()
+                    .ok()
+                    .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))
+                    .unwrap_or_else(|| file.clone());
+                let shown = shown.display();
+                // A value that does not parse: arrow counts records after the header from 1.
+                if let Some((before, n, after)) = split_number(&text, " at line ") {
+                    let place = if multiline {
+                        format!("{shown}, row {n} after the header")
+                    } else {
+                        format!("{shown}:{}", n + 1)
+                    };
+                    let column = column_named(before, &self.schema);
+                    return Some(format!("{place}: {column}{after}"));
+                }
+                // A row with another number of fields: the CSV parser counts lines from 1.
+                if let Some((before, n, after)) = split_number(&text, " for line ") {
+                    return Some(format!("{shown}:{n}: {before}{after}"));
+                }
+                return Some(format!("{shown}: {text}"));
+            }
+        }
+        None
+    }
+
     /// For NDJSON pointed at other data than it was compiled for (`runi run --input`): every
     /// column of the table must be a field of some record. The reader gives a field no
     /// record has as nulls and drops fields the table does not name, so data with other
@@ -742,5 +786,31 @@ fn source_error(
         name: name.to_string(),
         uri: location.uri.clone(),
         message: crate::user_message(e),
+    }
+}
+
+/// `text` split around the number after `marker`: (before the marker, the number, after it).
+fn split_number<'a>(text: &'a str, marker: &str) -> Option<(&'a str, u64, &'a str)> {
+    let at = text.find(marker)?;
+    let rest = &text[at + marker.len()..];
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    let n = rest[..digits].parse().ok()?;
+    Some((&text[..at], n, &rest[digits..]))
+}
+
+/// Arrow's "… for column 1" as the column's name: "… for column `amount`".
+fn column_named(text: &str, schema: &SchemaRef) -> String {
+    let text = text
+        .strip_prefix("Parser error: ")
+        .unwrap_or(text)
+        .to_string();
+    match split_number(&text, " for column ") {
+        Some((before, i, after)) => {
+            match usize::try_from(i).ok().and_then(|i| schema.fields().get(i)) {
+                Some(f) => format!("{before} for column `{}`{after}", f.name()),
+                None => text.clone(),
+            }
+        }
+        None => text,
     }
 }

@@ -1206,3 +1206,43 @@ pub fn override_sources(
     }
     Ok(plan)
 }
+
+/// A run's error about reading a CSV source (`source \`x\`: … at line N`), with the place
+/// the reader gave (wrong for a file read in ranges, and without the file) replaced by the
+/// file and line of the bad value (see [`SourceTable::locate_csv_error`]).
+pub fn locate_source_error(plan: &LogicalPlan, message: &str) -> Option<String> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::datasource::source_as_provider;
+
+    if !(message.contains(" at line ") || message.contains(" for line ")) {
+        return None;
+    }
+    let start = message.find("source `")? + "source `".len();
+    let name = &message[start..start + message[start..].find('`')?];
+    let mut table: Option<SourceTable> = None;
+    plan.apply_with_subqueries(|node| {
+        let provider = match node {
+            LogicalPlan::TableScan(scan) => source_as_provider(&scan.source).ok(),
+            _ => None,
+        };
+        let any = provider.as_deref().map(|p| p as &dyn std::any::Any);
+        if let Some(t) = any.and_then(|a| a.downcast_ref::<SourceTable>())
+            && t.name.eq_ignore_ascii_case(name)
+        {
+            table = Some(t.clone());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .ok()?;
+    let located = table?.locate_csv_error()?;
+    let head = start + name.len() + 1;
+    let tail = message[head..]
+        .find('\n')
+        .map_or(message.len(), |i| head + i);
+    Some(format!(
+        "{}: {located}{}",
+        &message[..head],
+        &message[tail..]
+    ))
+}

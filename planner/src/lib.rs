@@ -21,6 +21,6 @@ pub mod shared;
 pub mod slices;
 pub mod sqldepth;
 
-pub use build::{CompileOptions, Compiled, compile, override_sources};
+pub use build::{CompileOptions, Compiled, compile, locate_source_error, override_sources};
 pub use error::{PlanError, Result};
 pub use physical::new_context;

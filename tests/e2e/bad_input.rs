@@ -365,7 +365,45 @@ fn a_bad_row_past_schema_inference_names_its_source() {
     ));
     p.write("late.csv", &csv);
     p.runi(&["run", "--scenario", "bad.feature", "--slices", "inprocess"])
-        .fails(1, &["source `late`", "incorrect number of fields"]);
+        .fails(
+            1,
+            &[
+                "source `late`",
+                "late.csv:30002:",
+                "incorrect number of fields",
+            ],
+        );
+    assert!(!p.path().join("out/x.ndjson").exists());
+}
+
+#[test]
+fn a_value_that_does_not_read_is_placed_at_its_file_and_line() {
+    // Over 10 MiB, DataFusion reads the file in byte ranges, and arrow counts the bad
+    // value's line from its range's start (and after the header): 96 847 for line 550 002.
+    let mut csv = String::from("id,amount,note\n");
+    for i in 0..600_000u64 {
+        if i == 550_000 {
+            csv.push_str("550000,oops,x\n");
+        } else {
+            csv.push_str(&format!("{i},{},some padding text here\n", i * 2));
+        }
+    }
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://big.csv\", name=\"big\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.write("big.csv", &csv);
+    for slices in ["inprocess", "2"] {
+        p.runi(&["run", "--scenario", "bad.feature", "--slices", slices])
+            .fails(
+                1,
+                &[
+                    "source `big`",
+                    "big.csv:550002:",
+                    "'oops'",
+                    "for column `amount`",
+                ],
+            );
+    }
     assert!(!p.path().join("out/x.ndjson").exists());
 }
 
