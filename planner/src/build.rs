@@ -88,6 +88,18 @@ struct Builder<'a> {
     edges: Vec<Edge>,
 }
 
+/// The kind a built-in step is recorded as in the DAG's steps.
+fn builtin_kind(builtin: &str) -> &'static str {
+    match builtin {
+        "Dedupe" => "dedupe",
+        "Filter" => "filter",
+        "Select" => "select",
+        "Derive" => "derive",
+        "Validate" => "validate",
+        _ => "builtin",
+    }
+}
+
 /// Where a step's SQL was written: its tag, the start of its `sql=` string or of the
 /// `sql_file=` naming the file, and that file.
 #[derive(Clone, Copy)]
@@ -210,7 +222,13 @@ pub async fn compile(ctx: &SessionContext, opts: &CompileOptions) -> Result<Comp
     let mut previous: Option<String> = None;
     for (index, step) in scenario.steps.iter().enumerate() {
         let name = b
-            .add_step(index, step, previous.as_deref(), &mut contracts_meta)
+            .add_step(
+                index,
+                step,
+                previous.as_deref(),
+                contract.as_ref(),
+                &mut contracts_meta,
+            )
             .await?;
         previous = Some(name);
     }
@@ -577,6 +595,7 @@ impl Builder<'_> {
         index: usize,
         step: &runink_dsl::Step,
         previous: Option<&str>,
+        scenario_contract: Option<&(Contract, String)>,
         contracts: &mut Vec<ContractMeta>,
     ) -> Result<String> {
         let name = match &step.name {
@@ -650,6 +669,22 @@ impl Builder<'_> {
                         .map(|(_, v)| v.to_text())
                         .ok_or_else(|| in_step(format!("{builtin} needs `{key}=`")))
                 };
+                let own: &[&str] = match builtin.as_str() {
+                    "Dedupe" => &["keys"],
+                    "Filter" => &["where"],
+                    "Select" => &["columns"],
+                    "Validate" => &[],
+                    // Every other argument of `Derive` is a column.
+                    _ => &[],
+                };
+                if builtin != "Derive"
+                    && let Some((key, _)) = args.iter().find(|(k, _)| !own.contains(&k.as_str()))
+                {
+                    return Err(in_step(format!(
+                        "unknown argument `{key}` for {builtin}; it takes {}name=, from= and contract=",
+                        own.iter().map(|k| format!("{k}=, ")).collect::<String>()
+                    )));
+                }
                 let plan = match builtin.as_str() {
                     "Dedupe" => {
                         let keys = split_list(&arg("keys")?);
@@ -706,20 +741,62 @@ impl Builder<'_> {
                             .build()
                             .map_err(&df_in_step)?
                     }
+                    "Derive" => {
+                        if args.is_empty() {
+                            return Err(in_step(
+                                "Derive needs at least one `column=\"SQL expression\"`, e.g. `notional=\"quantity * price\"`".into(),
+                            ));
+                        }
+                        // Each column in turn, so a later one may use an earlier one; a name
+                        // the input has is replaced in place.
+                        let mut plan = input.clone();
+                        for (column, value) in args {
+                            let text = value.to_text();
+                            crate::sqldepth::check_expression(&text)
+                                .map_err(|m| in_step(format!("{column}=\"…\": {m}")))?;
+                            let expr = self
+                                .ctx
+                                .state()
+                                .create_logical_expr(&text, plan.schema())
+                                .map_err(|e| {
+                                in_step(format!("{column}=\"{text}\": {}", user_message(&e)))
+                            })?;
+                            let mut replaced = false;
+                            let mut exprs: Vec<Expr> = Vec::new();
+                            for c in plan.schema().columns() {
+                                if c.name == *column {
+                                    exprs.push(expr.clone().alias(column.as_str()));
+                                    replaced = true;
+                                } else {
+                                    exprs.push(Expr::Column(c));
+                                }
+                            }
+                            if !replaced {
+                                exprs.push(expr.alias(column.as_str()));
+                            }
+                            plan = LogicalPlanBuilder::from(plan)
+                                .project(exprs)
+                                .map_err(&df_in_step)?
+                                .build()
+                                .map_err(&df_in_step)?;
+                        }
+                        plan
+                    }
+                    "Validate" => {
+                        if step.contract.is_none() && scenario_contract.is_none() {
+                            return Err(in_step(
+                                "Validate needs a contract: `contract=PATH` on the step, or the Scenario's (`Given the contract: PATH`)".into(),
+                            ));
+                        }
+                        input.clone()
+                    }
                     other => {
                         return Err(in_step(format!(
-                            "the built-in `{other}` is not available in this build (available: Dedupe, Filter, Select)"
+                            "the built-in `{other}` is not available in this build (available: Dedupe, Filter, Select, Derive, Validate; masking comes with the security features)"
                         )));
                     }
                 };
-                (
-                    match builtin.as_str() {
-                        "Dedupe" => "dedupe",
-                        "Filter" => "filter",
-                        _ => "select",
-                    },
-                    plan,
-                )
+                (builtin_kind(builtin), plan)
             }
             StepKind::Exec(command) => {
                 let output = probe_schema(&name, command, input.schema().as_arrow())
@@ -747,10 +824,23 @@ impl Builder<'_> {
             inputs,
         });
         let mut plan = tap(body, &name, TapKind::Step);
-        if let Some(c) = &step.contract {
-            let contract = load_contract(Path::new(&c.value), Some(c), &self.file)?;
+        // `Validate` without `contract=` checks the Scenario's contract at this point.
+        let validates_scenario = step.contract.is_none()
+            && matches!(&step.kind, StepKind::Builtin { name, .. } if name == "Validate");
+        let bound = match (&step.contract, scenario_contract) {
+            (Some(c), _) => Some((
+                load_contract(Path::new(&c.value), Some(c), &self.file)?,
+                c.value.clone(),
+                c.span,
+            )),
+            (None, Some((contract, file))) if validates_scenario => {
+                Some((contract.clone(), file.clone(), step.body_span))
+            }
+            _ => None,
+        };
+        if let Some((contract, file, at)) = bound {
             Checker::new(&contract, plan.schema().as_arrow())
-                .map_err(|e| self.err(c.span, format!("step `{name}`: {e}")))?;
+                .map_err(|e| self.err(at, format!("step `{name}`: {e}")))?;
             plan = enforce(
                 plan,
                 &contract,
@@ -761,7 +851,7 @@ impl Builder<'_> {
                 id: contract.id.clone(),
                 version: contract.version.clone(),
                 hash: contract.hash(),
-                file: c.value.clone(),
+                file,
                 at: format!("step:{name}"),
             });
         }

@@ -876,3 +876,79 @@ fn a_steps_order_by_is_the_order_sinks_write() {
         }
     }
 }
+
+#[test]
+fn derive_adds_columns_in_turn_and_validate_drops_what_the_contract_rejects() {
+    let p = Project::empty();
+    let mut csv = String::from("id,amount\n");
+    for id in 0..1_000i64 {
+        csv.push_str(&format!("{id},{}\n", (id * 37) % 101));
+    }
+    p.write("t.csv", &csv);
+    p.write(
+        "c.yaml",
+        "apiVersion: v3.1.0\nkind: DataContract\nid: c\nversion: 1.0.0\nstatus: active\nschema:\n  - name: t\n    properties:\n      - { name: id, logicalType: integer }\n      - { name: amount, logicalType: integer, logicalTypeOptions: { minimum: 10 } }\n",
+    );
+    // `amount` is replaced in place (after `double` read the old value); `triple` reads both.
+    p.write(
+        "s.feature",
+        "Feature: f\n  Scenario: s\n    @source(\"csv://t.csv\", name=\"t\")\n    @step(\"Derive\", double=\"amount * 2\", amount=\"amount - 5\", triple=\"double + amount\")\n    @step(\"Validate\")\n    @sink(\"csv://out/v.csv\")\n    Given the contract: c.yaml\n",
+    );
+    let report = p
+        .runi(&["run", "--scenario", "s.feature", "-o", "json"])
+        .ok()
+        .json();
+    let expected: Vec<String> = (0..1_000i64)
+        .map(|id| (id, (id * 37) % 101))
+        .filter(|(_, a)| a - 5 >= 10)
+        .map(|(id, a)| format!("{id},{},{},{}", a - 5, a * 2, a * 2 + a - 5))
+        .collect();
+    let mut written: Vec<String> = p.read("out/v.csv").lines().map(String::from).collect();
+    assert_eq!(written.remove(0), "id,amount,double,triple");
+    written.sort();
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(written, sorted);
+    let at_validate = report["contracts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["at"] == "step:validate")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(
+        at_validate["rejected_per_rule"]["amount:minimum"],
+        1_000 - expected.len(),
+        "{report}"
+    );
+
+    // Mistakes name the step and the argument.
+    for (step, needles) in [
+        ("@step(\"Derive\")", &["Derive needs at least one"][..]),
+        (
+            "@step(\"Derive\", x=\"nosuch + 1\")",
+            &["step `derive`", "x=\"nosuch + 1\"", "nosuch"][..],
+        ),
+        (
+            "@step(\"Filter\", where=\"amount > 1\", keys=\"id\")",
+            &["unknown argument `keys` for Filter"][..],
+        ),
+        ("@step(\"Mask\")", &["`Mask` is not available"][..]),
+    ] {
+        p.write(
+            "bad.feature",
+            &format!(
+                "Feature: f\n  Scenario: s\n    @source(\"csv://t.csv\", name=\"t\")\n    {step}\n    @sink(\"csv://out/v.csv\")\n"
+            ),
+        );
+        let mut all = vec!["bad.feature:4:"];
+        all.extend_from_slice(needles);
+        p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+            .fails(2, &all);
+    }
+    p.write(
+        "bad.feature",
+        "Feature: f\n  Scenario: s\n    @source(\"csv://t.csv\", name=\"t\")\n    @step(\"Validate\")\n    @sink(\"csv://out/v.csv\")\n",
+    );
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:4:", "Validate needs a contract"]);
+}
