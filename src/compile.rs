@@ -113,7 +113,12 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
     let (ctx, mut compiled) = compile_scenario(global, &args.scenario).await?;
     // The split is planned once, for `--explain` and the DAG's slice graph both.
     let split = if args.explain || (args.out.is_some() && !args.dry_run) {
-        Some(planned_split(&compiled).await.map_err(Failure::input)?)
+        let quotas = herd_quotas(global, &compiled.meta).await?;
+        Some(
+            planned_split(&compiled, &quotas)
+                .await
+                .map_err(Failure::input)?,
+        )
     } else {
         None
     };
@@ -229,8 +234,33 @@ pub async fn explain(
 /// The plan split into stages as `runi run --slices auto` would split it on this machine
 /// without herd quotas, and the slices that is for: planned against stand-in slices,
 /// nothing is started.
-async fn planned_split(compiled: &Compiled) -> anyhow::Result<(usize, Arc<dyn ExecutionPlan>)> {
-    let budget = crate::slices::Budget::for_plan(&Default::default(), &compiled.meta.resources);
+/// The quotas of the herd the Scenario runs in, as registered in Barn; none when the
+/// herd or the state directory does not exist yet (compiling creates no state).
+async fn herd_quotas(
+    global: &Global,
+    meta: &dag::DagMeta,
+) -> Result<runink_cluster::state::ResourceQuotas, Failure> {
+    if !global.home.exists() {
+        return Ok(Default::default());
+    }
+    let herd = global
+        .herd
+        .clone()
+        .or_else(|| meta.herd.clone())
+        .unwrap_or_else(|| crate::record::DEFAULT_HERD.to_string());
+    crate::barn::read_once(global, |s| {
+        s.herd(&herd)
+            .map(|h| h.resource_quotas.clone())
+            .unwrap_or_default()
+    })
+    .await
+}
+
+async fn planned_split(
+    compiled: &Compiled,
+    quotas: &runink_cluster::state::ResourceQuotas,
+) -> anyhow::Result<(usize, Arc<dyn ExecutionPlan>)> {
+    let budget = crate::slices::Budget::for_plan(quotas, &compiled.meta.resources);
     let count = budget.auto().unwrap_or(1);
     let urls: Vec<String> = (0..count)
         .map(|i| format!("http://slice-{i}.invalid:1"))
@@ -249,7 +279,8 @@ async fn planned_split(compiled: &Compiled) -> anyhow::Result<(usize, Arc<dyn Ex
 
 /// The stages and slices of the plan as `runi run --slices auto` would split it here.
 fn stages((count, plan): &(usize, Arc<dyn ExecutionPlan>)) -> String {
-    let head = format!("== stages ({count} slices, as `runi run` splits it here) ==\n");
+    let slices = if *count == 1 { "slice" } else { "slices" };
+    let head = format!("== stages ({count} {slices}, as `runi run` splits it here) ==\n");
     if plan.is::<DistributedExec>() {
         format!("{head}{}\n", display_plan_ascii(plan.as_ref(), false))
     } else {

@@ -92,4 +92,25 @@ fn explain_shows_the_stages_a_run_splits_the_example_into() {
     assert!(rest.contains("LineageTapExec: source=trades"), "{stages}");
     assert!(rest.contains("NetworkBroadcastExec"), "{stages}");
     assert!(rest.contains("tasks=2"), "{stages}");
+
+    // A herd that allows one slice: the split `runi run` would make there, none.
+    let herd = p
+        .read("herd.toml")
+        .replacen("slices_max = 16", "slices_max = 1", 1);
+    p.write("herd.toml", &herd);
+    p.runi(&["herd", "apply", "-f", "herd.toml"]).ok();
+    let out = p
+        .runi(&[
+            "compile",
+            "--scenario",
+            "trades.feature",
+            "--explain",
+            "--dry-run",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        out.contains("== stages (1 slice, as `runi run` splits it here) ==\none stage"),
+        "{out}"
+    );
 }
