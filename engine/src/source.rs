@@ -204,10 +204,19 @@ impl SourceTable {
             // arrow's reader over each whole file does not.
             infer_csv_whole(&name, &location, &base)?
         } else {
-            options
-                .infer_schema(state, &url)
-                .await
-                .map_err(|e| source_error(&name, &location, &e))?
+            options.infer_schema(state, &url).await.map_err(|e| {
+                let located = (location.format == FileFormatKind::Json)
+                    .then(|| locate_json_error(&name, &location, None))
+                    .flatten();
+                match located {
+                    Some(message) => EngineError::Source {
+                        name: name.clone(),
+                        uri: location.uri.clone(),
+                        message,
+                    },
+                    None => source_error(&name, &location, &e),
+                }
+            })?
         };
         // An empty file (or a CSV without a header) has no columns to read or check; it
         // would compile and then fail at run time, or read as nothing.
@@ -293,6 +302,18 @@ impl SourceTable {
             }
         }
         None
+    }
+
+    /// Where a CSV or NDJSON source's bad value is (see [`Self::locate_csv_error`] and
+    /// [`locate_json_error`]); `message` is the reader's, naming the field for NDJSON.
+    pub fn locate_error(&self, message: &str) -> Option<String> {
+        match self.location.format {
+            FileFormatKind::Csv => self.locate_csv_error(),
+            FileFormatKind::Json => {
+                locate_json_error(&self.name, &self.location, Some((&self.schema, message)))
+            }
+            _ => None,
+        }
     }
 
     /// For NDJSON pointed at other data than it was compiled for (`runi run --input`): every
@@ -812,5 +833,133 @@ fn column_named(text: &str, schema: &SchemaRef) -> String {
             }
         }
         None => text,
+    }
+}
+
+/// Where an NDJSON source's reader failed: the first line that is not JSON (file, line and
+/// column), or, given the source's schema and the reader's message (which names the field,
+/// `whilst decoding field 'amount'`, but not the line), the first record whose value of that
+/// field has another JSON type than the column. Reads the files line by line, for error
+/// messages only; `None` when nothing is found.
+fn locate_json_error(
+    name: &str,
+    location: &FileLocation,
+    decoding: Option<(&SchemaRef, &str)>,
+) -> Option<String> {
+    use std::io::BufRead;
+    let field = decoding.and_then(|(schema, message)| {
+        let (_, rest) = message.split_once("whilst decoding field '")?;
+        let field = &rest[..rest.find('\'')?];
+        schema
+            .field_with_name(field)
+            .ok()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+    });
+    let cwd = std::env::current_dir().ok();
+    for file in source_files(name, location, "").ok()? {
+        let shown = cwd
+            .as_ref()
+            .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))
+            .unwrap_or_else(|| file.clone());
+        let shown = shown.display();
+        let reader = std::io::BufReader::new(std::fs::File::open(&file).ok()?);
+        // The first record whose field has the column's JSON type, and the first that has not.
+        let mut fits: Option<(usize, String, &str)> = None;
+        let mut misfits: Option<(usize, String, &str)> = None;
+        for (i, line) in reader.split(b'\n').enumerate() {
+            let line = line.ok()?;
+            let n = i + 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let value: serde_json::Value = match serde_json::from_slice(&line) {
+                Ok(v) => v,
+                Err(e) => {
+                    let what = e.to_string();
+                    let what = what.split(" at line ").next().unwrap_or(&what);
+                    return Some(format!(
+                        "{shown}:{n}:{}: not valid JSON: {what}",
+                        e.column()
+                    ));
+                }
+            };
+            if let Some((field, data_type)) = &field
+                && let Some(v) = value.get(field).filter(|v| !v.is_null())
+            {
+                let seen = (n, short_json(v), json_kind(v));
+                if json_fits(v, data_type) {
+                    fits.get_or_insert(seen);
+                } else {
+                    misfits.get_or_insert(seen);
+                }
+                if let (Some(bad), Some(good)) = (&misfits, &fits) {
+                    return Some(mixed_types(&shown, field, data_type, bad, good));
+                }
+            }
+        }
+        if let (Some((field, data_type)), Some(bad)) = (&field, &misfits) {
+            return Some(format!(
+                "{shown}:{}: field `{field}` is {} ({}), but the source reads it as {data_type}",
+                bad.0, bad.1, bad.2
+            ));
+        }
+    }
+    None
+}
+
+/// Whether arrow's JSON reader takes `v` for a column of `t` (a rough check, for placing
+/// its errors: numbers for numbers, text for text, …).
+fn json_fits(v: &serde_json::Value, t: &arrow::datatypes::DataType) -> bool {
+    use arrow::datatypes::DataType as T;
+    use serde_json::Value as V;
+    match (v, t) {
+        (V::Null, _) => true,
+        (V::String(_), T::Utf8 | T::LargeUtf8 | T::Utf8View) => true,
+        (_, T::Utf8 | T::LargeUtf8 | T::Utf8View) => false,
+        (V::Number(n), t) if t.is_integer() => n.is_i64() || n.is_u64(),
+        (V::Number(_), t) if t.is_floating() || matches!(t, T::Decimal128(..)) => true,
+        (V::Bool(_), T::Boolean) => true,
+        (_, T::Boolean) => false,
+        (_, t) if t.is_numeric() => false,
+        (V::Array(_), T::List(_) | T::LargeList(_)) => true,
+        (_, T::List(_) | T::LargeList(_)) => false,
+        (V::Object(_), T::Struct(_)) => true,
+        (_, T::Struct(_)) => false,
+        _ => true,
+    }
+}
+
+/// A field whose records hold values of two JSON types: inference chose one (text, when
+/// any record has text), and the reader fails on the other.
+fn mixed_types(
+    shown: &std::path::Display<'_>,
+    field: &str,
+    data_type: &arrow::datatypes::DataType,
+    bad: &(usize, String, &str),
+    good: &(usize, String, &str),
+) -> String {
+    format!(
+        "field `{field}` holds values of two JSON types: {} at {shown}:{} ({}) and {} at {shown}:{} ({}); the source reads it as {data_type}, so every record must hold {} (or null)",
+        bad.2, bad.0, bad.1, good.2, good.0, good.1, good.2
+    )
+}
+
+fn short_json(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() > 40 {
+        text.chars().take(40).collect::<String>() + "…"
+    } else {
+        text
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "text",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
     }
 }

@@ -1304,7 +1304,10 @@ pub fn locate_source_error(plan: &LogicalPlan, message: &str) -> Option<String> 
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::datasource::source_as_provider;
 
-    if !(message.contains(" at line ") || message.contains(" for line ")) {
+    if !(message.contains(" at line ")
+        || message.contains(" for line ")
+        || message.contains("Json error"))
+    {
         return None;
     }
     let start = message.find("source `")? + "source `".len();
@@ -1325,7 +1328,7 @@ pub fn locate_source_error(plan: &LogicalPlan, message: &str) -> Option<String> 
         Ok(TreeNodeRecursion::Continue)
     })
     .ok()?;
-    let located = table?.locate_csv_error()?;
+    let located = table?.locate_error(message)?;
     let head = start + name.len() + 1;
     let tail = message[head..]
         .find('\n')

@@ -729,3 +729,35 @@ fn a_csv_header_naming_a_column_twice_is_refused() {
     p.runi(&["compile", "--scenario", "twice.feature", "--dry-run"])
         .fails(2, &["twice.feature:3:", "names the column `id` twice"]);
 }
+
+#[test]
+fn ndjson_errors_name_the_file_and_line() {
+    // A line that is not JSON: found at compile time (inference), placed in the file.
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"json://j.ndjson\", name=\"j\")\n    @sink(\"csv://out/x.csv\")\n"
+    ));
+    p.write(
+        "j.ndjson",
+        "{\"id\": 1, \"amount\": 2}\n{\"id\": 2, \"amount\": 3\n{\"id\": 3, \"amount\": 4}\n",
+    );
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["source `j`", "j.ndjson:2:21: not valid JSON"]);
+    // A field holding numbers and, once, text: inference reads it as text and the reader
+    // fails on the first number; the message names both records.
+    let mut text = String::new();
+    for i in 0..5_000 {
+        text.push_str(&format!("{{\"id\": {i}, \"amount\": {}}}\n", i * 2));
+    }
+    text.push_str("{\"id\": 5000, \"amount\": \"oops\"}\n");
+    p.write("j.ndjson", &text);
+    p.runi(&["run", "--scenario", "bad.feature"]).fails(
+        1,
+        &[
+            "source `j`",
+            "field `amount` holds values of two JSON types",
+            "a number at j.ndjson:1 (0)",
+            "text at j.ndjson:5001 (\"oops\")",
+        ],
+    );
+    assert!(!p.path().join("out/x.csv").exists());
+}
