@@ -171,6 +171,36 @@ pub fn launch(
 pub fn failure_message(pool: &mut SlicePool, message: String) -> String {
     match pool.check_within(DEAD_SLICE_GRACE) {
         Err(dead) => dead.to_string(),
-        Ok(()) => message,
+        Ok(()) => without_pipe_relays(message),
+    }
+}
+
+/// A slice's error reaches `runi run` through the pipes it wrote, each adding
+/// ``pipe `/dev/shm/…`: the writer failed: ``; the user's error is what the slice said.
+fn without_pipe_relays(mut message: String) -> String {
+    const RELAY: &str = "`: the writer failed: ";
+    while let Some(start) = message.find("pipe `/dev/shm/") {
+        let Some(end) = message[start..].find(RELAY) else {
+            break;
+        };
+        message.replace_range(start..start + end + RELAY.len(), "");
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pipe_relays_are_dropped_from_slice_errors() {
+        assert_eq!(
+            super::without_pipe_relays(
+                "pipe `/dev/shm/runink-x-1`: the writer failed: pipe `/dev/shm/runink-x-2`: the writer failed: source `d`: bad".into()
+            ),
+            "source `d`: bad"
+        );
+        assert_eq!(
+            super::without_pipe_relays("pipe `/dev/shm/x`: broken".into()),
+            "pipe `/dev/shm/x`: broken"
+        );
     }
 }
