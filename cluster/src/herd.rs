@@ -59,7 +59,7 @@ struct RawHerd {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawQuotas {
-    slices_max: Option<u32>,
+    slices_max: Option<Spanned<u32>>,
     cpu_limit: Option<Spanned<String>>,
     memory_limit: Option<Spanned<String>>,
     isolation: Option<Spanned<String>>,
@@ -120,6 +120,14 @@ pub fn parse_herd(file: &str, text: &str) -> Result<Herd> {
             format!(
                 "herd id `{id}`: use lowercase letters, digits, `_` and `-`, starting with a letter"
             ),
+        ));
+    }
+    if let Some(v) = &h.resource_quotas.slices_max
+        && *v.get_ref() == 0
+    {
+        return Err(at(
+            Some(v.span()),
+            "slices_max = 0 would let no Scenario run: give at least 1 (1 runs each Scenario in the `runi run` process)".into(),
         ));
     }
     let cpu_millis = match &h.resource_quotas.cpu_limit {
@@ -191,7 +199,7 @@ pub fn parse_herd(file: &str, text: &str) -> Result<Herd> {
         id: h.id.into_inner(),
         description: h.description,
         resource_quotas: ResourceQuotas {
-            slices_max: h.resource_quotas.slices_max,
+            slices_max: h.resource_quotas.slices_max.map(Spanned::into_inner),
             cpu_millis,
             memory_bytes,
             isolation_required,

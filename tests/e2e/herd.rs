@@ -161,6 +161,14 @@ fn bad_herd_files_and_names() {
             "isolation `maybe` is not \"required\" or \"best_effort\"",
         ],
     );
+    p.write(
+        "h4.toml",
+        "[herd]\nid = \"finance\"\n[herd.resource_quotas]\nslices_max = 0\n",
+    );
+    p.runi(&["herd", "apply", "-f", "h4.toml"]).fails(
+        2,
+        &["h4.toml:4:14:", "slices_max = 0 would let no Scenario run"],
+    );
     p.write("h2.toml", "[herd\nid = 1\n");
     p.runi(&["herd", "apply", "-f", "h2.toml"])
         .fails(2, &["h2.toml:1:"]);
