@@ -388,6 +388,10 @@ async fn split_run(
         // sit idle, so they stop and the run stays here.
         return Ok(None);
     }
+    tracing::debug!(
+        "the run's stages:\n{}",
+        datafusion_distributed::display_plan_ascii(physical.as_ref(), false)
+    );
     Ok(Some(Split {
         pool,
         ctx,

@@ -20,9 +20,9 @@ use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_distributed::{
-    DistributedExec, DistributedExt, DistributedMetricsFormat, NetworkBoundaryExt,
-    NetworkBroadcastExec, NetworkShuffleExec, SessionStateBuilderExt, WorkerResolver,
-    rewrite_distributed_plan_with_metrics,
+    DesiredTaskCountEvent, DesiredTaskCountEventResponse, DistributedExec, DistributedExt,
+    DistributedMetricsFormat, NetworkBoundaryExt, NetworkBroadcastExec, NetworkShuffleExec,
+    SessionStateBuilderExt, WorkerResolver, rewrite_distributed_plan_with_metrics,
 };
 use runink_engine::enforce::ContractEnforceExec;
 use runink_engine::run::RunContext;
@@ -307,6 +307,33 @@ pub fn slice_session_state(builder: SessionStateBuilder) -> SessionStateBuilder 
         .with_distributed_channel_resolver(PipeChannels::for_slice())
 }
 
+/// One task for a stage holding an operator that must see all of its input in one
+/// partition (a sort or `LIMIT` over the whole input, a window without `PARTITION BY`, an
+/// aggregate without groups). DataFusion inserts no coalesce where the input has one
+/// partition already — a file scanned as one group — and `datafusion-distributed` would
+/// still split that scan into tasks, each running the operator on its share: a global
+/// `ORDER BY … LIMIT 3` gave 3 rows per task. Joins are left to the distributed planner,
+/// which broadcasts or caps their build sides itself.
+fn whole_input_in_one_task(
+    ev: DesiredTaskCountEvent<'_>,
+) -> Option<datafusion::error::Result<DesiredTaskCountEventResponse>> {
+    use datafusion::physical_plan::Distribution;
+    use datafusion::physical_plan::joins::{CrossJoinExec, HashJoinExec, NestedLoopJoinExec};
+    let plan = ev.plan;
+    if plan.children().is_empty()
+        || plan.is::<HashJoinExec>()
+        || plan.is::<NestedLoopJoinExec>()
+        || plan.is::<CrossJoinExec>()
+    {
+        return None;
+    }
+    plan.input_distribution_requirements()
+        .into_per_child()
+        .iter()
+        .any(|d| matches!(d, Distribution::SinglePartition))
+        .then(|| Ok(DesiredTaskCountEventResponse::maximum(1)))
+}
+
 /// `builder` with `datafusion-distributed`'s planner wrapped around the query planner it
 /// has, and Runink's settings for it.
 fn split(
@@ -326,7 +353,8 @@ fn split(
         .with_distributed_metrics_collection(metrics)
         .map_err(PlanError::DataFusion)?
         .with_distributed_broadcast_joins(options.broadcast_joins)
-        .map_err(PlanError::DataFusion)?;
+        .map_err(PlanError::DataFusion)?
+        .with_distributed_desired_task_count_handler(whole_input_in_one_task);
     if options.exchange == Exchange::Pipes {
         builder = builder.with_distributed_channel_resolver(PipeChannels::new(&pipe_tag));
     }

@@ -284,3 +284,46 @@ Feature: Mixed
         1
     );
 }
+
+#[test]
+fn global_limits_sorts_and_windows_give_one_answer_on_slices() {
+    // A file of a few MiB, scanned as one partition, that the distributed planner splits into
+    // tasks; `top` and `ranked` need all of it at once (a sort with LIMIT, a window without
+    // PARTITION BY). With the source also read by another step, each task once ran them
+    // on its share: 3 rows per task, row numbers restarting in each.
+    let p = Project::empty();
+    let mut csv = String::from("order_id,qty,note\n");
+    for i in 0..100_000u64 {
+        // A line break in a quoted value keeps DataFusion from reading the file in ranges.
+        let note = if i == 5 {
+            "\"two\nlines\""
+        } else {
+            "some padding to make the file a few MiB"
+        };
+        csv.push_str(&format!("{i},{},{note}\n", i % 7));
+    }
+    p.write("orders.csv", &csv);
+    p.write(
+        "l.feature",
+        "Feature: l\n  Scenario: l\n    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(name=\"a\", sql=\"SELECT order_id FROM orders WHERE qty > 3\")\n    @step(name=\"top\", sql=\"SELECT order_id FROM orders ORDER BY order_id DESC LIMIT 3\")\n    @step(name=\"ranked\", sql=\"SELECT order_id, row_number() OVER (ORDER BY order_id) AS rn FROM orders\")\n    @step(name=\"page\", sql=\"SELECT order_id FROM orders LIMIT 5 OFFSET 10\")\n    @sink(\"csv://out/a.csv\", from=\"a\")\n    @sink(\"csv://out/top.csv\", from=\"top\")\n    @sink(\"csv://out/ranked.csv\", from=\"ranked\")\n    @sink(\"csv://out/page.csv\", from=\"page\")\n",
+    );
+    for slices in ["2", "inprocess"] {
+        let _ = std::fs::remove_dir_all(p.path().join("out"));
+        p.runi(&["run", "--scenario", "l.feature", "--slices", slices])
+            .ok();
+        assert_eq!(
+            p.read("out/top.csv"),
+            "order_id\n99999\n99998\n99997\n",
+            "{slices}"
+        );
+        let ranked = p.read("out/ranked.csv");
+        let mut rns: Vec<u64> = ranked
+            .lines()
+            .skip(1)
+            .map(|l| l.split_once(',').unwrap().1.parse().unwrap())
+            .collect();
+        rns.sort_unstable();
+        assert_eq!(rns, (1..=100_000).collect::<Vec<u64>>(), "{slices}");
+        assert_eq!(p.read("out/page.csv").lines().count(), 6, "{slices}");
+    }
+}
