@@ -766,11 +766,38 @@ pub fn sink_schema(input: &Schema, when: &SinkWhen, format: FileFormatKind) -> S
             if format == FileFormatKind::Csv && f.name() == VIOLATIONS_COLUMN {
                 Arc::new(Field::new(VIOLATIONS_COLUMN, DataType::Utf8, false))
             } else {
-                Arc::new(f.as_ref().clone().with_data_type(plain_type(f.data_type())))
+                let mut t = plain_type(f.data_type());
+                if format == FileFormatKind::Parquet {
+                    t = parquet_time_unit(&t);
+                }
+                Arc::new(f.as_ref().clone().with_data_type(t))
             }
         })
         .collect::<Vec<_>>();
     Schema::new(fields)
+}
+
+/// Parquet has no timestamps in seconds: written as they are, they become bare 64-bit
+/// integers that readers take for numbers. Milliseconds hold every such value exactly.
+fn parquet_time_unit(t: &DataType) -> DataType {
+    let field = |f: &FieldRef| {
+        Arc::new(
+            f.as_ref()
+                .clone()
+                .with_data_type(parquet_time_unit(f.data_type())),
+        )
+    };
+    match t {
+        DataType::Timestamp(arrow::datatypes::TimeUnit::Second, tz) => {
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, tz.clone())
+        }
+        DataType::List(f) => DataType::List(field(f)),
+        DataType::LargeList(f) => DataType::LargeList(field(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
+        DataType::Struct(fs) => DataType::Struct(fs.iter().map(field).collect()),
+        DataType::Map(f, sorted) => DataType::Map(field(f), *sorted),
+        other => other.clone(),
+    }
 }
 
 /// `t` with string and binary views as plain strings and binaries. Files keep the Arrow
@@ -1100,5 +1127,20 @@ fn flatten_violations(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordB
     }
     let mut columns = batch.columns().to_vec();
     columns[idx] = Arc::new(StringArray::from(texts));
-    RecordBatch::try_new(Arc::clone(schema), columns).map_err(df)
+    // The other columns as they came (string views, say); `conform` casts them after.
+    let fields: Vec<FieldRef> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(schema.fields())
+        .enumerate()
+        .map(|(i, (came, written))| {
+            if i == idx {
+                Arc::clone(written)
+            } else {
+                Arc::clone(came)
+            }
+        })
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(df)
 }

@@ -952,3 +952,41 @@ fn derive_adds_columns_in_turn_and_validate_drops_what_the_contract_rejects() {
     p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
         .fails(2, &["bad.feature:4:", "Validate needs a contract"]);
 }
+
+#[test]
+fn parquet_sinks_keep_second_timestamps_and_csv_invalid_sinks_take_parquet_text() {
+    let p = Project::empty();
+    p.write(
+        "t.csv",
+        "id,name,ts\n1,a,2024-01-29T03:09:18\n2,b,2024-01-30T04:10:19\n3,c,2024-01-31T05:11:20\n",
+    );
+    p.write(
+        "w.feature",
+        "Feature: w\n  Scenario: w\n    @source(\"csv://t.csv\", name=\"t\")\n    @sink(\"parquet://p/\")\n",
+    );
+    p.runi(&["run", "--scenario", "w.feature"]).ok();
+    // Inferred as seconds; written as milliseconds, a timestamp to every Parquet reader.
+    let logical = crate::support::parquet_logical_type(&p.path().join("p"), "ts");
+    assert!(logical.contains("Timestamp"), "{logical}");
+    assert!(
+        logical.contains("MILLIS") || logical.contains("Millis"),
+        "{logical}"
+    );
+
+    // A Parquet source's text arrives as string views; a CSV sink of rejected rows writes
+    // it beside the flattened `_violations`.
+    p.write(
+        "c.yaml",
+        "apiVersion: v3.1.0\nkind: DataContract\nid: c\nversion: 1.0.0\nstatus: active\nschema:\n  - name: t\n    properties:\n      - { name: id, logicalType: integer, logicalTypeOptions: { minimum: 2 } }\n",
+    );
+    p.write(
+        "r.feature",
+        "Feature: r\n  Scenario: r\n    @source(\"parquet://p/\", name=\"p\")\n    @sink(\"csv://out/valid.csv\")\n    @sink(\"csv://out/invalid.csv\", when=\"invalid\")\n    Given the contract: c.yaml\n",
+    );
+    p.runi(&["run", "--scenario", "r.feature"]).ok();
+    assert_eq!(
+        p.read("out/invalid.csv"),
+        "id,name,ts,_violations\n1,a,2024-01-29T03:09:18,minimum(id): value 1 is less than minimum 2\n"
+    );
+    assert_eq!(p.read("out/valid.csv").lines().count(), 3);
+}

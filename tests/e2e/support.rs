@@ -242,6 +242,29 @@ pub fn parquet_column_type(path: &Path, column: &str) -> String {
     })
 }
 
+/// The Parquet logical type of `column` as the file's own schema has it (not the Arrow
+/// schema runi stores beside it, which Arrow readers prefer): what other readers see.
+pub fn parquet_logical_type(path: &Path, column: &str) -> String {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = if path.is_dir() {
+        std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .unwrap()
+    } else {
+        path.to_path_buf()
+    };
+    let reader = SerializedFileReader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    let c = schema
+        .columns()
+        .iter()
+        .find(|c| c.name() == column)
+        .unwrap_or_else(|| panic!("no column {column}"));
+    format!("{:?}", c.logical_type_ref())
+}
+
 /// Rows in Parquet / Arrow / NDJSON / CSV output, counted with DataFusion.
 pub fn count_rows(path: &Path, sql_filter: Option<&str>) -> u64 {
     block_on(async {
