@@ -88,6 +88,28 @@ struct Builder<'a> {
     edges: Vec<Edge>,
 }
 
+/// An expression of `where=`, `when=` or `Derive` is evaluated row by row: an aggregate or
+/// window function there has no rows to work over (DataFusion fails with its internal
+/// description of the expression). `Some(message)` when `expr` holds one.
+fn row_by_row(expr: &Expr, text: &str) -> Option<String> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found = None;
+    let _ = expr.apply(|e| {
+        let kind = match e {
+            Expr::AggregateFunction(_) => "an aggregate",
+            Expr::WindowFunction(_) => "a window function",
+            _ => return Ok(TreeNodeRecursion::Continue),
+        };
+        found = Some(kind);
+        Ok(TreeNodeRecursion::Stop)
+    });
+    found.map(|kind| {
+        format!(
+            "\"{text}\" uses {kind}, which needs a set of rows: this expression is evaluated row by row; use a `sql=` step (GROUP BY, OVER)"
+        )
+    })
+}
+
 /// The kind a built-in step is recorded as in the DAG's steps.
 fn builtin_kind(builtin: &str) -> &'static str {
     match builtin {
@@ -712,6 +734,9 @@ impl Builder<'_> {
                             .map_err(|e| {
                                 in_step(format!("where=\"{text}\": {}", user_message(&e)))
                             })?;
+                        if let Some(m) = row_by_row(&predicate, &text) {
+                            return Err(in_step(format!("where={m}")));
+                        }
                         match predicate.get_type(input.schema().as_ref()) {
                             Ok(DataType::Boolean) => {}
                             Ok(other) => {
@@ -761,6 +786,9 @@ impl Builder<'_> {
                                 .map_err(|e| {
                                 in_step(format!("{column}=\"{text}\": {}", user_message(&e)))
                             })?;
+                            if let Some(m) = row_by_row(&expr, &text) {
+                                return Err(in_step(format!("{column}={m}")));
+                            }
                             let mut replaced = false;
                             let mut exprs: Vec<Expr> = Vec::new();
                             for c in plan.schema().columns() {
@@ -915,6 +943,9 @@ impl Builder<'_> {
             .state()
             .create_logical_expr(text, input.schema())
             .map_err(|e| self.err(span, format!("when=\"{text}\": {}", user_message(&e))))?;
+        if let Some(m) = row_by_row(&expr, text) {
+            return Err(self.err(span, format!("when={m}")));
+        }
         match expr.get_type(input.schema().as_ref()) {
             Ok(DataType::Boolean) => Ok(expr),
             Ok(other) => Err(self.err(

@@ -933,6 +933,17 @@ fn derive_adds_columns_in_turn_and_validate_drops_what_the_contract_rejects() {
             &["unknown argument `keys` for Filter"][..],
         ),
         ("@step(\"Mask\")", &["`Mask` is not available"][..]),
+        (
+            "@step(\"Filter\", where=\"count(*) > 1\")",
+            &[
+                "where=\"count(*) > 1\" uses an aggregate",
+                "use a `sql=` step",
+            ][..],
+        ),
+        (
+            "@step(\"Derive\", rn=\"row_number() OVER (ORDER BY id)\")",
+            &["uses a window function"][..],
+        ),
     ] {
         p.write(
             "bad.feature",
