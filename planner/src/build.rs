@@ -110,6 +110,41 @@ fn row_by_row(expr: &Expr, text: &str) -> Option<String> {
     })
 }
 
+/// `plan` with its `IN (subquery)` and `EXISTS (subquery)` predicates as semi and anti joins,
+/// which is what DataFusion's optimizer makes of them anyway: `datafusion-proto` cannot
+/// serialize those predicates, so a DAG could not hold the plan otherwise. Plans without
+/// them are returned as they are.
+fn decorrelate_predicate_subqueries(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::optimizer::decorrelate_predicate_subquery::DecorrelatePredicateSubquery;
+    use datafusion::optimizer::{Optimizer, OptimizerContext};
+    let mut has = false;
+    plan.apply_with_subqueries(|node| {
+        for e in node.expressions() {
+            e.apply(|e| {
+                if matches!(e, Expr::InSubquery(_) | Expr::Exists(_)) {
+                    has = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(if has {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    if !has {
+        return Ok(plan);
+    }
+    Optimizer::with_rules(vec![Arc::new(DecorrelatePredicateSubquery::new())]).optimize(
+        plan,
+        &OptimizerContext::new(),
+        |_, _| {},
+    )
+}
+
 /// The kind a built-in step is recorded as in the DAG's steps.
 fn builtin_kind(builtin: &str) -> &'static str {
     match builtin {
@@ -901,7 +936,24 @@ impl Builder<'_> {
             }
             at(m)
         })?;
-        Ok(df.into_unoptimized_plan())
+        let plan = df.into_unoptimized_plan();
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let mut catalog_table = None;
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && scan.table_name.schema() == Some("information_schema")
+            {
+                catalog_table = Some(scan.table_name.to_string());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        if let Some(table) = catalog_table {
+            return Err(at(format!(
+                "reads `{table}`: a step reads the Scenario's sources and earlier steps, not the catalog (`runi sql` has SHOW TABLES and information_schema)"
+            )));
+        }
+        decorrelate_predicate_subqueries(plan).map_err(|e| at(user_message(&e)))
     }
 
     /// An error in a step's SQL. The SQL parser's position (`at Line: 2, Column: 13`, counted

@@ -1001,3 +1001,28 @@ fn parquet_sinks_keep_second_timestamps_and_csv_invalid_sinks_take_parquet_text(
     );
     assert_eq!(p.read("out/valid.csv").lines().count(), 3);
 }
+
+#[test]
+fn in_and_exists_subqueries_compile_to_a_dag_and_run() {
+    let p = Project::empty();
+    p.write("orders.csv", "id,cust\n1,a\n2,b\n3,c\n4,a\n5,\n");
+    p.write("customers.csv", "cust,country\na,DE\nb,FR\nc,DE\n");
+    p.write(
+        "s.feature",
+        "Feature: s\n  Scenario: s\n    @source(\"csv://orders.csv\", name=\"orders\")\n    @source(\"csv://customers.csv\", name=\"customers\")\n    @step(name=\"de\", sql=\"SELECT id FROM orders WHERE cust IN (SELECT cust FROM customers WHERE country = 'DE') ORDER BY id\")\n    @step(name=\"not_de\", sql=\"SELECT id FROM orders WHERE cust NOT IN (SELECT cust FROM customers WHERE country = 'DE') ORDER BY id\")\n    @step(name=\"ex\", sql=\"SELECT id FROM orders o WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.cust = o.cust) ORDER BY id\")\n    @sink(\"csv://out/de.csv\", from=\"de\")\n    @sink(\"csv://out/not_de.csv\", from=\"not_de\")\n    @sink(\"csv://out/ex.csv\", from=\"ex\")\n",
+    );
+    p.runi(&["compile", "--scenario", "s.feature", "--out", "s.dag"])
+        .ok();
+    p.runi(&["run", "--dag", "s.dag"]).ok();
+    assert_eq!(p.read("out/de.csv"), "id\n1\n3\n4\n");
+    // SQL's NOT IN: a null `cust` is not known to be outside the list.
+    assert_eq!(p.read("out/not_de.csv"), "id\n2\n");
+    assert_eq!(p.read("out/ex.csv"), "id\n5\n");
+
+    p.write(
+        "c.feature",
+        "Feature: c\n  Scenario: c\n    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(name=\"t\", sql=\"SHOW TABLES\")\n    @sink(\"csv://out/t.csv\")\n",
+    );
+    p.runi(&["compile", "--scenario", "c.feature", "--dry-run"])
+        .fails(2, &["c.feature:4:5:", "step `t`", "not the catalog"]);
+}
