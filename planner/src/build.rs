@@ -709,6 +709,11 @@ impl Builder<'_> {
             StepKind::SqlFile(path) => {
                 let sql = std::fs::read_to_string(path)
                     .map_err(|e| in_step(format!("cannot read sql_file `{path}`: {e}")))?;
+                // Editors on Windows may start a file with a byte-order mark.
+                let sql = sql
+                    .strip_prefix('\u{feff}')
+                    .map(str::to_string)
+                    .unwrap_or(sql);
                 let written = SqlAt {
                     tag: step.span,
                     body: step.body_span,
@@ -962,7 +967,16 @@ impl Builder<'_> {
     fn sql_error(&self, sql: &str, written: &SqlAt<'_>, step: &str, message: String) -> PlanError {
         let SqlAt { tag, body, file } = *written;
         let fallback = || self.err(tag, format!("step `{step}`: {message}"));
-        let Some((line, column, cleaned)) = sql_position(&message) else {
+        // At the end of the SQL the parser gives no position: the place is its last character.
+        let at_end = || {
+            let last = sql.trim_end();
+            let line = last.split('\n').count();
+            let column = last.rsplit('\n').next().map_or(1, |l| l.chars().count());
+            (line, column.max(1), message.clone())
+        };
+        let Some((line, column, cleaned)) =
+            sql_position(&message).or_else(|| message.contains("found: EOF").then(at_end))
+        else {
             return fallback();
         };
         if let Some(path) = file {

@@ -78,6 +78,10 @@ fn a_sql_syntax_error_is_placed_where_it_was_written() {
     );
     p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
         .fails(2, &["q.sql:2:23:", "step `bad`", "SQL syntax"]);
+    // SQL that ends too early is placed at its end; a byte-order mark is not SQL.
+    p.write("q.sql", "\u{feff}SELECT *\nFROM orders WHERE amount >\n");
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["q.sql:2:26:", "found: EOF"]);
 }
 
 #[test]
