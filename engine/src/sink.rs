@@ -960,15 +960,7 @@ impl OpenSink {
         let directory = t.spec.location.path.ends_with('/') || target.is_dir();
         let temp = sibling(&target, &format!("runink-{run_id}.tmp"));
         let format = t.spec.location.format;
-        let file_path = if directory {
-            fs::create_dir_all(&temp).map_err(|e| sink_io(uri, "cannot create", &temp, e))?;
-            temp.join(format!("part-00000.{}", format.extension()))
-        } else {
-            if let Some(parent) = temp.parent() {
-                fs::create_dir_all(parent).map_err(|e| sink_io(uri, "cannot create", parent, e))?;
-            }
-            temp.clone()
-        };
+        // Checked before anything is created: a refused append leaves nothing behind.
         let schema = Arc::new(sink_schema(input, &t.spec.when, format));
         if t.spec.mode == SinkMode::Append {
             let conflict = match (directory, format) {
@@ -982,8 +974,26 @@ impl OpenSink {
                 return Err(sink_err(uri, message));
             }
         }
-        let file =
-            File::create(&file_path).map_err(|e| sink_io(uri, "cannot create", &file_path, e))?;
+        let file_path = if directory {
+            fs::create_dir_all(&temp).map_err(|e| sink_io(uri, "cannot create", &temp, e))?;
+            temp.join(format!("part-00000.{}", format.extension()))
+        } else {
+            if let Some(parent) = temp.parent() {
+                fs::create_dir_all(parent).map_err(|e| sink_io(uri, "cannot create", parent, e))?;
+            }
+            temp.clone()
+        };
+        // Past here, a failure removes what was created for this sink.
+        let cleanup = |e: EngineError| {
+            if directory {
+                let _ = fs::remove_dir_all(&temp);
+            } else {
+                let _ = fs::remove_file(&temp);
+            }
+            e
+        };
+        let file = File::create(&file_path)
+            .map_err(|e| cleanup(sink_io(uri, "cannot create", &file_path, e)))?;
         let w = BufWriter::with_capacity(1 << 20, file);
         let writer = match format {
             FileFormatKind::Parquet => {
@@ -992,7 +1002,7 @@ impl OpenSink {
                     .build();
                 Writer::Parquet(
                     ArrowWriter::try_new(w, Arc::clone(&schema), Some(props))
-                        .map_err(|e| sink_err(uri, e))?,
+                        .map_err(|e| cleanup(sink_err(uri, e)))?,
                 )
             }
             FileFormatKind::Csv => {
@@ -1007,7 +1017,7 @@ impl OpenSink {
             ),
             FileFormatKind::Arrow => Writer::Arrow(
                 arrow::ipc::writer::FileWriter::try_new(w, &schema)
-                    .map_err(|e| sink_err(uri, e))?,
+                    .map_err(|e| cleanup(sink_err(uri, e)))?,
             ),
         };
         Ok(Self {

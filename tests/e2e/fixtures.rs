@@ -723,6 +723,15 @@ fn appends_from_csv_and_parquet_sources_stay_one_readable_dataset() {
 
     // Other columns: refused before anything is written, naming the file there.
     let before = p.files("out");
+    let entries = || {
+        let mut names: Vec<String> = std::fs::read_dir(p.path().join("out"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before_entries = entries();
     run(
         "other.feature",
         "Feature: O\n  Scenario: O\n    @source(\"csv://orders.csv\", name=\"o\")\n    @sink(\"parquet://out/ds/\", mode=append)\n",
@@ -734,6 +743,8 @@ fn appends_from_csv_and_parquet_sources_stay_one_readable_dataset() {
     )
     .fails(1, &["mode=append", "has the header `order_id,customer`"]);
     assert_eq!(p.files("out"), before);
+    // No empty temp directory either.
+    assert_eq!(entries(), before_entries);
 }
 
 #[test]
