@@ -211,8 +211,9 @@ impl ExecutionPlan for LineageTapExec {
         let input = self.input.execute(partition, context)?;
         let stats = Arc::clone(&self.stats);
         // A reader's error (a ragged CSV line, a value that does not parse) names neither the
-        // source nor its file; the tap above every source adds the source's name.
-        let source = (self.kind == TapKind::Source).then(|| format!("source `{}`", self.relation));
+        // source nor its file, nor does an operator's (a division by zero) its step: the first
+        // tap above the failure adds the name of its source or step.
+        let source = Some(format!("{} `{}`", self.kind, self.relation));
         let stream = input.map(move |batch| match batch {
             Ok(batch) => {
                 stats
@@ -222,8 +223,10 @@ impl ExecutionPlan for LineageTapExec {
                 Ok(batch)
             }
             Err(e) => Err(match &source {
-                Some(name) => DataFusionError::Context(name.clone(), Box::new(e)),
-                None => e,
+                Some(name) if !names_its_place(&e) => {
+                    DataFusionError::Context(name.clone(), Box::new(e))
+                }
+                _ => e,
             }),
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
@@ -231,4 +234,11 @@ impl ExecutionPlan for LineageTapExec {
             stream,
         )))
     }
+}
+
+/// Whether an error already says which source or step it comes from (a tap below named it,
+/// or a slice's did before the error crossed a pipe).
+fn names_its_place(e: &DataFusionError) -> bool {
+    let text = crate::user_message(e);
+    text.contains("source `") || text.contains("step `")
 }

@@ -765,3 +765,15 @@ fn ndjson_errors_name_the_file_and_line() {
     );
     assert!(!p.path().join("out/x.csv").exists());
 }
+
+#[test]
+fn a_step_failing_at_run_time_is_named() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(name=\"ratio\", sql=\"SELECT order_id, 1 / (length(order_id) - 4) AS r FROM orders\")\n    @step(name=\"after\", sql=\"SELECT * FROM ratio\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    for slices in ["inprocess", "2"] {
+        p.runi(&["run", "--scenario", "bad.feature", "--slices", slices])
+            .fails(1, &["step `ratio`: Divide by zero"]);
+    }
+    assert!(!p.path().join("out/x.ndjson").exists());
+}
