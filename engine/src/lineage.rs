@@ -156,7 +156,16 @@ impl ExecutionPlan for LineageTapExec {
         &self,
         projection: &ProjectionExec,
     ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        if projection.expr().len() >= projection.input().schema().fields().len() {
+        // Only a projection that drops columns moves below: one that computes something
+        // stays in the step that wrote it, so an error it raises (a division by zero) is
+        // named after that step, not after the tap it would have moved below.
+        if projection.expr().len() >= projection.input().schema().fields().len()
+            || projection.expr().iter().any(|e| {
+                e.expr
+                    .downcast_ref::<datafusion::physical_expr::expressions::Column>()
+                    .is_none()
+            })
+        {
             return Ok(None);
         }
         let below = make_with_child(projection, &self.input)?;

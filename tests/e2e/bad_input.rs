@@ -769,7 +769,7 @@ fn ndjson_errors_name_the_file_and_line() {
 #[test]
 fn a_step_failing_at_run_time_is_named() {
     let p = orders_with(&format!(
-        "{FEATURE_HEAD}    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(name=\"ratio\", sql=\"SELECT order_id, 1 / (length(order_id) - 4) AS r FROM orders\")\n    @step(name=\"after\", sql=\"SELECT * FROM ratio\")\n    @sink(\"json://out/x.ndjson\")\n"
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(name=\"ratio\", sql=\"SELECT 1 / (length(order_id) - 4) AS r FROM orders\")\n    @step(name=\"after\", sql=\"SELECT * FROM ratio\")\n    @sink(\"json://out/x.ndjson\")\n"
     ));
     for slices in ["inprocess", "2"] {
         p.runi(&["run", "--scenario", "bad.feature", "--slices", slices])
