@@ -815,7 +815,11 @@ impl Builder<'_> {
                         // Each column in turn, so a later one may use an earlier one; a name
                         // the input has is replaced in place.
                         let mut plan = input.clone();
-                        for (column, value) in args {
+                        for (written, value) in args {
+                            // Folded to lower case, as SQL folds unquoted names: `Qty=` is
+                            // the column `qty` that later expressions (and steps) name.
+                            let column = written.to_lowercase();
+                            let column = &column;
                             let text = value.to_text();
                             crate::sqldepth::check_expression(&text)
                                 .map_err(|m| in_step(format!("{column}=\"…\": {m}")))?;

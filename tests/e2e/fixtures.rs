@@ -903,7 +903,7 @@ fn derive_adds_columns_in_turn_and_validate_drops_what_the_contract_rejects() {
     // `amount` is replaced in place (after `double` read the old value); `triple` reads both.
     p.write(
         "s.feature",
-        "Feature: f\n  Scenario: s\n    @source(\"csv://t.csv\", name=\"t\")\n    @step(\"Derive\", double=\"amount * 2\", amount=\"amount - 5\", triple=\"double + amount\")\n    @step(\"Validate\")\n    @sink(\"csv://out/v.csv\")\n    Given the contract: c.yaml\n",
+        "Feature: f\n  Scenario: s\n    @source(\"csv://t.csv\", name=\"t\")\n    @step(\"Derive\", double=\"amount * 2\", Amount=\"amount - 5\", triple=\"double + amount\")\n    @step(\"Validate\")\n    @sink(\"csv://out/v.csv\")\n    Given the contract: c.yaml\n",
     );
     let report = p
         .runi(&["run", "--scenario", "s.feature", "-o", "json"])
