@@ -274,7 +274,12 @@ pub async fn compile(ctx: &SessionContext, opts: &CompileOptions) -> Result<Comp
         ));
     }
     for source in &scenario.sources {
-        b.add_source(source, &mut contracts_meta).await?;
+        b.add_source(
+            source,
+            contract.as_ref().map(|(c, _)| c),
+            &mut contracts_meta,
+        )
+        .await?;
     }
     let mut previous: Option<String> = None;
     for (index, step) in scenario.steps.iter().enumerate() {
@@ -519,6 +524,7 @@ impl Builder<'_> {
     async fn add_source(
         &mut self,
         source: &runink_dsl::Source,
+        scenario_contract: Option<&Contract>,
         contracts: &mut Vec<ContractMeta>,
     ) -> Result<()> {
         let uri = &source.uri;
@@ -604,6 +610,19 @@ impl Builder<'_> {
             && location.format == runink_engine::source::FileFormatKind::Csv
         {
             table = table.with_text_columns(|column| c.field(column).is_some());
+        } else if let Some(c) = scenario_contract
+            && location.format == runink_engine::source::FileFormatKind::Csv
+        {
+            // A column the Scenario's contract calls text is text from the start: inference
+            // would read codes like `01` or `2.50` as numbers and give them back as `1.0`.
+            table = table.with_text_columns(|column| {
+                c.field(column).is_some_and(|f| {
+                    matches!(
+                        f.data_type,
+                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                    )
+                })
+            });
         }
         use datafusion::catalog::TableProvider as _;
         let schema = table.schema();

@@ -1037,3 +1037,22 @@ fn in_and_exists_subqueries_compile_to_a_dag_and_run() {
     p.runi(&["compile", "--scenario", "c.feature", "--dry-run"])
         .fails(2, &["c.feature:4:5:", "step `t`", "not the catalog"]);
 }
+
+#[test]
+fn codes_a_scenario_contract_calls_text_are_read_as_written() {
+    // CSV inference reads `01` and `2.50` as numbers; the contract says text.
+    let p = Project::empty();
+    p.write("codes.csv", "id,code\n1,01\n2,2.50\n3,07\n");
+    p.write(
+        "c.yaml",
+        "apiVersion: v3.1.0\nkind: DataContract\nid: c\nversion: 1.0.0\nstatus: active\nschema:\n  - name: t\n    properties:\n      - { name: id, logicalType: integer }\n      - { name: code, logicalType: string, enum: [01, 2.50] }\n",
+    );
+    p.write(
+        "s.feature",
+        "Feature: s\n  Scenario: s\n    @source(\"csv://codes.csv\", name=\"codes\")\n    @sink(\"csv://out/ok.csv\")\n    @sink(\"json://out/bad.ndjson\", when=\"invalid\")\n    Given the contract: c.yaml\n",
+    );
+    p.runi(&["run", "--scenario", "s.feature"]).ok();
+    assert_eq!(p.read("out/ok.csv"), "id,code\n1,01\n2,2.50\n");
+    let bad = p.read("out/bad.ndjson");
+    assert!(bad.contains("\"code\":\"07\""), "{bad}");
+}
