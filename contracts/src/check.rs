@@ -1231,11 +1231,10 @@ impl<'a> Strs<'a> {
 }
 
 /// Integers written as whole numbers in another notation (`5.0`, `1e1`, `-0.0`), which
-/// Arrow's text-to-integer cast leaves null: read as a number, they are the integer they
-/// equal, as they are when CSV inference reads the column as floats. Only up to 2^53, where
-/// a float still holds every integer exactly; `10.5` and larger numbers stay null (`type`).
+/// Arrow's text-to-integer cast leaves null: they are the integer they equal, as they are
+/// when CSV inference reads the column as floats. Read exactly, digit by digit: `10.5` and
+/// `5.00000000000000001` stay null (`type`), as does what the column cannot hold.
 fn integral_text(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
-    const EXACT: f64 = 9_007_199_254_740_992.0;
     let Some(strs) = Strs::new(input.as_ref()) else {
         return Ok(cast);
     };
@@ -1246,8 +1245,7 @@ fn integral_text(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
         if input.is_null(i) || cast.is_valid(i) {
             return None;
         }
-        let v: f64 = strs.value(i).trim().parse().ok()?;
-        (v.is_finite() && v.fract() == 0.0 && v.abs() <= EXACT).then_some(v as i64)
+        exact_integer(strs.value(i)).and_then(|v| i64::try_from(v).ok())
     }));
     if whole.null_count() == whole.len() {
         return Ok(cast);
@@ -1259,6 +1257,55 @@ fn integral_text(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
     let whole = cast_with_options(&whole, cast.data_type(), &safe)?;
     let keep = arrow::compute::is_not_null(&cast)?;
     Ok(arrow::compute::kernels::zip::zip(&keep, &cast, &whole)?)
+}
+
+/// The integer that decimal text (`5.0`, `-1.20e2`, `+7`) writes exactly; `None` when it
+/// has a fraction, is not a number, or needs more than 38 digits.
+fn exact_integer(text: &str) -> Option<i128> {
+    let t = text.trim();
+    let (negative, t) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(at) => (&t[..at], t[at + 1..].parse::<i64>().ok()?),
+        None => (t, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digit = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digit(whole) || !digit(fraction) {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    // The point falls after `whole` moved by the exponent, counted in `digits`, which lost
+    // the leading zeros.
+    let leading = whole.len() + fraction.len() - digits.len();
+    let point = i64::try_from(whole.len())
+        .ok()?
+        .checked_add(exponent)?
+        .checked_sub(i64::try_from(leading).ok()?)?;
+    if digits.is_empty() {
+        return Some(0);
+    }
+    if point <= 0 {
+        return None;
+    }
+    let point = usize::try_from(point).ok()?;
+    let (int, rest) = if point >= digits.len() {
+        if point > 38 {
+            return None;
+        }
+        (format!("{digits}{}", "0".repeat(point - digits.len())), "")
+    } else {
+        (digits[..point].to_string(), &digits[point..])
+    };
+    if !rest.bytes().all(|b| b == b'0') || int.len() > 38 {
+        return None;
+    }
+    let v: i128 = int.parse().ok()?;
+    Some(if negative { -v } else { v })
 }
 
 /// `cast` (the contract's type made from `input`) with the values the cast changed set to
@@ -1394,4 +1441,35 @@ fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
         return Ok(cast);
     }
     Ok(arrow::compute::nullif(&cast, &changed)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exact_integer;
+
+    #[test]
+    fn whole_numbers_are_read_exactly() {
+        for (text, want) in [
+            ("5.0", Some(5)),
+            ("1e1", Some(10)),
+            ("-0.0", Some(0)),
+            ("+7", Some(7)),
+            ("-1.20e2", Some(-120)),
+            ("0012", Some(12)),
+            ("120e-1", Some(12)),
+            ("9007199254740993.0", Some(9_007_199_254_740_993)),
+            ("5.00000000000000001", None),
+            ("10.5", None),
+            ("1e-1", None),
+            ("1e99999999999999999999", None),
+            ("1e9223372036854775807", None),
+            ("1e40", None),
+            ("abc", None),
+            ("", None),
+            (".", None),
+            ("inf", None),
+        ] {
+            assert_eq!(exact_integer(text), want, "{text}");
+        }
+    }
 }
