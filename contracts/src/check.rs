@@ -34,7 +34,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use regex::Regex;
 
 use crate::error::{ContractError, Result};
-use crate::model::{self, Contract, number, rule};
+use crate::model::{self, Contract, rule};
 use crate::seen::{SeenBytes, SeenInts, random_seed, shard_hash_bytes, shard_hash_int};
 use crate::types;
 
@@ -453,12 +453,12 @@ impl Checker {
                 let native = native_bound(limit, &target);
                 let shown = match &native {
                     Some(n) if types::is_temporal(&target) => show_value(n.as_ref(), 0),
-                    _ => number(limit),
+                    _ => shown_number(limit),
                 };
                 if native.is_none() && !types::is_numeric(&target) {
                     return Err(schema_error(format!(
                         "{r} {} of `{}` is not a valid {}",
-                        number(limit),
+                        shown_number(limit),
                         f.name,
                         types::type_name(&target)
                     )));
@@ -1064,7 +1064,7 @@ fn unique_mask(ci: usize, duplicate: &[bool]) -> Option<Mask> {
 pub(crate) fn show_bound(limit: f64, target: &DataType) -> String {
     match native_bound(limit, target) {
         Some(n) if types::is_temporal(target) => show_value(n.as_ref(), 0),
-        _ => number(limit),
+        _ => shown_number(limit),
     }
 }
 
@@ -1151,6 +1151,17 @@ fn length_at(lengths: &dyn Array, row: usize) -> i64 {
     }
 }
 
+/// A number for a message: as people write it (`-5`, `0.25`), and in scientific notation
+/// where the decimal form would run to dozens of digits (`-1e-300`, `1e20`).
+fn shown_number(v: f64) -> String {
+    let v = if v == 0.0 { 0.0 } else { v };
+    if v.is_finite() && v != 0.0 && (v.abs() < 1e-6 || v.abs() >= 1e16) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// A value for a message: strings quoted, long values cut.
 fn show_value(array: &dyn Array, row: usize) -> String {
     if array.is_null(row) {
@@ -1161,7 +1172,7 @@ fn show_value(array: &dyn Array, row: usize) -> String {
     }
     // Floats as people write them (`-5`, not Arrow's `-5.0`), like the bounds.
     if let Some(a) = array.as_primitive_opt::<arrow::datatypes::Float64Type>() {
-        return number(a.value(row));
+        return shown_number(a.value(row));
     }
     if let Some(a) = array.as_primitive_opt::<arrow::datatypes::Float32Type>() {
         let v = a.value(row);
