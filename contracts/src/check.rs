@@ -1456,7 +1456,16 @@ fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
 
 #[cfg(test)]
 mod tests {
-    use super::exact_integer;
+    use super::{exact_integer, shown_number};
+
+    #[test]
+    fn numbers_in_messages_stay_short() {
+        assert_eq!(shown_number(-1e-300), "-1e-300");
+        assert_eq!(shown_number(1e20), "1e20");
+        assert_eq!(shown_number(-5.0), "-5");
+        assert_eq!(shown_number(0.25), "0.25");
+        assert_eq!(shown_number(-0.0), "0");
+    }
 
     #[test]
     fn whole_numbers_are_read_exactly() {
