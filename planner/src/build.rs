@@ -111,18 +111,23 @@ fn row_by_row(expr: &Expr, text: &str) -> Option<String> {
 }
 
 /// `plan` with its `IN (subquery)` and `EXISTS (subquery)` predicates as semi and anti joins,
-/// which is what DataFusion's optimizer makes of them anyway: `datafusion-proto` cannot
-/// serialize those predicates, so a DAG could not hold the plan otherwise. Plans without
+/// and its scalar subqueries as joins, which is what DataFusion's optimizer makes of them
+/// anyway: `datafusion-proto` cannot serialize those predicates, nor a correlated subquery's
+/// outer references, so a DAG could not hold the plan otherwise. Plans without
 /// them are returned as they are.
 fn decorrelate_predicate_subqueries(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     use datafusion::optimizer::decorrelate_predicate_subquery::DecorrelatePredicateSubquery;
+    use datafusion::optimizer::scalar_subquery_to_join::ScalarSubqueryToJoin;
     use datafusion::optimizer::{Optimizer, OptimizerContext};
     let mut has = false;
     plan.apply_with_subqueries(|node| {
         for e in node.expressions() {
             e.apply(|e| {
-                if matches!(e, Expr::InSubquery(_) | Expr::Exists(_)) {
+                if matches!(
+                    e,
+                    Expr::InSubquery(_) | Expr::Exists(_) | Expr::ScalarSubquery(_)
+                ) {
                     has = true;
                     return Ok(TreeNodeRecursion::Stop);
                 }
@@ -138,11 +143,11 @@ fn decorrelate_predicate_subqueries(plan: LogicalPlan) -> datafusion::error::Res
     if !has {
         return Ok(plan);
     }
-    Optimizer::with_rules(vec![Arc::new(DecorrelatePredicateSubquery::new())]).optimize(
-        plan,
-        &OptimizerContext::new(),
-        |_, _| {},
-    )
+    Optimizer::with_rules(vec![
+        Arc::new(DecorrelatePredicateSubquery::new()),
+        Arc::new(ScalarSubqueryToJoin::new()),
+    ])
+    .optimize(plan, &OptimizerContext::new(), |_, _| {})
 }
 
 /// The kind a built-in step is recorded as in the DAG's steps.

@@ -1020,7 +1020,7 @@ fn in_and_exists_subqueries_compile_to_a_dag_and_run() {
     p.write("customers.csv", "cust,country\na,DE\nb,FR\nc,DE\n");
     p.write(
         "s.feature",
-        "Feature: s\n  Scenario: s\n    @source(\"csv://orders.csv\", name=\"orders\")\n    @source(\"csv://customers.csv\", name=\"customers\")\n    @step(name=\"de\", sql=\"SELECT id FROM orders WHERE cust IN (SELECT cust FROM customers WHERE country = 'DE') ORDER BY id\")\n    @step(name=\"not_de\", sql=\"SELECT id FROM orders WHERE cust NOT IN (SELECT cust FROM customers WHERE country = 'DE') ORDER BY id\")\n    @step(name=\"ex\", sql=\"SELECT id FROM orders o WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.cust = o.cust) ORDER BY id\")\n    @sink(\"csv://out/de.csv\", from=\"de\")\n    @sink(\"csv://out/not_de.csv\", from=\"not_de\")\n    @sink(\"csv://out/ex.csv\", from=\"ex\")\n",
+        "Feature: s\n  Scenario: s\n    @source(\"csv://orders.csv\", name=\"orders\")\n    @source(\"csv://customers.csv\", name=\"customers\")\n    @step(name=\"de\", sql=\"SELECT id FROM orders WHERE cust IN (SELECT cust FROM customers WHERE country = 'DE') ORDER BY id\")\n    @step(name=\"not_de\", sql=\"SELECT id FROM orders WHERE cust NOT IN (SELECT cust FROM customers WHERE country = 'DE') ORDER BY id\")\n    @step(name=\"ex\", sql=\"SELECT id FROM orders o WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.cust = o.cust) ORDER BY id\")\n    @step(name=\"over\", sql=\"SELECT id FROM orders o WHERE id > (SELECT avg(id) FROM orders o2 WHERE o2.cust = o.cust) ORDER BY id\")\n    @sink(\"csv://out/over.csv\", from=\"over\")\n    @sink(\"csv://out/de.csv\", from=\"de\")\n    @sink(\"csv://out/not_de.csv\", from=\"not_de\")\n    @sink(\"csv://out/ex.csv\", from=\"ex\")\n",
     );
     p.runi(&["compile", "--scenario", "s.feature", "--out", "s.dag"])
         .ok();
@@ -1029,6 +1029,8 @@ fn in_and_exists_subqueries_compile_to_a_dag_and_run() {
     // SQL's NOT IN: a null `cust` is not known to be outside the list.
     assert_eq!(p.read("out/not_de.csv"), "id\n2\n");
     assert_eq!(p.read("out/ex.csv"), "id\n5\n");
+    // A correlated scalar subquery: only customer a has two orders (1 and 4, average 2.5).
+    assert_eq!(p.read("out/over.csv"), "id\n4\n");
 
     p.write(
         "c.feature",
