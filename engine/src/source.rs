@@ -866,6 +866,8 @@ fn locate_json_error(
         // The first record whose field has the column's JSON type, and the first that has not.
         let mut fits: Option<(usize, String, &str)> = None;
         let mut misfits: Option<(usize, String, &str)> = None;
+        let mut kinds: std::collections::HashMap<String, (usize, String, &str)> =
+            std::collections::HashMap::new();
         for (i, line) in reader.split(b'\n').enumerate() {
             let line = line.ok()?;
             let n = i + 1;
@@ -883,6 +885,58 @@ fn locate_json_error(
                     ));
                 }
             };
+            let Some(record) = value.as_object() else {
+                return Some(format!(
+                    "{shown}:{n}: the line holds {}, not a JSON object: each line of an NDJSON file is one record, `{{\"column\": value, …}}`",
+                    json_kind(&value)
+                ));
+            };
+            // Inference fails on a field holding an object or a list in one record and
+            // something else in another: the first such pair is the place.
+            if decoding.is_none() {
+                for (name, v) in record.iter().filter(|(_, v)| !v.is_null()) {
+                    let kind = json_kind(v);
+                    match kinds.get(name) {
+                        None => {
+                            kinds.insert(name.clone(), (n, short_json(v), kind));
+                        }
+                        Some(first)
+                            if first.2 != kind
+                                && [first.2, kind]
+                                    .iter()
+                                    .any(|k| *k == "an object" || *k == "a list") =>
+                        {
+                            return Some(format!(
+                                "field `{name}` holds values of two JSON types: {} at {shown}:{} ({}) and {kind} at {shown}:{n} ({}); a field must hold one type in every record (or null)",
+                                first.2,
+                                first.0,
+                                first.1,
+                                short_json(v)
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            // The reader's message names no field: the first value of another type than its
+            // column's is the place.
+            if field.is_none()
+                && let Some((schema, _)) = decoding
+                && let Some((f, v)) = schema.fields().iter().find_map(|f| {
+                    record
+                        .get(f.name())
+                        .filter(|v| !json_fits(v, f.data_type()))
+                        .map(|v| (f, v))
+                })
+            {
+                return Some(format!(
+                    "{shown}:{n}: field `{}` is {} ({}), but the source reads it as {}",
+                    f.name(),
+                    short_json(v),
+                    json_kind(v),
+                    f.data_type()
+                ));
+            }
             if let Some((field, data_type)) = &field
                 && let Some(v) = value.get(field).filter(|v| !v.is_null())
             {

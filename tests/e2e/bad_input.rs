@@ -746,6 +746,16 @@ fn ndjson_errors_name_the_file_and_line() {
     );
     p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
         .fails(2, &["source `j`", "j.ndjson:2:21: not valid JSON"]);
+    // A line that is JSON but not a record; a field that is a number, then an object.
+    p.write("j.ndjson", "{\"id\": 1}\n[1, 2]\n");
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["j.ndjson:2: the line holds a list, not a JSON object"]);
+    p.write("j.ndjson", "{\"x\": 1}\n{\"x\": {\"a\": 1}}\n");
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(
+            2,
+            &["field `x` holds values of two JSON types: a number at j.ndjson:1 (1) and an object at j.ndjson:2"],
+        );
     // A field holding numbers and, once, text: inference reads it as text and the reader
     // fails on the first number; the message names both records.
     let mut text = String::new();
