@@ -150,20 +150,24 @@ struct DagFile {
     #[serde(flatten)]
     meta: DagMeta,
     plan: PlanBlob,
-    /// SHA-256 of the metadata (as serialized) and the plan's bytes: a file edited or
+    /// SHA-256 of the versions, the metadata (as serialized) and the plan's bytes: a file edited or
     /// damaged after `runi compile` wrote it is refused rather than run with rules or
     /// sources other than the ones its metadata (and the run's record) name.
     #[serde(default)]
     checksum: String,
 }
 
-fn checksum(meta: &DagMeta, plan_bytes: &[u8]) -> Result<String> {
+fn checksum(meta: &DagMeta, plan_bytes: &[u8], versions: [&str; 2]) -> Result<String> {
     use sha2::{Digest, Sha256};
     let meta = serde_json::to_vec(meta).map_err(|e| PlanError::Dag {
         path: "(memory)".into(),
         message: e.to_string(),
     })?;
     let mut h = Sha256::new();
+    for v in versions {
+        h.update((v.len() as u64).to_le_bytes());
+        h.update(v.as_bytes());
+    }
     h.update((meta.len() as u64).to_le_bytes());
     h.update(&meta);
     h.update(plan_bytes);
@@ -189,7 +193,11 @@ pub fn encode(meta: &DagMeta, plan: &LogicalPlan) -> Result<Vec<u8>> {
             encoding: "datafusion-proto".into(),
             base64: B64.encode(&bytes),
         },
-        checksum: checksum(meta, &bytes)?,
+        checksum: checksum(
+            meta,
+            &bytes,
+            [env!("CARGO_PKG_VERSION"), datafusion::DATAFUSION_VERSION],
+        )?,
     };
     let mut out = serde_json::to_vec_pretty(&file).map_err(|e| PlanError::Dag {
         path: "(memory)".into(),
@@ -233,7 +241,7 @@ pub fn decode(path: &str, bytes: &[u8], ctx: &SessionContext) -> Result<(DagMeta
     let plan_bytes = B64
         .decode(file.plan.base64.as_bytes())
         .map_err(|e| bad(format!("plan is not valid base64: {e}")))?;
-    if checksum(&file.meta, &plan_bytes)? != file.checksum {
+    if checksum(&file.meta, &plan_bytes, [&file.runink, &file.datafusion])? != file.checksum {
         return Err(bad(
             "the file was changed after `runi compile` wrote it (its checksum does not match its contents); compile the Scenario again".into(),
         ));

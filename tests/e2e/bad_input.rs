@@ -230,7 +230,13 @@ fn a_dag_file_changed_after_compiling_is_refused() {
         &base64,
         &format!("{}{flipped}{}", &base64[..at], &base64[at + 1..]),
     );
-    for (name, text) in [("edited.dag", no_sources), ("damaged.dag", damaged)] {
+    let other_version = dag.replacen("\"runink\": \"", "\"runink\": \"9", 1);
+    assert_ne!(other_version, dag);
+    for (name, text) in [
+        ("edited.dag", no_sources),
+        ("damaged.dag", damaged),
+        ("version.dag", other_version),
+    ] {
         p.write(name, &text);
         p.runi(&["run", "--dag", name])
             .fails(2, &[name, "changed after `runi compile` wrote it"]);
