@@ -286,10 +286,14 @@ impl SourceTable {
                 let shown = shown.display();
                 // A value that does not parse: arrow counts records after the header from 1.
                 if let Some((before, n, after)) = split_number(&text, " at line ") {
-                    let place = if multiline {
-                        format!("{shown}, row {n} after the header")
+                    let line = if multiline {
+                        record_line(&file, n)
                     } else {
-                        format!("{shown}:{}", n + 1)
+                        Some(n + 1)
+                    };
+                    let place = match line {
+                        Some(line) => format!("{shown}:{line}"),
+                        None => format!("{shown}, row {n} after the header"),
                     };
                     let column = column_named(before, &self.schema);
                     return Some(format!("{place}: {column}{after}"));
@@ -1015,5 +1019,37 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "text",
         serde_json::Value::Array(_) => "a list",
         serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The line on which row `n` (counted from 1 after the header) of a CSV file starts, in a
+/// file whose quoted values may hold line breaks (a doubled quote inside a value toggles the
+/// quoting twice, so it needs no special case). For error messages only: reads the file up
+/// to that row.
+fn record_line(path: &Path, n: u64) -> Option<u64> {
+    use std::io::Read;
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    let mut buf = [0u8; 64 * 1024];
+    let (mut line, mut record, mut quoted) = (1u64, 0u64, false);
+    loop {
+        let read = reader.read(&mut buf).ok()?;
+        if read == 0 {
+            return None;
+        }
+        for &b in &buf[..read] {
+            match b {
+                b'"' => quoted = !quoted,
+                b'\n' => {
+                    line += 1;
+                    if !quoted {
+                        record += 1;
+                        if record == n {
+                            return Some(line);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }

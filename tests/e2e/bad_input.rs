@@ -415,6 +415,19 @@ fn a_value_that_does_not_read_is_placed_at_its_file_and_line() {
             );
     }
     assert!(!p.path().join("out/x.ndjson").exists());
+
+    // With a line break in a quoted value (row 5 spans lines 7 and 8), rows and lines differ.
+    let mut csv = String::from("id,amount,note\n");
+    for i in 0..300_000u64 {
+        match i {
+            5 => csv.push_str("5,5,\"multi\nline\"\n"),
+            250_000 => csv.push_str("250000,oops,x\n"),
+            _ => csv.push_str(&format!("{i},{i},t{i}\n")),
+        }
+    }
+    p.write("big.csv", &csv);
+    p.runi(&["run", "--scenario", "bad.feature", "--slices", "inprocess"])
+        .fails(1, &["big.csv:250003:", "'oops'", "for column `amount`"]);
 }
 
 #[test]
