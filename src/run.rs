@@ -149,7 +149,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
         }),
     };
     // Held until this function returns: while it is, `runi status` knows the run is alive.
-    let _lock = RunLock::acquire(&global.home, &run_ctx.run_id)?;
+    let lock = RunLock::acquire(&global.home, &run_ctx.run_id)?;
     // Installed before the run is recorded: from here on a signal is a clean cancel.
     use tokio::signal::unix::{SignalKind, signal};
     let mut signals = [SignalKind::interrupt(), SignalKind::terminate()].map(|k| signal(k).ok());
@@ -330,6 +330,9 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
             &s.name,
         )
     });
+    // The run is recorded: its lock goes before the summary is printed, which a closed
+    // pipe (`runi run | head -1`) ends with SIGPIPE.
+    drop(lock);
     output::print_run(global.output, &meta, &herd, &report, stages.as_ref())
         .map_err(Failure::run)?;
     Ok(())

@@ -667,3 +667,33 @@ fn a_scenario_without_a_herd_runs_in_the_default_herd() {
             .any(|h| h["id"] == "default")
     );
 }
+
+#[test]
+fn a_run_whose_output_pipe_closes_is_recorded_and_leaves_no_lock() {
+    // `runi run … | head -0`: the summary meets a closed pipe after the run is recorded.
+    let p = Project::fixture("orders");
+    p.runi(&["herd", "init", "shop"]).ok();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runi"))
+        .args([
+            "run",
+            "--scenario",
+            "orders.feature",
+            "--name",
+            "Route orders",
+        ])
+        .current_dir(p.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait().unwrap();
+    let runs = p.runi(&["status", "-o", "json"]).ok().json();
+    assert_eq!(runs[0]["state"], "succeeded", "{runs}");
+    let locks: Vec<_> = std::fs::read_dir(p.path().join(".runink/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".lock"))
+        .collect();
+    assert!(locks.is_empty(), "{locks:?}");
+}
