@@ -29,7 +29,8 @@ pub async fn status(global: &Global, args: &StatusArgs) -> CmdResult {
     .await;
     barn::close(barn).await?;
     let (herd_known, mut runs) = result?;
-    if !herd_known {
+    // A deleted herd's runs stay in the record, and can still be listed by its name.
+    if !herd_known && runs.is_empty() {
         return Err(Failure::input(anyhow!(
             "unknown herd `{}`",
             global.herd.as_deref().unwrap_or_default()

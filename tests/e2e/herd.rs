@@ -188,3 +188,25 @@ fn a_state_directory_that_is_not_barn_fails_clearly() {
     q.runi(&["--home", "notadir", "herd", "list"])
         .fails(1, &["notadir"]);
 }
+
+#[test]
+fn a_deleted_herds_runs_can_still_be_listed_by_its_name() {
+    let p = Project::fixture("orders");
+    p.runi(&["herd", "init", "shop"]).ok();
+    p.runi(&[
+        "run",
+        "--scenario",
+        "orders.feature",
+        "--name",
+        "Route orders",
+    ])
+    .ok();
+    p.runi(&["herd", "delete", "shop"]).ok();
+    let runs = p
+        .runi(&["--herd", "shop", "status", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    p.runi(&["--herd", "nosuch", "status"])
+        .fails(2, &["unknown herd `nosuch`"]);
+}
