@@ -131,6 +131,20 @@ pub struct SinkTarget {
     pub predicate: Option<Arc<dyn PhysicalExpr>>,
     /// Its counters.
     pub stats: Arc<SinkStats>,
+    /// The outermost missing folder on the way to the sink's target when the plan was made
+    /// ([`SinkSpec::folder_to_make`]): a run that does not commit removes it again if it
+    /// is empty. Found before any sink of the run creates anything, so sinks sharing a new
+    /// folder all know it.
+    pub made_folder: Option<PathBuf>,
+}
+
+impl SinkSpec {
+    /// The outermost folder that writing this sink's output would create (missing parents
+    /// of its target), resolved against the working directory.
+    pub fn folder_to_make(&self) -> Option<PathBuf> {
+        let base = std::env::current_dir().ok()?;
+        first_missing(self.location.resolve(&base).parent()?)
+    }
 }
 
 /// Output written to a temporary place, waiting for the run to succeed.
@@ -142,6 +156,9 @@ struct PendingOutput {
     directory: bool,
     format: FileFormatKind,
     uri: String,
+    /// The outermost folder this sink created for its output (missing parents of the
+    /// target), removed again, if empty, when the output is.
+    made: Option<PathBuf>,
 }
 
 /// The sink outputs of one run, committed together when it succeeds or removed when it
@@ -205,6 +222,37 @@ fn remove_temp(out: &PendingOutput) {
     } else {
         fs::remove_file(&out.temp)
     };
+    remove_made_folders(&out.temp, out.made.as_deref());
+}
+
+/// The folders between `temp` and `made` (the outermost one a sink created), innermost
+/// first, each removed if nothing else was written there.
+fn remove_made_folders(temp: &Path, made: Option<&Path>) {
+    let Some(made) = made else { return };
+    let mut dir = temp.parent();
+    while let Some(d) = dir {
+        if !d.starts_with(made) || fs::remove_dir(d).is_err() {
+            break;
+        }
+        if d == made {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// The outermost missing folder on the way to `dir`, which creating `dir` would create.
+fn first_missing(dir: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    let mut d = Some(dir);
+    while let Some(p) = d {
+        if p.as_os_str().is_empty() || p.exists() {
+            break;
+        }
+        missing = Some(p.to_path_buf());
+        d = p.parent();
+    }
+    missing
 }
 
 fn sink_io(uri: &str, what: &str, path: &Path, e: std::io::Error) -> EngineError {
@@ -974,6 +1022,7 @@ impl OpenSink {
                 return Err(sink_err(uri, message));
             }
         }
+        let made = t.made_folder.clone();
         let file_path = if directory {
             fs::create_dir_all(&temp).map_err(|e| sink_io(uri, "cannot create", &temp, e))?;
             temp.join(format!("part-00000.{}", format.extension()))
@@ -990,6 +1039,7 @@ impl OpenSink {
             } else {
                 let _ = fs::remove_file(&temp);
             }
+            remove_made_folders(&temp, made.as_deref());
             e
         };
         let file = File::create(&file_path)
@@ -1029,6 +1079,7 @@ impl OpenSink {
                 directory,
                 format,
                 uri: uri.to_string(),
+                made,
             }),
             uri: uri.to_string(),
             schema,

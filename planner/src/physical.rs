@@ -173,6 +173,7 @@ impl ExtensionPlanner for RuninkExtensionPlanner {
                     None => None,
                 };
                 groups[input].push(SinkTarget {
+                    made_folder: spec.folder_to_make(),
                     spec: spec.clone(),
                     predicate,
                     stats: run.sink_stats(spec),
