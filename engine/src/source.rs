@@ -279,10 +279,7 @@ impl SourceTable {
             for batch in reader {
                 let Err(e) = batch else { continue };
                 let text = e.to_string();
-                let shown = std::env::current_dir()
-                    .ok()
-                    .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))
-                    .unwrap_or_else(|| file.clone());
+                let shown = as_given(&file);
                 let shown = shown.display();
                 // A value that does not parse: arrow counts records after the header from 1.
                 if let Some((before, n, after)) = split_number(&text, " at line ") {
@@ -814,6 +811,14 @@ fn source_error(
     }
 }
 
+/// `file` as messages show it: relative to the working directory when it lies under it.
+fn as_given(file: &Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| file.to_path_buf())
+}
+
 /// `text` split around the number after `marker`: (before the marker, the number, after it).
 fn split_number<'a>(text: &'a str, marker: &str) -> Option<(&'a str, u64, &'a str)> {
     let at = text.find(marker)?;
@@ -859,12 +864,8 @@ fn locate_json_error(
             .ok()
             .map(|f| (f.name().clone(), f.data_type().clone()))
     });
-    let cwd = std::env::current_dir().ok();
     for file in source_files(name, location, "").ok()? {
-        let shown = cwd
-            .as_ref()
-            .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))
-            .unwrap_or_else(|| file.clone());
+        let shown = as_given(&file);
         let shown = shown.display();
         let reader = std::io::BufReader::new(std::fs::File::open(&file).ok()?);
         // The first record whose field has the column's JSON type, and the first that has not.

@@ -789,32 +789,9 @@ impl Builder<'_> {
                     }
                     "Filter" => {
                         let text = arg("where")?;
-                        crate::sqldepth::check_expression(&text)
-                            .map_err(|m| in_step(format!("where=\"…\": {m}")))?;
                         let predicate = self
-                            .ctx
-                            .state()
-                            .create_logical_expr(&text, input.schema())
-                            .map_err(|e| {
-                                in_step(format!("where=\"{text}\": {}", user_message(&e)))
-                            })?;
-                        if let Some(m) = row_by_row(&predicate, &text) {
-                            return Err(in_step(format!("where={m}")));
-                        }
-                        match predicate.get_type(input.schema().as_ref()) {
-                            Ok(DataType::Boolean) => {}
-                            Ok(other) => {
-                                return Err(in_step(format!(
-                                    "where=\"{text}\" is not a boolean expression (it is {other}): write a condition such as `{text} > 0`"
-                                )));
-                            }
-                            Err(e) => {
-                                return Err(in_step(format!(
-                                    "where=\"{text}\": {}",
-                                    user_message(&e)
-                                )));
-                            }
-                        }
+                            .row_expression("where", &text, input.schema(), true)
+                            .map_err(&in_step)?;
                         LogicalPlanBuilder::from(input.clone())
                             .filter(predicate)
                             .map_err(&df_in_step)?
@@ -842,21 +819,11 @@ impl Builder<'_> {
                         for (written, value) in args {
                             // Folded to lower case, as SQL folds unquoted names: `Qty=` is
                             // the column `qty` that later expressions (and steps) name.
-                            let column = written.to_lowercase();
-                            let column = &column;
+                            let column = &written.to_lowercase();
                             let text = value.to_text();
-                            crate::sqldepth::check_expression(&text)
-                                .map_err(|m| in_step(format!("{column}=\"…\": {m}")))?;
                             let expr = self
-                                .ctx
-                                .state()
-                                .create_logical_expr(&text, plan.schema())
-                                .map_err(|e| {
-                                in_step(format!("{column}=\"{text}\": {}", user_message(&e)))
-                            })?;
-                            if let Some(m) = row_by_row(&expr, &text) {
-                                return Err(in_step(format!("{column}={m}")));
-                            }
+                                .row_expression(column, &text, plan.schema(), false)
+                                .map_err(&in_step)?;
                             let mut replaced = false;
                             let mut exprs: Vec<Expr> = Vec::new();
                             for c in plan.schema().columns() {
@@ -1030,26 +997,41 @@ impl Builder<'_> {
 
     /// A sink's `when=` condition, planned against the relation it reads: it must be boolean.
     fn sink_predicate(&self, text: &str, input: &LogicalPlan, span: Span) -> Result<Expr> {
-        crate::sqldepth::check_expression(text)
-            .map_err(|m| self.err(span, format!("when=\"…\": {m}")))?;
+        self.row_expression("when", text, input.schema(), true)
+            .map_err(|m| self.err(span, m))
+    }
+
+    /// An expression written in a tag argument (`where=`, `when=`, a `Derive` column),
+    /// planned against `schema`: one SQL expression, evaluated row by row, and boolean when
+    /// it is a condition. The error is the message, naming `key="text"`.
+    fn row_expression(
+        &self,
+        key: &str,
+        text: &str,
+        schema: &datafusion::common::DFSchema,
+        condition: bool,
+    ) -> std::result::Result<Expr, String> {
+        crate::sqldepth::check_expression(text).map_err(|m| format!("{key}=\"…\": {m}"))?;
         let expr = self
             .ctx
             .state()
-            .create_logical_expr(text, input.schema())
-            .map_err(|e| self.err(span, format!("when=\"{text}\": {}", user_message(&e))))?;
+            .create_logical_expr(text, schema)
+            .map_err(|e| format!("{key}=\"{text}\": {}", user_message(&e)))?;
         if let Some(m) = row_by_row(&expr, text) {
-            return Err(self.err(span, format!("when={m}")));
+            return Err(format!("{key}={m}"));
         }
-        match expr.get_type(input.schema().as_ref()) {
-            Ok(DataType::Boolean) => Ok(expr),
-            Ok(other) => Err(self.err(
-                span,
-                format!(
-                    "when=\"{text}\" is not a boolean expression (it is {other}): write a condition such as `{text} > 0`"
-                ),
-            )),
-            Err(e) => Err(self.err(span, format!("when=\"{text}\": {}", user_message(&e)))),
+        if condition {
+            match expr.get_type(schema) {
+                Ok(DataType::Boolean) => {}
+                Ok(other) => {
+                    return Err(format!(
+                        "{key}=\"{text}\" is not a boolean expression (it is {other}): write a condition such as `{text} > 0`"
+                    ));
+                }
+                Err(e) => return Err(format!("{key}=\"{text}\": {}", user_message(&e))),
+            }
         }
+        Ok(expr)
     }
 
     fn columns(
