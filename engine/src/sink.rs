@@ -828,24 +828,13 @@ pub fn sink_schema(input: &Schema, when: &SinkWhen, format: FileFormatKind) -> S
 /// Parquet has no timestamps in seconds: written as they are, they become bare 64-bit
 /// integers that readers take for numbers. Milliseconds hold every such value exactly.
 fn parquet_time_unit(t: &DataType) -> DataType {
-    let field = |f: &FieldRef| {
-        Arc::new(
-            f.as_ref()
-                .clone()
-                .with_data_type(parquet_time_unit(f.data_type())),
-        )
-    };
-    match t {
-        DataType::Timestamp(arrow::datatypes::TimeUnit::Second, tz) => {
-            DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, tz.clone())
-        }
-        DataType::List(f) => DataType::List(field(f)),
-        DataType::LargeList(f) => DataType::LargeList(field(f)),
-        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
-        DataType::Struct(fs) => DataType::Struct(fs.iter().map(field).collect()),
-        DataType::Map(f, sorted) => DataType::Map(field(f), *sorted),
-        other => other.clone(),
-    }
+    map_leaves(t, &|leaf| match leaf {
+        DataType::Timestamp(arrow::datatypes::TimeUnit::Second, tz) => Some(DataType::Timestamp(
+            arrow::datatypes::TimeUnit::Millisecond,
+            tz.clone(),
+        )),
+        _ => None,
+    })
 }
 
 /// `t` with string and binary views as plain strings and binaries. Files keep the Arrow
@@ -853,18 +842,32 @@ fn parquet_time_unit(t: &DataType) -> DataType {
 /// where it was read from (Parquet sources give views, CSV does not): two runs appending to
 /// one dataset would write files a reader cannot merge (`Utf8View` vs `Utf8`).
 fn plain_type(t: &DataType) -> DataType {
-    let field =
-        |f: &FieldRef| Arc::new(f.as_ref().clone().with_data_type(plain_type(f.data_type())));
-    match t {
-        DataType::Utf8View => DataType::Utf8,
-        DataType::BinaryView => DataType::Binary,
+    map_leaves(t, &|leaf| match leaf {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        DataType::ListView(f) => Some(DataType::List(Arc::clone(f))),
+        _ => None,
+    })
+}
+
+/// `t` with `change` applied to it and, through lists, structs and maps, to the types
+/// inside it (`None`: keep that type).
+fn map_leaves(t: &DataType, change: &dyn Fn(&DataType) -> Option<DataType>) -> DataType {
+    let t = change(t).unwrap_or_else(|| t.clone());
+    let field = |f: &FieldRef| {
+        Arc::new(
+            f.as_ref()
+                .clone()
+                .with_data_type(map_leaves(f.data_type(), change)),
+        )
+    };
+    match &t {
         DataType::List(f) => DataType::List(field(f)),
-        DataType::ListView(f) => DataType::List(field(f)),
         DataType::LargeList(f) => DataType::LargeList(field(f)),
         DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
         DataType::Struct(fs) => DataType::Struct(fs.iter().map(field).collect()),
         DataType::Map(f, sorted) => DataType::Map(field(f), *sorted),
-        other => other.clone(),
+        _ => t,
     }
 }
 
