@@ -36,7 +36,7 @@ use regex::Regex;
 use crate::error::{ContractError, Result};
 use crate::model::{self, Contract, rule};
 use crate::seen::{SeenBytes, SeenInts, random_seed, shard_hash_bytes, shard_hash_int};
-use crate::types;
+use crate::{timestamp, types};
 
 /// The type of the `_violations` column:
 /// `List<Struct{rule: Utf8, column: Utf8, message: Utf8}>`, nothing nullable.
@@ -552,7 +552,10 @@ impl Checker {
                     safe: true,
                     format_options: FormatOptions::default(),
                 };
-                let cast = cast_with_options(input, &c.target, &safe)?;
+                let cast = match timestamp::text_to_timestamp(input.as_ref(), &c.target, &safe)? {
+                    Some(read) => read,
+                    None => cast_with_options(input, &c.target, &safe)?,
+                };
                 let cast = if c.target.is_integer() {
                     integral_text(input, cast)?
                 } else {
@@ -1168,7 +1171,7 @@ fn show_value(array: &dyn Array, row: usize) -> String {
         return "null".to_string();
     }
     if let Some(s) = Strs::new(array) {
-        return format!("\"{}\"", cut(s.value(row)).escape_debug());
+        return quoted(s.value(row));
     }
     // Floats as people write them (`-5`, not Arrow's `-5.0`), like the bounds.
     if let Some(a) = array.as_primitive_opt::<arrow::datatypes::Float64Type>() {
@@ -1184,10 +1187,26 @@ fn show_value(array: &dyn Array, row: usize) -> String {
         Err(_) => "?".to_string(),
     };
     if quoted {
-        format!("\"{}\"", cut(&text).escape_debug())
+        self::quoted(&text)
     } else {
         cut(&text)
     }
+}
+
+/// `s` in double quotes, cut and escaped as `str::escape_debug` does (control characters,
+/// both quotes and backslashes escaped); plain short ASCII, the usual value, is copied as is.
+fn quoted(s: &str) -> String {
+    let plain = s.len() <= MESSAGE_VALUE_CHARS_MAX
+        && s.bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && !matches!(b, b'"' | b'\'' | b'\\'));
+    if plain {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return out;
+    }
+    format!("\"{}\"", cut(s).escape_debug())
 }
 
 fn cut(s: &str) -> String {
@@ -1353,20 +1372,28 @@ fn finer_than(to: &DataType) -> Option<(DataType, usize)> {
 }
 
 /// Whether some value of the text column `input` has a fraction of more than `digits`
-/// digits: a byte scan that spares the second reading of columns that cannot be cut.
+/// digits: a scan that spares the second reading of columns that cannot be cut. A column
+/// whose text holds no `.` at all (the usual case) is passed over in one `memchr`.
 fn has_more_fraction_digits(input: &ArrayRef, digits: usize) -> bool {
     let Some(strs) = Strs::new(input.as_ref()) else {
         return true;
     };
+    let no_point = match strs {
+        Strs::Utf8(a) => memchr::memchr(b'.', a.value_data()).is_none(),
+        Strs::Large(a) => memchr::memchr(b'.', a.value_data()).is_none(),
+        Strs::View(_) => false,
+    };
+    if no_point {
+        return false;
+    }
     (0..input.len()).any(|i| {
         let v = strs.value(i).as_bytes();
-        v.iter().enumerate().any(|(at, &b)| {
-            b == b'.'
-                && v[at + 1..]
-                    .iter()
-                    .take_while(|c| c.is_ascii_digit())
-                    .count()
-                    > digits
+        memchr::memchr_iter(b'.', v).any(|at| {
+            v[at + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count()
+                > digits
         })
     })
 }
@@ -1456,7 +1483,15 @@ fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
 
 #[cfg(test)]
 mod tests {
-    use super::{exact_integer, shown_number};
+    use super::{cut, exact_integer, quoted, shown_number};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn quoted_values_read_as_escaped_debug_text(s in ".{0,90}|[ -~]{70,90}") {
+            prop_assert_eq!(quoted(&s), format!("\"{}\"", cut(&s).escape_debug()));
+        }
+    }
 
     #[test]
     fn numbers_in_messages_stay_short() {

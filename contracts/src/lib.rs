@@ -33,6 +33,7 @@ pub mod hash;
 mod model;
 pub mod odcs;
 mod seen;
+mod timestamp;
 mod types;
 
 pub use check::{CheckOutcome, Checker, violations_data_type, violations_field};

@@ -705,21 +705,29 @@ impl Routed {
 
     /// The rows (and columns) of this batch that `t` receives; `None` when there are none.
     fn select(&self, t: &SinkTarget) -> Result<Option<RecordBatch>> {
-        let batch = &self.batch;
-        let selected = match (&t.spec.when, &self.valid) {
-            (SinkWhen::Valid, None) => batch.clone(),
-            (SinkWhen::Valid, Some(v)) => filter_record_batch(batch, v).map_err(df)?,
-            (SinkWhen::Invalid, None) => return Ok(None),
-            (SinkWhen::Invalid, Some(v)) => {
-                filter_record_batch(batch, &not(v).map_err(df)?).map_err(df)?
+        // Only `when="invalid"` writes `_violations`: the others drop it before filtering,
+        // which spares copying the nested list of the rows they keep.
+        let batch = match (&t.spec.when, self.violations) {
+            (SinkWhen::Invalid, _) | (_, None) => self.batch.clone(),
+            (_, Some(i)) => {
+                let mut b = self.batch.clone();
+                b.remove_column(i);
+                b
             }
+        };
+        let mask = match (&t.spec.when, &self.valid) {
+            (SinkWhen::Valid, None) => return Ok(non_empty(batch)),
+            (SinkWhen::Valid, Some(v)) => v.clone(),
+            (SinkWhen::Invalid, None) => return Ok(None),
+            (SinkWhen::Invalid, Some(v)) => not(v).map_err(df)?,
             (SinkWhen::Predicate(text), v) => {
                 let predicate = t.predicate.as_ref().ok_or_else(|| {
                     EngineError::Internal(format!("sink predicate `{text}` was not planned"))
                 })?;
+                // Planned against the input's columns, `_violations` included.
                 let value = predicate
-                    .evaluate(batch)
-                    .and_then(|v| v.into_array(batch.num_rows()))?;
+                    .evaluate(&self.batch)
+                    .and_then(|v| v.into_array(self.batch.num_rows()))?;
                 let mask = value
                     .as_any()
                     .downcast_ref::<BooleanArray>()
@@ -733,25 +741,23 @@ impl Routed {
                 } else {
                     mask.clone()
                 };
-                let mask = match v {
+                match v {
                     Some(v) => and(&mask, v).map_err(df)?,
                     None => mask,
-                };
-                filter_record_batch(batch, &mask).map_err(df)?
+                }
             }
         };
-        if selected.num_rows() == 0 {
-            return Ok(None);
-        }
-        Ok(Some(match (&t.spec.when, self.violations) {
-            (SinkWhen::Invalid, _) | (_, None) => selected,
-            (_, Some(i)) => {
-                let mut b = selected;
-                b.remove_column(i);
-                b
-            }
-        }))
+        let selected = match mask.true_count() {
+            0 => return Ok(None),
+            n if n == batch.num_rows() => batch,
+            _ => filter_record_batch(&batch, &mask).map_err(df)?,
+        };
+        Ok(non_empty(selected))
     }
+}
+
+fn non_empty(batch: RecordBatch) -> Option<RecordBatch> {
+    (batch.num_rows() > 0).then_some(batch)
 }
 
 /// What a sink's writer thread receives.
