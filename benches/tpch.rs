@@ -31,10 +31,6 @@ use std::time::{Duration, Instant};
 use harness::BoxError;
 use runink_planner::slices::Exchange;
 
-/// The allocator `runi` (and so each slice process of (b)) runs with.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> Result<(), BoxError> {
     let mut sf = 1.0f64;
     let mut iterations = 3usize;

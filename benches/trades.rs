@@ -26,10 +26,6 @@ use runink_planner::{CompileOptions, compile, dag};
 
 type BoxError = Box<dyn std::error::Error>;
 
-/// The allocator `runi` runs with.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> Result<(), BoxError> {
     let mut rows = 1_000_000usize;
     let mut iterations = 5usize;

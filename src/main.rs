@@ -33,11 +33,6 @@ mod status;
 
 use clap::Parser;
 
-/// mimalloc, as datafusion-cli uses: with glibc's malloc, large batch buffers went back to
-/// the kernel and were faulted in again batch after batch. The benchmarks use it too.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.global.verbose);

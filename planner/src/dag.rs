@@ -220,6 +220,17 @@ pub fn decode(path: &str, bytes: &[u8], ctx: &SessionContext) -> Result<(DagMeta
             e.column()
         ))
     })?;
+    // A key this runi does not know is dropped when the file is read, so the checksum
+    // (over what was read) cannot see it: name it instead of running without it.
+    if let (Ok(written), Ok(read)) = (
+        serde_json::from_slice::<serde_json::Value>(bytes),
+        serde_json::to_value(&file),
+    ) && let Some(key) = unknown_key(&written, &read, "")
+    {
+        return Err(bad(format!(
+            "unknown key `{key}`: the file was changed after `runi compile` wrote it, or written by another runi; compile the Scenario again"
+        )));
+    }
     if file.format != DAG_FORMAT {
         return Err(bad(format!(
             "format is `{}`, expected `{DAG_FORMAT}`",
@@ -255,6 +266,31 @@ pub fn decode(path: &str, bytes: &[u8], ctx: &SessionContext) -> Result<(DagMeta
                 ))
             })?;
     Ok((file.meta, plan))
+}
+
+/// The first key of `written` (a DAG file as parsed) that `read` (the file as this runi
+/// read it, serialized again) lacks, as a path (`sources[0].name`).
+fn unknown_key(written: &serde_json::Value, read: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match (written, read) {
+        (Value::Object(w), Value::Object(r)) => w.iter().find_map(|(key, value)| {
+            let path = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            match r.get(key) {
+                None => Some(path),
+                Some(known) => unknown_key(value, known, &path),
+            }
+        }),
+        (Value::Array(w), Value::Array(r)) => w
+            .iter()
+            .zip(r)
+            .enumerate()
+            .find_map(|(i, (value, known))| unknown_key(value, known, &format!("{at}[{i}]"))),
+        _ => None,
+    }
 }
 
 /// Reads a DAG file from disk.

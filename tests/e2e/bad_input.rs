@@ -232,6 +232,28 @@ fn a_dag_file_changed_after_compiling_is_refused() {
     );
     let other_version = dag.replacen("\"runink\": \"", "\"runink\": \"9", 1);
     assert_ne!(other_version, dag);
+    // Keys this runi does not know, which reading would otherwise drop unseen.
+    let with_key = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_str(&dag).unwrap();
+        edit(&mut v);
+        serde_json::to_string_pretty(&v).unwrap()
+    };
+    for (name, text, key) in [
+        (
+            "top.dag",
+            with_key(&|v| v["retries"] = serde_json::json!(3)),
+            "`retries`",
+        ),
+        (
+            "nested.dag",
+            with_key(&|v| v["sources"][0]["filter"] = serde_json::json!("x > 1")),
+            "`sources[0].filter`",
+        ),
+    ] {
+        p.write(name, &text);
+        p.runi(&["run", "--dag", name])
+            .fails(2, &[name, "unknown key", key]);
+    }
     for (name, text) in [
         ("edited.dag", no_sources),
         ("damaged.dag", damaged),
