@@ -652,14 +652,15 @@ impl<'a> Parser<'a> {
                                     name.text
                                 ))
                             })?;
+                        // Every validator must hold: a bound set twice keeps the tighter.
                         match validator {
-                            "gt" => f.exclusive_minimum = Some(n),
-                            "gte" | "min" => f.minimum = Some(n),
-                            "lt" => f.exclusive_maximum = Some(n),
-                            "lte" | "max" => f.maximum = Some(n),
+                            "gt" => raise(&mut f.exclusive_minimum, n),
+                            "gte" | "min" => raise(&mut f.minimum, n),
+                            "lt" => lower(&mut f.exclusive_maximum, n),
+                            "lte" | "max" => lower(&mut f.maximum, n),
                             _ => {
-                                f.minimum = Some(n);
-                                f.maximum = Some(n);
+                                raise(&mut f.minimum, n);
+                                lower(&mut f.maximum, n);
                             }
                         }
                     } else if types::has_length(t) {
@@ -670,20 +671,21 @@ impl<'a> Parser<'a> {
                             ))
                         })?;
                         match validator {
-                            "gt" => f.min_length = Some(n.saturating_add(1)),
-                            "gte" | "min" => f.min_length = Some(n),
-                            "lt" => {
-                                f.max_length = Some(n.checked_sub(1).ok_or_else(|| {
+                            "gt" => raise(&mut f.min_length, n.saturating_add(1)),
+                            "gte" | "min" => raise(&mut f.min_length, n),
+                            "lt" => lower(
+                                &mut f.max_length,
+                                n.checked_sub(1).ok_or_else(|| {
                                     err(format!(
                                         "`lt=0` of field `{}` allows no value at all",
                                         name.text
                                     ))
-                                })?)
-                            }
-                            "lte" | "max" => f.max_length = Some(n),
+                                })?,
+                            ),
+                            "lte" | "max" => lower(&mut f.max_length, n),
                             _ => {
-                                f.min_length = Some(n);
-                                f.max_length = Some(n);
+                                raise(&mut f.min_length, n);
+                                lower(&mut f.max_length, n);
                             }
                         }
                     } else {
@@ -1187,6 +1189,22 @@ impl Cursor<'_> {
         }
         Some(c)
     }
+}
+
+/// Sets a lower bound that every validator must meet: the tighter of `n` and the one set.
+fn raise<T: PartialOrd + Copy>(slot: &mut Option<T>, n: T) {
+    *slot = Some(match *slot {
+        Some(old) if old > n => old,
+        _ => n,
+    });
+}
+
+/// Sets an upper bound that every validator must meet: the tighter of `n` and the one set.
+fn lower<T: PartialOrd + Copy>(slot: &mut Option<T>, n: T) {
+    *slot = Some(match *slot {
+        Some(old) if old < n => old,
+        _ => n,
+    });
 }
 
 #[cfg(test)]

@@ -349,6 +349,21 @@ fn parse_property(
     f.classification = optional_string(loc, m, "classification", prop)?;
 
     if let Some(o) = options {
+        // Row rules ODCS defines that this runi does not enforce yet: refused rather than
+        // dropped, so nobody believes the data was checked against them.
+        for key in ["multipleOf", "uniqueItems"] {
+            if o.get(key)
+                .map(untag)
+                .is_some_and(|v| !matches!(v, Value::Null | Value::Bool(false)))
+            {
+                return Err(loc.error(
+                    loc.property_key(&name, &[key], None),
+                    format!(
+                        "`{key}` of `{name}` is not enforced by this runi yet; remove it (or check it in a step) rather than have it ignored"
+                    ),
+                ));
+            }
+        }
         f.pattern = optional_string(loc, o, "pattern", prop)?;
         f.minimum = bound(loc, o, "minimum", &f)?;
         f.maximum = bound(loc, o, "maximum", &f)?;
@@ -484,6 +499,14 @@ fn read_quality(
             }
             Some("nullValues") => f.required = true,
             Some("duplicateValues") => f.unique = true,
+            Some("missingValues") => {
+                return Err(loc.error(
+                    loc.property_key(&name, &["metric", "rule"], None),
+                    format!(
+                        "the `missingValues` check on `{name}` is not enforced by this runi yet; use `nullValues` (no nulls) and `invalidValues` with `validValues` instead of having it ignored"
+                    ),
+                ));
+            }
             _ => {}
         }
     }

@@ -344,6 +344,42 @@ type (
         assert_eq!(f("a").data_type, DataType::Int32);
         assert_eq!(f("count").data_type, DataType::UInt16);
     }
+
+    /// Every validator must hold (go-playground's rule): a bound given twice keeps the
+    /// tighter one, whichever order the validators come in, and the hash does not see the
+    /// order either.
+    #[test]
+    fn go_validators_on_one_bound_all_hold() {
+        let load = |tags: &str| {
+            let go = format!(
+                "// @contract_version:\"1.0.0\"\ntype N struct {{\n\tB int64 `json:\"b\" validate:\"{tags}\"`\n\tS string `json:\"s\" validate:\"max=2,lte=5,gt=0\"`\n}}\n"
+            );
+            Contract::from_go("n.go", &go).unwrap()
+        };
+        for (a, b) in [
+            ("len=3,min=-5", "min=-5,len=3"),
+            ("max=10,lte=100", "lte=100,max=10"),
+        ] {
+            let (x, y) = (load(a), load(b));
+            assert_eq!(x.hash(), y.hash(), "{a} vs {b}");
+            let bx = x.field("b").unwrap();
+            let by = y.field("b").unwrap();
+            assert_eq!(
+                (bx.minimum, bx.maximum),
+                (by.minimum, by.maximum),
+                "{a} vs {b}"
+            );
+        }
+        let c = load("len=3,min=-5");
+        let b = c.field("b").unwrap();
+        assert_eq!((b.minimum, b.maximum), (Some(3.0), Some(3.0)));
+        assert_eq!(
+            load("max=10,lte=100").field("b").unwrap().maximum,
+            Some(10.0)
+        );
+        let s = c.field("s").unwrap();
+        assert_eq!((s.min_length, s.max_length), (Some(1), Some(2)));
+    }
 }
 
 mod hash {
@@ -1202,6 +1238,17 @@ mod errors {
                 "arguments: { validValues: [BUY, SELL] }",
                 "arguments: [BUY, SELL]",
                 "`arguments` of an invalidValues check on `side` must be a mapping",
+            ),
+            // Row rules ODCS defines and Runink does not enforce yet: refused, not ignored.
+            (
+                "metric: invalidValues\n            arguments: { validValues: [BUY, SELL] }",
+                "metric: missingValues\n            arguments: { missingValues: ['N/A'] }",
+                "the `missingValues` check on `side` is not enforced by this runi yet",
+            ),
+            (
+                "maxLength: 5",
+                "maxLength: 5, multipleOf: 5",
+                "`multipleOf` of `symbol` is not enforced by this runi yet",
             ),
         ] {
             assert!(TRADE_YAML.contains(from), "{from}");

@@ -528,10 +528,11 @@ impl TableProvider for SourceTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         self.check_files()?;
         let table = self.listing_table()?;
-        table
+        let plan = table
             .scan(state, projection, filters, limit)
             .await
-            .map_err(|e| source_error(&self.name, &self.location, &e).into())
+            .map_err(|e| source_error(&self.name, &self.location, &e))?;
+        Ok(without_float_bounds(plan)?)
     }
 
     fn supports_filters_pushdown(
@@ -542,6 +543,73 @@ impl TableProvider for SourceTable {
         // prune (Parquet row groups), which is always safe.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
+}
+
+/// `plan` (a file scan) without the minimum and maximum statistics of its float columns.
+///
+/// Parquet writers leave NaN out of a float column's bounds (the format's rule), but
+/// DataFusion reads equal bounds without nulls as "every value is this one": a file holding
+/// `[NaN, 1.0, 1.0]` was read as three `1.0`s (its scan replaces such a column with a
+/// constant), and `max(x)` over it could be answered from the bounds. Without float bounds
+/// the values are read; row counts and the bounds of other types still guide the planner.
+fn without_float_bounds(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    use datafusion::common::Statistics;
+    use datafusion::common::stats::Precision;
+    use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+    use datafusion::datasource::source::DataSourceExec;
+
+    let Some(config) = plan
+        .downcast_ref::<DataSourceExec>()
+        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
+    else {
+        return Ok(plan);
+    };
+    // Statistics cover the table's columns: the file's, then any partition columns.
+    let table_schema = config.file_source.table_schema().table_schema();
+    let floats: Vec<usize> = table_schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.data_type().is_floating())
+        .map(|(i, _)| i)
+        .collect();
+    if floats.is_empty() {
+        return Ok(plan);
+    }
+    let clear = |stats: &Statistics| -> Arc<Statistics> {
+        let mut stats = stats.clone();
+        for &i in &floats {
+            if let Some(column) = stats.column_statistics.get_mut(i) {
+                column.min_value = Precision::Absent;
+                column.max_value = Precision::Absent;
+            }
+        }
+        Arc::new(stats)
+    };
+    let file_groups = config
+        .file_groups
+        .iter()
+        .map(|group| {
+            let files = group
+                .iter()
+                .cloned()
+                .map(|mut file| {
+                    file.statistics = file.statistics.as_deref().map(&clear);
+                    file
+                })
+                .collect();
+            match group.file_statistics(None) {
+                Some(stats) => FileGroup::new(files).with_statistics(clear(stats)),
+                None => FileGroup::new(files),
+            }
+        })
+        .collect();
+    let table_stats = Arc::unwrap_or_clone(clear(&config.statistics()));
+    let config = FileScanConfigBuilder::from(config.clone())
+        .with_file_groups(file_groups)
+        .with_statistics(table_stats)
+        .build();
+    Ok(DataSourceExec::from_data_source(config))
 }
 
 /// The top-level column names of a Parquet file, after checking that its footer fits it.

@@ -1059,3 +1059,75 @@ fn codes_a_scenario_contract_calls_text_are_read_as_written() {
     let bad = p.read("out/bad.ndjson");
     assert!(bad.contains("\"code\":\"07\""), "{bad}");
 }
+
+/// A Parquet float column whose bounds leave NaN out (as every Parquet writer does) is read
+/// value by value: DataFusion had taken equal bounds for a constant column and read
+/// `[NaN, 1.0, 1.0]` as three `1.0`s, so the contract's `maximum` passed the NaN row.
+#[test]
+fn parquet_floats_with_nan_are_read_as_written() {
+    use arrow::array::{Float64Array, Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use std::sync::Arc;
+
+    let p = Project::empty();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("x", DataType::Float64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(Float64Array::from(vec![f64::NAN, 1.0, 1.0])),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(p.path().join("n.parquet")).unwrap();
+    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    p.write(
+        "c.yaml",
+        "id: c\nversion: 1.0.0\nschema:\n  - name: n\n    properties:\n      - name: id\n        logicalType: integer\n      - name: x\n        logicalType: number\n        logicalTypeOptions: { minimum: 0, maximum: 10 }\n",
+    );
+    p.write(
+        "n.feature",
+        r#"@feature(name="N")
+Feature: N
+  Scenario: Floats
+    @source("parquet://n.parquet", name="n")
+    @step(name="s", sql="SELECT id, x, isnan(x) AS is_nan, max(x) OVER () AS top FROM n")
+    @sink("json://out/valid.ndjson")
+    @sink("json://out/rejected.ndjson", when="invalid")
+    Given the contract: c.yaml
+"#,
+    );
+    for slices in ["inprocess", "2"] {
+        let run = p
+            .runi(&[
+                "run",
+                "--scenario",
+                "n.feature",
+                "--slices",
+                slices,
+                "-o",
+                "json",
+            ])
+            .ok()
+            .json();
+        assert_eq!(
+            rule_counts(&run),
+            serde_json::json!({"x:maximum": 1}),
+            "{slices}"
+        );
+        let rejected = p.read("out/rejected.ndjson");
+        assert!(
+            rejected.contains("\"id\":1") && rejected.contains("\"is_nan\":true"),
+            "{slices}: {rejected}"
+        );
+        let valid = p.read("out/valid.ndjson");
+        assert_eq!(valid.lines().count(), 2, "{slices}: {valid}");
+        assert!(!valid.contains("\"is_nan\":true"), "{slices}: {valid}");
+    }
+}
