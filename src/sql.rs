@@ -254,7 +254,13 @@ fn print_batches(
     match format {
         OutputFormat::Json => println!("{}", String::from_utf8(json_rows(batches)?)?),
         OutputFormat::Yaml => {
-            let rows: serde_json::Value = serde_json::from_slice(&json_rows(batches)?)?;
+            // Decimals as their digits (text): read back as JSON numbers they would become
+            // floats and lose digits.
+            let batches = batches
+                .iter()
+                .map(decimals_as_text)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let rows: serde_json::Value = serde_json::from_slice(&json_rows(&batches)?)?;
             print!("{}", crate::output::to_yaml(&rows)?);
         }
         OutputFormat::Csv => {
@@ -291,10 +297,50 @@ fn print_batches(
     Ok(())
 }
 
-/// The rows as a JSON array of objects (`[]` for none).
+/// `batch` with its decimal columns cast to text (their exact digits).
+fn decimals_as_text(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
+    use arrow::datatypes::{DataType, Field};
+    let decimal = |t: &DataType| {
+        matches!(
+            t,
+            DataType::Decimal32(..)
+                | DataType::Decimal64(..)
+                | DataType::Decimal128(..)
+                | DataType::Decimal256(..)
+        )
+    };
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| decimal(f.data_type()))
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if decimal(f.data_type()) {
+            fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+            columns.push(arrow::compute::cast(c, &DataType::Utf8)?);
+        } else {
+            fields.push(f.as_ref().clone());
+            columns.push(Arc::clone(c));
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// The rows as a JSON array of objects (`[]` for none); a null is written as `null`, not
+/// left out.
 fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
-    let mut writer = arrow::json::ArrayWriter::new(&mut out);
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(&mut out);
     for b in batches {
         writer.write(b)?;
     }
@@ -305,9 +351,11 @@ fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// `\d`: the herd's datasets; `\d NAME`: one dataset's columns.
-fn describe(catalog: &Catalog, arg: Option<&str>) -> String {
-    match arg {
+/// `\d`: the herd's datasets; `\d NAME` (or `HERD.NAME`): one dataset's columns; an
+/// error for a dataset the herd does not have.
+fn describe(catalog: &Catalog, arg: Option<&str>) -> Result<String, String> {
+    let arg = arg.map(|a| a.strip_prefix(&format!("{}.", catalog.herd)).unwrap_or(a));
+    Ok(match arg {
         None => {
             let mut out = format!("datasets of herd `{}`\n", catalog.herd);
             for d in &catalog.datasets {
@@ -329,7 +377,7 @@ fn describe(catalog: &Catalog, arg: Option<&str>) -> String {
             out
         }
         Some(name) => match catalog.datasets.iter().find(|d| d.name == name) {
-            None => format!("no dataset `{name}` in herd `{}`\n", catalog.herd),
+            None => return Err(format!("no dataset `{name}` in herd `{}`", catalog.herd)),
             Some(d) => {
                 let mut out = format!(
                     "dataset `{}.{}` ({} at {})\n",
@@ -348,7 +396,7 @@ fn describe(catalog: &Catalog, arg: Option<&str>) -> String {
                 out
             }
         },
-    }
+    })
 }
 
 const HELP: &str = "statements end with `;` and may span lines\n  \\d          list datasets\n  \\d NAME     a dataset's columns\n  \\?          this help\n  \\q          quit\n";
@@ -405,7 +453,7 @@ fn meta(catalog: &Catalog, command: &str) -> Result<bool, String> {
     match (parts.next(), parts.next()) {
         (Some("\\q"), _) => Ok(true),
         (Some("\\d"), name) => {
-            print!("{}", describe(catalog, name));
+            print!("{}", describe(catalog, name)?);
             Ok(false)
         }
         (Some("\\?"), _) => {

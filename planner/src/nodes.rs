@@ -332,18 +332,15 @@ pub fn sink_schemas(plan: &LogicalPlan) -> Vec<(SinkSpec, Schema)> {
         .iter()
         .zip(&node.input_of)
         .map(|(spec, &input)| {
-            let schema = node.inputs[input].schema().as_arrow();
-            let keep = |name: &str| {
-                matches!(spec.when, runink_engine::sink::SinkWhen::Invalid)
-                    || name != runink_engine::sink::VIOLATIONS_COLUMN
-            };
-            let fields: Vec<_> = schema
-                .fields()
-                .iter()
-                .filter(|f| keep(f.name()))
-                .cloned()
-                .collect();
-            (spec.clone(), Schema::new(fields))
+            // The schema the sink writes (views as plain strings, Parquet's timestamps in
+            // milliseconds, CSV's `_violations` as text): what readers of the output, and
+            // `runi sql` over a dataset, find in its files.
+            let schema = runink_engine::sink::sink_schema(
+                node.inputs[input].schema().as_arrow(),
+                &spec.when,
+                spec.location.format,
+            );
+            (spec.clone(), schema)
         })
         .collect()
 }

@@ -210,3 +210,85 @@ fn a_deleted_herds_runs_can_still_be_listed_by_its_name() {
     p.runi(&["--herd", "nosuch", "status"])
         .fails(2, &["unknown herd `nosuch`"]);
 }
+
+/// A dataset is registered with the schema its files have: Parquet strings are read as
+/// views, but sinks write plain strings, and `runi sql` over an Arrow dataset failed on
+/// every text column ("expected Utf8View but found Utf8").
+#[test]
+fn datasets_are_registered_with_the_schema_their_files_have() {
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use std::sync::Arc;
+
+    let p = Project::empty();
+    p.runi(&["herd", "init", "finance"]).ok();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int64Array::from(vec![2, 1])),
+            Arc::new(StringArray::from(vec![Some("Zoë"), None])),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(p.path().join("people.parquet")).unwrap();
+    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    p.write(
+        "people.feature",
+        r#"@feature(name="People", herd="finance")
+Feature: People
+  Scenario: Copy
+    @source("parquet://people.parquet", name="people")
+    @sink("arrow://out/people_arrow/", dataset="people_arrow")
+    @sink("arrow://out/people.arrow", dataset="people_file")
+    @sink("parquet://out/people_parquet/", dataset="people_parquet")
+    Given people
+"#,
+    );
+    p.runi(&["run", "--scenario", "people.feature"]).ok();
+    for table in ["people_arrow", "people_file", "people_parquet"] {
+        let rows = p
+            .runi(&[
+                "sql",
+                &format!("SELECT id, name FROM {table} ORDER BY id"),
+                "-o",
+                "json",
+            ])
+            .ok()
+            .json();
+        assert_eq!(rows[1]["name"], "Zoë", "{table}: {rows}");
+        assert_eq!(rows.as_array().map(Vec::len), Some(2), "{table}: {rows}");
+        // A null is written as one, not left out of the row.
+        assert_eq!(
+            rows[0].get("name"),
+            Some(&serde_json::Value::Null),
+            "{rows}"
+        );
+    }
+    // YAML keeps a decimal's digits.
+    let yaml = p
+        .runi(&[
+            "sql",
+            "SELECT CAST('1234567890123456789.01' AS DECIMAL(38,2)) AS e",
+            "-o",
+            "yaml",
+        ])
+        .ok();
+    assert!(
+        yaml.stdout.contains("1234567890123456789.01"),
+        "{}",
+        yaml.stdout
+    );
+    // Piped statements stop at the first error, `\d` of an unknown dataset included.
+    p.runi_stdin(
+        &["sql"],
+        "\\d finance.people_arrow\n\\d nosuch\nSELECT 3;\n",
+    )
+    .fails(2, &["stdin:2:", "no dataset `nosuch`"]);
+}
