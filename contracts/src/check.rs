@@ -1338,17 +1338,6 @@ fn exact_integer(text: &str) -> Option<i128> {
     Some(if negative { -v } else { v })
 }
 
-/// `cast` (the contract's type made from `input`) with the values the cast changed set to
-/// null, so the `type` rule rejects them like values that do not convert at all:
-///
-/// * a number into an integer or decimal that cannot hold it exactly (10.5 → 10, 123.456 →
-///   `decimal(5,2)`), checked by casting back and comparing (`-0.0` counts as `0`);
-/// * text into a decimal with more digits after the point than its scale (`"123.456"`),
-///   checked by reading the text at a larger scale;
-/// * a time zone–less timestamp with a time of day into a date, and text holding one.
-///
-/// A number into a float is not checked: floats are approximate by definition, and 0.1 is
-/// not exactly 0.1 in either width.
 /// For a timestamp or time type coarser than nanoseconds: the nanosecond type to read text
 /// at again, and how many fractional digits the type holds.
 fn finer_than(to: &DataType) -> Option<(DataType, usize)> {
@@ -1398,6 +1387,18 @@ fn has_more_fraction_digits(input: &ArrayRef, digits: usize) -> bool {
     })
 }
 
+/// `cast` (the contract's type made from `input`) with the values the cast changed set to
+/// null, so the `type` rule rejects them like values that do not convert at all:
+///
+/// * a number into an integer or decimal that cannot hold it exactly (10.5 → 10, 123.456 →
+///   `decimal(5,2)`), checked by casting back and comparing (`-0.0` counts as `0`);
+/// * text into a decimal with more digits after the point than its scale (`"123.456"`),
+///   checked by reading the text at a larger scale;
+/// * a time zone–less timestamp with a time of day into a date, and text holding one.
+///
+/// A number into a float becomes the nearest float (floats are approximate by definition,
+/// and 0.1 is not exactly 0.1 in either width), unless it is too large for the float and
+/// would become infinite.
 fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
     use arrow::compute::kernels::cmp::neq;
     let from = input.data_type();
@@ -1419,7 +1420,24 @@ fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
         DataType::Timestamp(_, Some(tz)) => matches!(tz.as_ref(), "UTC" | "+00:00" | "Z"),
         _ => true,
     };
-    let changed = if from.is_numeric() && exact_number {
+    let changed = if (from.is_numeric() || text) && to.is_floating() {
+        // Floats are approximate: the nearest float is the value, except where a finite
+        // value overflows the type (3.4e39 into a 32-bit float) and would become infinite.
+        let (Ok(read), Ok(kept)) = (
+            cast_with_options(input, &DataType::Float64, &safe),
+            cast_with_options(&cast, &DataType::Float64, &safe),
+        ) else {
+            return Ok(cast);
+        };
+        let infinite = |a: &ArrayRef| -> Option<BooleanArray> {
+            let a = a.as_primitive_opt::<arrow::datatypes::Float64Type>()?;
+            Some(BooleanArray::from_unary(a, f64::is_infinite))
+        };
+        match (infinite(&read), infinite(&kept)) {
+            (Some(was), Some(is)) => arrow::compute::and(&is, &arrow::compute::not(&was)?)?,
+            _ => return Ok(cast),
+        }
+    } else if from.is_numeric() && exact_number {
         // -0.0 + 0.0 is +0.0: a float's negative zero is not a changed value.
         let input = if from.is_floating() {
             let zero =

@@ -83,6 +83,23 @@ pub fn diff(old: &Contract, new: &Contract) -> ContractDiff {
             push(Some(&of.name), true, format!("field `{}` removed", of.name));
         }
     }
+    // The fields both have, in another order: enforcement finds columns by name, so no
+    // data breaks, but the schema's column order (and the contract's hash) differs.
+    let kept = |from: &Contract, other: &Contract| -> Vec<String> {
+        from.fields
+            .iter()
+            .filter(|f| other.fields.iter().any(|g| g.name == f.name))
+            .map(|f| f.name.clone())
+            .collect()
+    };
+    let (was, is) = (kept(old, new), kept(new, old));
+    if was != is {
+        push(
+            None,
+            false,
+            format!("fields reordered: {} -> {}", was.join(", "), is.join(", ")),
+        );
+    }
     let breaking = out.iter().any(|c| c.breaking);
     if breaking && major(&old.version).is_some() && major(&old.version) == major(&new.version) {
         out.push(Change {
@@ -161,6 +178,15 @@ fn field_changes(o: &Field, n: &Field, push: &mut impl FnMut(Option<&str>, bool,
                         col,
                         false,
                         format!("`{name}` now also allows {}", added.join(", ")),
+                    );
+                }
+                if removed.is_empty() && added.is_empty() {
+                    // The same values in another order: nothing changes for the data, but
+                    // the order shows in messages and in the contract's hash.
+                    push(
+                        col,
+                        false,
+                        format!("`{name}` lists its valid values in another order"),
                     );
                 }
             }

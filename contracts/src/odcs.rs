@@ -270,6 +270,23 @@ fn parse_property(
         Some(o) => optional_string(loc, o, "format", prop)?,
         None => None,
     };
+    // For integers and numbers the format picks the width: one that names none is a
+    // mistake (`i7`), not a hint to keep.
+    if let (Some(l @ ("integer" | "number")), Some(f)) = (logical.as_deref(), format.as_deref())
+        && types::logical_format(l, f).is_none()
+    {
+        return Err(loc.error(
+            loc.property_key(&name, &["format"], None),
+            format!(
+                "format `{f}` of `{name}` is not a width of {l} ({})",
+                if l == "integer" {
+                    "i8, i16, i32, i64, i128, u8, u16, u32, u64, u128"
+                } else {
+                    "f32, f64"
+                }
+            ),
+        ));
+    }
 
     let data_type = match logical.as_deref() {
         Some("object") => match m.get("properties").map(untag) {

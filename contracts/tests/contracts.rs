@@ -1010,6 +1010,43 @@ schema:
         );
     }
 
+    /// A float holds the nearest float of a value, but a finite value too large for it
+    /// (it would become infinite) is a `type` violation; infinity itself stays infinity.
+    #[test]
+    fn values_that_overflow_a_float_are_type_violations() {
+        let contract = Contract::from_yaml(
+            "f.yaml",
+            "id: f\nversion: 1.0.0\nschema:\n  - name: f\n    properties:\n      - { name: x, logicalType: number, physicalType: float }\n",
+        )
+        .unwrap();
+        for input in [
+            Arc::new(arrow::array::Float64Array::from(vec![
+                3.4e39,
+                1.5,
+                f64::INFINITY,
+                -3.4e39,
+            ])) as arrow::array::ArrayRef,
+            Arc::new(arrow::array::StringArray::from(vec![
+                "3.4e39", "1.5", "inf", "-3.4e39",
+            ])),
+        ] {
+            let schema = Arc::new(Schema::new(vec![ArrowField::new(
+                "x",
+                input.data_type().clone(),
+                true,
+            )]));
+            let mut checker = Checker::new(&contract, &schema).unwrap();
+            let batch = RecordBatch::try_new(schema, vec![input.clone()]).unwrap();
+            let out = checker.check(&batch).unwrap();
+            assert_eq!(
+                out.valid,
+                BooleanArray::from(vec![false, true, true, false]),
+                "{input:?}"
+            );
+            assert_eq!(out.counts, counts(&[("x:type", 2)]), "{input:?}");
+        }
+    }
+
     #[test]
     fn whole_numbers_in_text_conform_to_integer_columns() {
         // The verdict must not depend on whether the text was read as floats first (a
@@ -1249,6 +1286,11 @@ mod errors {
                 "maxLength: 5",
                 "maxLength: 5, multipleOf: 5",
                 "`multipleOf` of `symbol` is not enforced by this runi yet",
+            ),
+            (
+                "logicalTypeOptions: { exclusiveMinimum: 0 }",
+                "logicalTypeOptions: { exclusiveMinimum: 0, format: i7 }",
+                "format `i7` of `quantity` is not a width of integer",
             ),
         ] {
             assert!(TRADE_YAML.contains(from), "{from}");
@@ -1497,6 +1539,32 @@ mod drift {
     fn the_same_contract_in_both_forms_has_no_drift() {
         let d = diff(&trade_yaml(), &trade_go());
         assert!(d.changes.is_empty(), "{d:?}");
+        assert!(!d.is_breaking());
+    }
+
+    /// Reordering changes the hash, so the diff names it, as a change that breaks nothing.
+    #[test]
+    fn reordered_fields_and_valid_values_are_reported() {
+        let old = trade_yaml();
+        let mut new = old.clone();
+        new.fields.swap(0, 1);
+        let side = new.fields.iter_mut().find(|f| f.name == "side").unwrap();
+        side.valid_values = Some(vec!["SELL".into(), "BUY".into()]);
+        assert_ne!(old.hash(), new.hash());
+        let d = diff(&old, &new);
+        assert_eq!(
+            messages(&d),
+            vec![
+                (
+                    "`side` lists its valid values in another order".to_string(),
+                    false
+                ),
+                (
+                    "fields reordered: trade_id, symbol, side, quantity, price, trader_email, traded_at -> symbol, trade_id, side, quantity, price, trader_email, traded_at".to_string(),
+                    false
+                ),
+            ]
+        );
         assert!(!d.is_breaking());
     }
 
