@@ -166,5 +166,16 @@ fn show_run(r: &RunRecord) -> String {
         elapsed(r)
     ));
     out.push_str(&crate::output::counters_table(&r.counters));
+    if matches!(
+        r.state,
+        runink_cluster::state::RunState::Failed | runink_cluster::state::RunState::Cancelled
+    ) && !r.counters.sinks.is_empty()
+    {
+        // The counts are what reached the sinks before the run stopped; none of it was
+        // committed.
+        out.push_str(
+            "(sink rows were written to temp output and discarded: the run did not succeed)\n",
+        );
+    }
     out
 }

@@ -1125,7 +1125,13 @@ impl OpenSink {
         };
         let inner = match writer {
             Writer::Parquet(w) => w.into_inner().map_err(|e| sink_err(&uri, e))?,
-            Writer::Csv(w) => w.into_inner(),
+            Writer::Csv(mut w) => {
+                // Writes the header when no row came (after rows, nothing): an empty CSV
+                // output still names its columns, so it reads back as a table.
+                w.write(&RecordBatch::new_empty(Arc::clone(&self.schema)))
+                    .map_err(|e| sink_err(&uri, e))?;
+                w.into_inner()
+            }
             Writer::Json(mut w) => {
                 w.finish().map_err(|e| sink_err(&uri, e))?;
                 w.into_inner()

@@ -638,6 +638,15 @@ fn a_sink_that_fails_mid_run_leaves_no_output_of_any_sink() {
         // Not even the folder the sinks created for themselves.
         assert!(!p.path().join("out").exists(), "--slices {slices}");
     }
+    // The failed run's record says its sink counts were never committed.
+    let runs = p.runi(&["status", "-o", "json"]).ok().json();
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    let shown = p.runi(&["status", "--runid", &id]).ok();
+    assert!(
+        shown.stdout.contains("discarded: the run did not succeed"),
+        "{}",
+        shown.stdout
+    );
 }
 
 #[test]

@@ -248,10 +248,28 @@ Feature: People
     @sink("arrow://out/people_arrow/", dataset="people_arrow")
     @sink("arrow://out/people.arrow", dataset="people_file")
     @sink("parquet://out/people_parquet/", dataset="people_parquet")
+    @sink("csv://out/none.csv", when="id > 100", dataset="people_none")
     Given people
 "#,
     );
     p.runi(&["run", "--scenario", "people.feature"]).ok();
+    // A CSV sink that got no rows still writes its header: the empty dataset reads back.
+    assert_eq!(p.read("out/none.csv"), "id,name\n");
+    p.write(
+        "none.feature",
+        r#"@feature(name="None", herd="finance")
+Feature: None
+  Scenario: Read the empty one
+    @source("dataset://finance/people_none", name="none")
+    @sink("json://out/none.ndjson")
+    Given nobody
+"#,
+    );
+    let run = p
+        .runi(&["run", "--scenario", "none.feature", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(run["sinks"][0]["rows"], 0, "{run}");
     for table in ["people_arrow", "people_file", "people_parquet"] {
         let rows = p
             .runi(&[
