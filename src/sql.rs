@@ -264,6 +264,14 @@ fn print_batches(
             print!("{}", crate::output::to_yaml(&rows)?);
         }
         OutputFormat::Csv => {
+            // Checked before the header goes out: CSV cannot hold nested values.
+            if let Some(f) = schema.fields().iter().find(|f| f.data_type().is_nested()) {
+                anyhow::bail!(
+                    "column `{}` is {}, which CSV cannot hold; use -o json or -o yaml",
+                    f.name(),
+                    runink_contracts::type_name(f.data_type())
+                );
+            }
             let stdout = std::io::stdout();
             let mut writer = arrow::csv::WriterBuilder::new()
                 .with_header(true)
