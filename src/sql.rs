@@ -175,6 +175,7 @@ async fn execute(
     read_only()
         .verify_plan(&plan)
         .map_err(|e| Failure::input(anyhow!("{}", runink_engine::user_message(&e))))?;
+    let read = datasets_read(catalog, &plan);
     let df = catalog
         .ctx
         .execute_logical_plan(plan)
@@ -182,8 +183,16 @@ async fn execute(
         .map_err(|e| Failure::input(plan_error(catalog, &e)))?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(|e| {
-        // A query that failed because a slice died says which slice and how.
-        let message = runink_engine::user_message(&e);
+        // A reader's error (a damaged file) names neither the dataset nor its place: say
+        // which datasets the statement read.
+        let mut message = runink_engine::user_message(&e);
+        if !read.is_empty() && !read.iter().any(|(name, _)| message.contains(name.as_str())) {
+            let shown: Vec<String> = read
+                .iter()
+                .map(|(name, location)| format!("`{name}` at {location}"))
+                .collect();
+            message = format!("{message} (reading dataset {})", shown.join(", "));
+        }
         match &catalog.slices {
             Some(pool) => Failure::run(anyhow!(
                 "{}",
@@ -196,6 +205,27 @@ async fn execute(
         }
     })?;
     Ok((schema, batches))
+}
+
+/// The datasets `plan` scans, with their locations, in plan order.
+fn datasets_read(
+    catalog: &Catalog,
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> Vec<(String, String)> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut read: Vec<(String, String)> = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node {
+            let table = scan.table_name.table();
+            if let Some(d) = catalog.datasets.iter().find(|d| d.name == table)
+                && !read.iter().any(|(n, _)| *n == d.name)
+            {
+                read.push((d.name.clone(), d.location.clone()));
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    read
 }
 
 /// DataFusion's planning errors, with an unknown table said in Runink's words.

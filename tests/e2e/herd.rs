@@ -289,6 +289,10 @@ Feature: None
             "{rows}"
         );
     }
+    // A damaged file names the dataset it belongs to.
+    p.write("out/people.arrow", "ARROW1 this is not an Arrow file");
+    p.runi(&["sql", "SELECT name FROM people_file"])
+        .fails(1, &["people_file"]);
     // YAML keeps a decimal's digits.
     let yaml = p
         .runi(&[
