@@ -1012,6 +1012,35 @@ schema:
 
     /// A float holds the nearest float of a value, but a finite value too large for it
     /// (it would become infinite) is a `type` violation; infinity itself stays infinity.
+    /// Arrow reads `12:30:60` as 12:31:00: a changed value, so a `type` violation.
+    #[test]
+    fn a_sixtieth_second_is_a_type_violation() {
+        let contract = Contract::from_yaml(
+            "t.yaml",
+            "id: t\nversion: 1.0.0\nschema:\n  - name: t\n    properties:\n      - { name: ts, logicalType: timestamp }\n",
+        )
+        .unwrap();
+        let schema = Arc::new(Schema::new(vec![ArrowField::new(
+            "ts",
+            DataType::Utf8,
+            true,
+        )]));
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let input = arrow::array::StringArray::from(vec![
+            "2026-11-09T12:30:60",
+            "2026-11-09T12:30:59",
+            "2026-12-31T23:59:60+02:00",
+            "2026-11-09 12:30:00.5",
+        ]);
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(input)]).unwrap();
+        let out = checker.check(&batch).unwrap();
+        assert_eq!(
+            out.valid,
+            BooleanArray::from(vec![false, true, false, true])
+        );
+        assert_eq!(out.counts, counts(&[("ts:type", 2)]));
+    }
+
     #[test]
     fn values_that_overflow_a_float_are_type_violations() {
         let contract = Contract::from_yaml(
