@@ -14,31 +14,45 @@ use runink_planner::{CompileOptions, Compiled, dag};
 use crate::cli::{CompileArgs, Global, OutputFormat, ScenarioArgs};
 use crate::exit::{CmdResult, Failure};
 
-/// Compiles the Scenario the arguments name.
 /// Where each registered dataset is now, as `HERD/NAME` → `FORMAT://PATH`.
 pub async fn dataset_locations(
     global: &Global,
 ) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    Ok(registered_datasets(global).await?.0)
+}
+
+/// Each registered dataset's location (`HERD/NAME` → `FORMAT://PATH`) and the schema it was
+/// registered with (where that record reads as one).
+async fn registered_datasets(
+    global: &Global,
+) -> Result<
+    (
+        std::collections::BTreeMap<String, String>,
+        std::collections::BTreeMap<String, arrow::datatypes::SchemaRef>,
+    ),
+    Failure,
+> {
     crate::barn::read_once(global, |state| {
-        state
-            .herds()
-            .flat_map(|h| state.datasets(&h.id))
-            .map(|d| {
-                // The registered format wins over the URI's scheme (`file://` has none).
-                let path = d
-                    .location
-                    .split_once("://")
-                    .map_or(d.location.as_str(), |(_, p)| p);
-                (
-                    format!("{}/{}", d.herd, d.name),
-                    format!("{}://{path}", d.format),
-                )
-            })
-            .collect()
+        let mut locations = std::collections::BTreeMap::new();
+        let mut schemas = std::collections::BTreeMap::new();
+        for d in state.herds().flat_map(|h| state.datasets(&h.id)) {
+            // The registered format wins over the URI's scheme (`file://` has none).
+            let path = d
+                .location
+                .split_once("://")
+                .map_or(d.location.as_str(), |(_, p)| p);
+            let key = format!("{}/{}", d.herd, d.name);
+            if let Ok(schema) = serde_json::from_str::<arrow::datatypes::Schema>(&d.schema_json) {
+                schemas.insert(key.clone(), std::sync::Arc::new(schema));
+            }
+            locations.insert(key, format!("{}://{path}", d.format));
+        }
+        (locations, schemas)
     })
     .await
 }
 
+/// Compiles the Scenario the arguments name.
 pub async fn compile_scenario(
     global: &Global,
     args: &ScenarioArgs,
@@ -55,8 +69,8 @@ pub async fn compile_scenario(
     let mentions_datasets = std::fs::read_to_string(&feature_file)
         .map(|t| t.contains("dataset://"))
         .unwrap_or(false);
-    let datasets = if mentions_datasets {
-        dataset_locations(global).await?
+    let (datasets, dataset_schemas) = if mentions_datasets {
+        registered_datasets(global).await?
     } else {
         Default::default()
     };
@@ -66,6 +80,7 @@ pub async fn compile_scenario(
         contract_file: args.contract.clone(),
         herd: global.herd.clone(),
         datasets,
+        dataset_schemas,
     };
     let compiled = runink_planner::compile(&ctx, &options)
         .await

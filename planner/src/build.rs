@@ -55,6 +55,9 @@ pub struct CompileOptions {
     /// Registered datasets a `dataset://HERD/NAME` source may name: `HERD/NAME` → the URI
     /// of their data (e.g. `parquet:///abs/out/trades/`). The caller reads them from Barn.
     pub datasets: BTreeMap<String, String>,
+    /// The schemas those datasets were registered with, by the same keys: a CSV dataset
+    /// whose file holds only its header takes its column types from here.
+    pub dataset_schemas: BTreeMap<String, arrow::datatypes::SchemaRef>,
 }
 
 /// A compiled Scenario: its plan and the metadata that goes into the DAG file.
@@ -76,6 +79,7 @@ fn valid_identifier(name: &str) -> bool {
 struct Builder<'a> {
     ctx: &'a SessionContext,
     datasets: &'a BTreeMap<String, String>,
+    dataset_schemas: &'a BTreeMap<String, arrow::datatypes::SchemaRef>,
     file: String,
     /// The Feature file's text, to point into the SQL written in it.
     text: String,
@@ -241,6 +245,7 @@ pub async fn compile(ctx: &SessionContext, opts: &CompileOptions) -> Result<Comp
     let mut b = Builder {
         ctx,
         datasets: &opts.datasets,
+        dataset_schemas: &opts.dataset_schemas,
         file: file.clone(),
         text: text.clone(),
         relations: BTreeMap::new(),
@@ -535,6 +540,7 @@ impl Builder<'_> {
         let uri = &source.uri;
         let mut resolved = uri.value.clone();
         let mut dataset_name = None;
+        let mut registered: Option<arrow::datatypes::SchemaRef> = None;
         match uri.value.split_once("://") {
             Some(("flight", _)) => {
                 return Err(self.err(uri.span, "`flight://` sources are not supported by this build yet (they need the Flight service); use a file or a dataset://HERD/NAME"));
@@ -573,6 +579,7 @@ impl Builder<'_> {
                 };
                 resolved = location.clone();
                 dataset_name = Some(name.to_string());
+                registered = self.dataset_schemas.get(rest).cloned();
             }
             _ => {}
         }
@@ -608,6 +615,35 @@ impl Builder<'_> {
         let mut table = SourceTable::infer(name.value.clone(), location.clone(), &self.ctx.state())
             .await
             .map_err(|e| self.err(uri.span, e.to_string()))?;
+        // A CSV dataset that got no rows holds its header only, from which inference can
+        // only say "null" for every column: take the types it was registered with.
+        if location.format == runink_engine::source::FileFormatKind::Csv
+            && let Some(registered) = &registered
+        {
+            use datafusion::catalog::TableProvider as _;
+            let inferred = table.schema();
+            if inferred
+                .fields()
+                .iter()
+                .any(|f| f.data_type() == &DataType::Null)
+            {
+                let fields: Vec<_> = inferred
+                    .fields()
+                    .iter()
+                    .map(|f| match registered.field_with_name(f.name()) {
+                        Ok(r) if f.data_type() == &DataType::Null => {
+                            Arc::new(f.as_ref().clone().with_data_type(r.data_type().clone()))
+                        }
+                        _ => Arc::clone(f),
+                    })
+                    .collect();
+                table = SourceTable::new(
+                    name.value.clone(),
+                    location.clone(),
+                    Arc::new(arrow::datatypes::Schema::new(fields)),
+                );
+            }
+        }
         // Inference sees the first rows only. A CSV source bound to a contract reads the
         // contract's columns as text, so a bad value anywhere in the data (or in data that
         // changed since compiling) is a `type` violation of its row, not a reader error.

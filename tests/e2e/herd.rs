@@ -261,7 +261,7 @@ Feature: People
 Feature: None
   Scenario: Read the empty one
     @source("dataset://finance/people_none", name="none")
-    @sink("json://out/none.ndjson")
+    @sink("parquet://out/none.parquet")
     Given nobody
 "#,
     );
@@ -270,6 +270,12 @@ Feature: None
         .ok()
         .json();
     assert_eq!(run["sinks"][0]["rows"], 0, "{run}");
+    // Its columns keep the types it was registered with (inference from a header alone
+    // would say "null" for each).
+    let written = p.path().join("out/none.parquet");
+    assert_eq!(crate::support::parquet_column_type(&written, "id"), "Int64");
+    let name = crate::support::parquet_column_type(&written, "name");
+    assert!(matches!(name.as_str(), "Utf8" | "Utf8View"), "{name}");
     for table in ["people_arrow", "people_file", "people_parquet"] {
         let rows = p
             .runi(&[
