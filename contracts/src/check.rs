@@ -1227,14 +1227,14 @@ fn empty_violations(rows: usize) -> Result<ListArray> {
 
 /// Read access to the three string encodings without copying into one.
 #[derive(Clone, Copy)]
-enum Strs<'a> {
+pub(crate) enum Strs<'a> {
     Utf8(&'a StringArray),
     Large(&'a LargeStringArray),
     View(&'a StringViewArray),
 }
 
 impl<'a> Strs<'a> {
-    fn new(array: &'a dyn Array) -> Option<Strs<'a>> {
+    pub(crate) fn new(array: &'a dyn Array) -> Option<Strs<'a>> {
         match array.data_type() {
             DataType::Utf8 => array.as_string_opt::<i32>().map(Strs::Utf8),
             DataType::LargeUtf8 => array.as_string_opt::<i64>().map(Strs::Large),
@@ -1243,7 +1243,7 @@ impl<'a> Strs<'a> {
         }
     }
 
-    fn value(&self, i: usize) -> &'a str {
+    pub(crate) fn value(&self, i: usize) -> &'a str {
         match self {
             Strs::Utf8(a) => a.value(i),
             Strs::Large(a) => a.value(i),
@@ -1423,20 +1423,19 @@ fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
     let changed = if (from.is_numeric() || text) && to.is_floating() {
         // Floats are approximate: the nearest float is the value, except where a finite
         // value overflows the type (3.4e39 into a 32-bit float) and would become infinite.
-        let (Ok(read), Ok(kept)) = (
-            cast_with_options(input, &DataType::Float64, &safe),
-            cast_with_options(&cast, &DataType::Float64, &safe),
-        ) else {
-            return Ok(cast);
-        };
+        // The input is read again only when some converted value is infinite.
         let infinite = |a: &ArrayRef| -> Option<BooleanArray> {
+            let a = cast_with_options(a, &DataType::Float64, &safe).ok()?;
             let a = a.as_primitive_opt::<arrow::datatypes::Float64Type>()?;
             Some(BooleanArray::from_unary(a, f64::is_infinite))
         };
-        match (infinite(&read), infinite(&kept)) {
-            (Some(was), Some(is)) => arrow::compute::and(&is, &arrow::compute::not(&was)?)?,
-            _ => return Ok(cast),
-        }
+        let Some(is) = infinite(&cast).filter(|is| is.true_count() > 0) else {
+            return Ok(cast);
+        };
+        let Some(was) = infinite(input) else {
+            return Ok(cast);
+        };
+        arrow::compute::and(&is, &arrow::compute::not(&was)?)?
     } else if from.is_numeric() && exact_number {
         // -0.0 + 0.0 is +0.0: a float's negative zero is not a changed value.
         let input = if from.is_floating() {

@@ -9,15 +9,12 @@
 //! *what* it reads as. One exception: Arrow reads a 60th second (`12:30:60`) as the next
 //! minute's first; that changes the value, so here it does not convert (a `type` violation).
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanBufferBuilder, StringArray};
-use arrow::buffer::{NullBuffer, ScalarBuffer};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, make_array};
 use arrow::compute::{CastOptions, cast, cast_with_options};
-use arrow::datatypes::{
-    DataType, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
-};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use arrow::error::ArrowError;
-use std::sync::Arc;
+
+use crate::check::Strs;
 
 /// `input` cast to `to` exactly as `cast_with_options(input, to, options)` would, when
 /// `input` is text and `to` a timestamp without a zone or in UTC; `None` for any other
@@ -41,67 +38,33 @@ pub(crate) fn text_to_timestamp(
     {
         return Ok(None);
     }
-    let values: Vec<Option<i64>> = match input.data_type() {
-        DataType::Utf8 => read_each(input.as_string::<i32>().iter(), *unit),
-        DataType::LargeUtf8 => read_each(input.as_string::<i64>().iter(), *unit),
-        DataType::Utf8View => read_each(input.as_string_view().iter(), *unit),
-        _ => return Ok(None),
+    let Some(strs) = Strs::new(input) else {
+        return Ok(None);
     };
-    let text = |i: usize| -> Option<&str> {
-        match input.data_type() {
-            DataType::Utf8 => Some(input.as_string::<i32>().value(i)),
-            DataType::LargeUtf8 => Some(input.as_string::<i64>().value(i)),
-            DataType::Utf8View => Some(input.as_string_view().value(i)),
-            _ => None,
-        }
-    };
+    let text = |i: usize| input.is_valid(i).then(|| strs.value(i));
+    let mut values = read_each((0..input.len()).map(text), *unit);
     // Values the fast path declined: non-null text it did not read.
-    let declined: Vec<usize> = values
-        .iter()
-        .enumerate()
-        .filter(|(i, v)| v.is_none() && input.is_valid(*i))
-        .map(|(i, _)| i)
+    let declined: Vec<usize> = (0..values.len())
+        .filter(|&i| values[i].is_none() && input.is_valid(i))
         .collect();
-    let mut values = values;
     if !declined.is_empty() {
-        let odd = StringArray::from_iter_values(declined.iter().filter_map(|&i| text(i)));
+        let odd = StringArray::from_iter_values(declined.iter().map(|&i| strs.value(i)));
         let read = cast(&cast_with_options(&odd, to, options)?, &DataType::Int64)?;
         let read = read.as_primitive::<Int64Type>();
         for (k, &i) in declined.iter().enumerate() {
             // Arrow reads a 60th second as the next minute's first (`12:30:60` is 12:31:00,
             // `23:59:60` tomorrow): a changed value, which the `type` rule rejects.
-            let sixtieth = text(i).is_some_and(|t| t.as_bytes().get(16..19) == Some(b":60"));
+            let sixtieth = strs.value(i).as_bytes().get(16..19) == Some(b":60");
             values[i] = (read.is_valid(k) && !sixtieth).then(|| read.value(k));
         }
     }
-    let mut valid = BooleanBufferBuilder::new(values.len());
-    let raw: ScalarBuffer<i64> = values
-        .iter()
-        .map(|v| {
-            valid.append(v.is_some());
-            v.unwrap_or_default()
-        })
-        .collect();
-    let nulls = Some(NullBuffer::new(valid.finish()));
-    let tz = tz.clone();
-    Ok(Some(match unit {
-        TimeUnit::Second => Arc::new(
-            arrow::array::PrimitiveArray::<TimestampSecondType>::new(raw, nulls)
-                .with_timezone_opt(tz),
-        ),
-        TimeUnit::Millisecond => Arc::new(
-            arrow::array::PrimitiveArray::<TimestampMillisecondType>::new(raw, nulls)
-                .with_timezone_opt(tz),
-        ),
-        TimeUnit::Microsecond => Arc::new(
-            arrow::array::PrimitiveArray::<TimestampMicrosecondType>::new(raw, nulls)
-                .with_timezone_opt(tz),
-        ),
-        TimeUnit::Nanosecond => Arc::new(
-            arrow::array::PrimitiveArray::<TimestampNanosecondType>::new(raw, nulls)
-                .with_timezone_opt(tz),
-        ),
-    }))
+    // The values as 64-bit integers, relabelled as `to` (the same layout): no copy.
+    let data = Int64Array::from(values)
+        .into_data()
+        .into_builder()
+        .data_type(to.clone())
+        .build()?;
+    Ok(Some(make_array(data)))
 }
 
 /// Each value read by the fast path; `None` for nulls and for values it declines.

@@ -1074,28 +1074,17 @@ fn codes_a_scenario_contract_calls_text_are_read_as_written() {
 /// `[NaN, 1.0, 1.0]` as three `1.0`s, so the contract's `maximum` passed the NaN row.
 #[test]
 fn parquet_floats_with_nan_are_read_as_written() {
-    use arrow::array::{Float64Array, Int64Array, RecordBatch};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::parquet::arrow::ArrowWriter;
+    use arrow::array::{Float64Array, Int64Array};
     use std::sync::Arc;
 
     let p = Project::empty();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("x", DataType::Float64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
+    p.write_parquet(
+        "n.parquet",
         vec![
-            Arc::new(Int64Array::from(vec![1, 2, 3])),
-            Arc::new(Float64Array::from(vec![f64::NAN, 1.0, 1.0])),
+            ("id", Arc::new(Int64Array::from(vec![1, 2, 3]))),
+            ("x", Arc::new(Float64Array::from(vec![f64::NAN, 1.0, 1.0]))),
         ],
-    )
-    .unwrap();
-    let file = std::fs::File::create(p.path().join("n.parquet")).unwrap();
-    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    );
     p.write(
         "c.yaml",
         "id: c\nversion: 1.0.0\nschema:\n  - name: n\n    properties:\n      - name: id\n        logicalType: integer\n      - name: x\n        logicalType: number\n        logicalTypeOptions: { minimum: 0, maximum: 10 }\n",

@@ -216,29 +216,18 @@ fn a_deleted_herds_runs_can_still_be_listed_by_its_name() {
 /// every text column ("expected Utf8View but found Utf8").
 #[test]
 fn datasets_are_registered_with_the_schema_their_files_have() {
-    use arrow::array::{Int64Array, RecordBatch, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::parquet::arrow::ArrowWriter;
+    use arrow::array::{Int64Array, StringArray};
     use std::sync::Arc;
 
     let p = Project::empty();
     p.runi(&["herd", "init", "finance"]).ok();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("name", DataType::Utf8, true),
-    ]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
+    p.write_parquet(
+        "people.parquet",
         vec![
-            Arc::new(Int64Array::from(vec![2, 1])),
-            Arc::new(StringArray::from(vec![Some("Zoë"), None])),
+            ("id", Arc::new(Int64Array::from(vec![2, 1]))),
+            ("name", Arc::new(StringArray::from(vec![Some("Zoë"), None]))),
         ],
-    )
-    .unwrap();
-    let file = std::fs::File::create(p.path().join("people.parquet")).unwrap();
-    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    );
     p.write(
         "people.feature",
         r#"@feature(name="People", herd="finance")

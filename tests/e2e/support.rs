@@ -141,6 +141,17 @@ impl Project {
         std::fs::write(path, text).unwrap();
     }
 
+    /// Writes a Parquet file into the project, with Arrow's writer (statistics on, as
+    /// every Parquet writer has them): one row group of these columns.
+    pub fn write_parquet(&self, name: &str, columns: Vec<(&str, arrow::array::ArrayRef)>) {
+        let batch = arrow::array::RecordBatch::try_from_iter(columns).unwrap();
+        let file = std::fs::File::create(self.path().join(name)).unwrap();
+        let mut writer =
+            datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+
     pub fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.path().join(name)).unwrap()
     }
