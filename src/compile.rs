@@ -195,6 +195,13 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
                 input.display()
             )));
         }
+        // Nor any other file that is not a DAG: a source, a `sql_file=`, someone's notes.
+        if let Some(what) = not_a_dag(out) {
+            return Err(Failure::input(anyhow!(
+                "--out {} exists and is {what}, not a DAG file: write the DAG elsewhere (e.g. dags/NAME.dag), or remove the file first",
+                out.display()
+            )));
+        }
         if let Some((count, split)) = &split {
             compiled.meta.slices = slice_graph(split, *count);
         }
@@ -216,6 +223,29 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// What `path` is, when it exists and is not a DAG file `--out` may replace: its first bytes
+/// are read, not the whole file (it may be a large source).
+fn not_a_dag(path: &std::path::Path) -> Option<&'static str> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_dir() {
+        return Some("a directory");
+    }
+    if meta.len() == 0 {
+        return None;
+    }
+    let mut head = Vec::with_capacity(256);
+    let read = std::fs::File::open(path).and_then(|f| f.take(256).read_to_end(&mut head));
+    let text = String::from_utf8_lossy(&head);
+    let dag = read.is_ok()
+        && text.trim_start().starts_with('{')
+        && text.contains(&format!(
+            "\"format\": \"{}\"",
+            runink_planner::dag::DAG_FORMAT
+        ));
+    (!dag).then_some("another file")
 }
 
 /// The plans, as `--explain` prints them: the compiled logical plan, the optimized one,

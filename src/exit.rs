@@ -64,7 +64,8 @@ fn prefix(message: &str) -> String {
     message
         .lines()
         .map(|l| {
-            if l.contains(": error: ") || l.contains(": warning: ") {
+            // Indented lines continue the one above (a program's stderr, say).
+            if l.contains(": error: ") || l.contains(": warning: ") || l.starts_with("    ") {
                 l.to_string()
             } else {
                 format!("error: {l}")
@@ -72,4 +73,22 @@ fn prefix(message: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM (`timeout`, systemd, `docker
+/// stop`). The handlers are installed when this is called, not when it is first polled, so
+/// a signal in between is not missed; from then on those signals no longer kill the
+/// process outright, so the command can end cleanly (slices stopped, cgroups removed).
+pub fn interruption() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut signals = [SignalKind::interrupt(), SignalKind::terminate()].map(|k| signal(k).ok());
+    async move {
+        let [int, term] = &mut signals;
+        tokio::select! {
+            Some(_) = async { int.as_mut()?.recv().await } => {}
+            Some(_) = async { term.as_mut()?.recv().await } => {}
+            // (No handler could be installed: never interrupted.)
+            else => std::future::pending::<()>().await,
+        }
+    }
 }

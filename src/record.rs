@@ -97,8 +97,11 @@ impl RunLock {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            let file = File::create(&path)?;
+            let mut file = File::create(&path)?;
             file.try_lock().map_err(|e| anyhow!("{e}"))?;
+            // The runner's PID: its slices' cgroups carry it (`…-oPID`), so whoever finds
+            // the run lost can remove them at once rather than after their sweep age.
+            std::io::Write::write_all(&mut file, std::process::id().to_string().as_bytes())?;
             Ok(file)
         };
         let file = make()
@@ -161,6 +164,13 @@ pub async fn sweep_lost(global: &Global, barn: &Barn) -> Result<usize, Failure> 
                     target.display()
                 ),
             }
+        }
+        // The dead runner's slice cgroups (its PID is in the lock file it held).
+        if let Some(owner) = std::fs::read_to_string(RunLock::path(&global.home, &run.id))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            runink_engine::isolation::remove_owned_by(owner);
         }
         let at = chrono::DateTime::from_timestamp_millis(run.heartbeat_ms as i64)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())

@@ -150,23 +150,12 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     };
     // Held until this function returns: while it is, `runi status` knows the run is alive.
     let lock = RunLock::acquire(&global.home, &run_ctx.run_id)?;
-    // Installed before the run is recorded: from here on a signal is a clean cancel.
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut signals = [SignalKind::interrupt(), SignalKind::terminate()].map(|k| signal(k).ok());
+    // Installed before the run is recorded: from here on a signal is a clean cancel. One
+    // listener for the whole run (from the spool on), so a Ctrl-C between two ticks is not
+    // missed; SIGTERM cancels the run the same way.
+    let interrupted = crate::exit::interruption();
     let quotas = record::start(global, &record_plan).await?;
     let started = std::time::Instant::now();
-    // One listener for the whole run (from the spool on), so a Ctrl-C between two ticks is not
-    // missed; SIGTERM (`timeout`, systemd, `docker stop`) cancels the run the same way. Its
-    // handlers were installed above, before anything ran, not when this is first polled.
-    let interrupted = async move {
-        let [int, term] = &mut signals;
-        tokio::select! {
-            Some(_) = async { int.as_mut()?.recv().await } => {}
-            Some(_) = async { term.as_mut()?.recv().await } => {}
-            // (No handler could be installed: never interrupted.)
-            else => std::future::pending::<()>().await,
-        }
-    };
     tokio::pin!(interrupted);
     let fail = |e: Failure| async {
         let message = match &e {

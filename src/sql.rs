@@ -37,11 +37,21 @@ struct Catalog {
 }
 
 pub async fn sql(global: &Global, args: &SqlArgs) -> CmdResult {
-    let catalog = open_catalog(global, args.slices).await?;
-    match &args.query {
-        Some(query) => run_query(&catalog, query, global.output).await,
-        None if std::io::stdin().is_terminal() => repl(global, &catalog).await,
-        None => script(&catalog, global.output).await,
+    // A signal while a statement runs (or slices start) ends the command cleanly: the
+    // catalog is dropped, which stops its slices and removes their cgroups. (At the
+    // interactive prompt, Ctrl-C is a key the line editor reads: it drops the line.)
+    let interrupted = crate::exit::interruption();
+    let work = async {
+        let catalog = open_catalog(global, args.slices).await?;
+        match &args.query {
+            Some(query) => run_query(&catalog, query, global.output).await,
+            None if std::io::stdin().is_terminal() => repl(global, &catalog).await,
+            None => script(&catalog, global.output).await,
+        }
+    };
+    tokio::select! {
+        result = work => result,
+        () = interrupted => Err(Failure::Interrupted),
     }
 }
 

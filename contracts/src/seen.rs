@@ -87,43 +87,39 @@ impl SeenBytes {
     }
 
     /// Records `count` values, `value(j)` for `j` in `0..count`, telling `seen(j, before)`
-    /// for each in order: the same answers as [`SeenBytes::seen_before`] one by one, with
-    /// the short values' probes overlapped.
+    /// for each: the same answers as [`SeenBytes::seen_before`] one by one (values equal
+    /// to one another are recorded in order), with the short values' probes overlapped.
     pub(crate) fn seen_before_each<'v>(
         &mut self,
         count: usize,
         value: impl Fn(usize) -> &'v [u8],
         mut seen: impl FnMut(usize, bool),
     ) {
-        let mut keys = [0u128; PROBE_GROUP];
-        let mut start = 0;
-        while start < count {
-            let n = PROBE_GROUP.min(count - start);
-            let mut shorts = 0;
-            for (j, key) in keys.iter_mut().enumerate().take(n) {
-                // Long values take the arena path; a zero key (never a packed value)
-                // marks their place.
-                *key = pack_short(value(start + j)).unwrap_or(0);
-                shorts += usize::from(*key != 0);
-            }
-            // Room for the short ones only: a column of long values grows no table.
-            self.short.reserve(shorts);
-            if shorts == n {
-                self.short
-                    .seen_before_group(&keys[..n], |j, before| seen(start + j, before));
-            } else {
-                for (j, &key) in keys.iter().enumerate().take(n) {
-                    let before = if key == 0 {
-                        let v = value(start + j);
-                        let h = hash_bytes(v, self.seed);
-                        self.seen_before_hashed(v, h)
-                    } else {
-                        self.short.seen_before(key)
-                    };
-                    seen(start + j, before);
+        let mut keys = Vec::with_capacity(count);
+        // Where each short key's value is, once a long value has been met (a short and a
+        // long value are never equal, so the two paths cannot disagree on order).
+        let mut at: Option<Vec<usize>> = None;
+        for j in 0..count {
+            let v = value(j);
+            match pack_short(v) {
+                Some(key) => {
+                    keys.push(key);
+                    if let Some(at) = &mut at {
+                        at.push(j);
+                    }
+                }
+                None => {
+                    at.get_or_insert_with(|| (0..keys.len()).collect());
+                    let h = hash_bytes(v, self.seed);
+                    seen(j, self.seen_before_hashed(v, h));
                 }
             }
-            start += n;
+        }
+        match &at {
+            None => self.short.seen_before_all(&keys, &mut seen),
+            Some(at) => self
+                .short
+                .seen_before_all(&keys, |k, before| seen(at[k], before)),
         }
     }
 
@@ -208,20 +204,10 @@ impl SeenInts {
         &mut self,
         count: usize,
         value: impl Fn(usize) -> i64,
-        mut seen: impl FnMut(usize, bool),
+        seen: impl FnMut(usize, bool),
     ) {
-        let mut keys = [0u128; PROBE_GROUP];
-        let mut start = 0;
-        while start < count {
-            let n = PROBE_GROUP.min(count - start);
-            for (j, key) in keys.iter_mut().enumerate().take(n) {
-                *key = Self::key(value(start + j));
-            }
-            self.0.reserve(n);
-            self.0
-                .seen_before_group(&keys[..n], |j, before| seen(start + j, before));
-            start += n;
-        }
+        let keys: Vec<u128> = (0..count).map(|j| Self::key(value(j))).collect();
+        self.0.seen_before_all(&keys, seen);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -233,8 +219,9 @@ impl SeenInts {
     }
 }
 
-/// Keys probed together: enough independent loads in flight to cover a memory latency.
-const PROBE_GROUP: usize = 16;
+/// How many keys ahead of the one being probed a key's first slot is prefetched: enough
+/// loads in flight to cover a memory latency.
+const PREFETCH_AHEAD: usize = 16;
 
 /// A set of non-zero 128-bit keys: open addressing with linear probing, the key itself in
 /// the slot (zero: empty), at most half full. One probe is one cache line. The price is
@@ -327,20 +314,22 @@ impl KeyTable {
         }
     }
 
-    /// Records each key of `keys` (none zero, at most [`PROBE_GROUP`], room reserved),
-    /// telling `seen(j, before)` in order.
-    fn seen_before_group(&mut self, keys: &[u128], mut seen: impl FnMut(usize, bool)) {
-        let mut first = [0usize; PROBE_GROUP];
-        // Load every key's first slot before probing any: the loads are independent, so
-        // their cache misses overlap.
-        let mut touched = 0u8;
-        let slots = self.slots.as_slice();
-        for (f, &key) in first.iter_mut().zip(keys) {
-            *f = self.first_slot(key);
-            touched ^= slots[*f][0];
+    /// Records each key of `keys` (none zero), telling `seen(j, before)` in order.
+    ///
+    /// Each key's first slot is prefetched [`PREFETCH_AHEAD`] keys before it is probed, so
+    /// the cache misses of a large table overlap instead of queueing. (Plain loads overlap
+    /// too, but each one that misses holds up the instructions behind it until it lands;
+    /// a prefetch does not.)
+    pub(crate) fn seen_before_all(&mut self, keys: &[u128], mut seen: impl FnMut(usize, bool)) {
+        self.reserve(keys.len());
+        let first: Vec<usize> = keys.iter().map(|&k| self.first_slot(k)).collect();
+        for &i in first.iter().take(PREFETCH_AHEAD) {
+            prefetch(&self.slots.as_slice()[i]);
         }
-        std::hint::black_box(touched);
         for (j, (&key, &i)) in keys.iter().zip(&first).enumerate() {
+            if let Some(&ahead) = first.get(j + PREFETCH_AHEAD) {
+                prefetch(&self.slots.as_slice()[ahead]);
+            }
             seen(j, self.probe(key, i));
         }
     }
@@ -362,6 +351,20 @@ impl KeyTable {
             i = (i + 1) & mask;
         }
     }
+}
+
+/// Starts loading `slot`'s cache line without waiting for it.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch(slot: &[u8; 16]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults and changes no memory, and `slot` is a
+    // valid reference besides. SSE, which has it, is part of x86-64's baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(slot.as_ptr().cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    std::hint::black_box(slot[0]);
 }
 
 /// A key table's slots, zeroed: on the heap while small, in an anonymous mapping advised as

@@ -301,7 +301,7 @@ impl ExecutionPlan for ExternalCommandExec {
                 None => Ok(()),
                 Some(mut m) => {
                     if !tail.trim().is_empty() {
-                        m.push_str(&format!("; stderr: {}", tail.trim()));
+                        m.push_str(&stderr_shown(&tail));
                     }
                     Err(step_error(&step, m).into())
                 }
@@ -586,7 +586,7 @@ pub fn probe_schema(step: &str, command: &str, input: &Schema) -> Result<Schema>
     let tail = stderr_tail.join().unwrap_or_default();
     let with_tail = |mut m: String| {
         if !tail.trim().is_empty() {
-            m.push_str(&format!("; stderr: {}", tail.trim()));
+            m.push_str(&stderr_shown(&tail));
         }
         m
     };
@@ -600,6 +600,21 @@ pub fn probe_schema(step: &str, command: &str, input: &Schema) -> Result<Schema>
         ));
     }
     schema.map_err(|m| step_error(step, with_tail(format!("`{command}`: {m}"))))
+}
+
+/// A program's stderr in an error message: one line stays on the message's line; more are
+/// indented below it, so they read as the program's, not as more of runi's errors.
+fn stderr_shown(tail: &str) -> String {
+    let tail = tail.trim();
+    if !tail.contains('\n') {
+        return format!("; stderr: {tail}");
+    }
+    let mut shown = String::from("; its stderr ended:");
+    for line in tail.lines() {
+        shown.push_str("\n    ");
+        shown.push_str(line);
+    }
+    shown
 }
 
 #[cfg(test)]

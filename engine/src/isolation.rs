@@ -25,10 +25,44 @@ pub struct SliceLimits {
     pub max_processes: Option<u64>,
 }
 
+impl std::fmt::Display for SliceLimits {
+    /// `memory 2 GiB, cpu 1 core, 1024 processes`: the limits that were asked for.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(bytes) = self.memory_bytes {
+            parts.push(format!("memory {} MiB", bytes >> 20));
+        }
+        if let Some(millis) = self.cpu_millis {
+            parts.push(format!("cpu {}", millis as f64 / 1000.0));
+        }
+        if let Some(n) = self.max_processes {
+            parts.push(format!("{n} processes"));
+        }
+        if parts.is_empty() {
+            parts.push("no limits".to_string());
+        }
+        write!(f, "{}", parts.join(", "))
+    }
+}
+
+/// A cgroups-rs error as a sentence: what failed and the system's reason (its `Display`
+/// shows the reason as Rust debug text, `Os { code: 30, … }`).
+fn cgroup_error(e: &cgroups_rs::fs::error::Error) -> String {
+    // "fs error" says nothing a person can use; the cause does.
+    let kind = match e.kind() {
+        cgroups_rs::fs::error::ErrorKind::FsError => "cgroup file system".to_string(),
+        other => other.to_string(),
+    };
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{kind}: {cause}"),
+        None => kind,
+    }
+}
+
 /// Why a cgroup could not be made or used.
 #[derive(Debug, thiserror::Error)]
 pub enum IsolationError {
-    #[error("cannot create cgroup `{name}` ({limits:?}): {message}")]
+    #[error("cannot create cgroup `{name}` ({limits}): {message}")]
     Create {
         name: String,
         limits: SliceLimits,
@@ -40,6 +74,21 @@ pub enum IsolationError {
         pid: u64,
         message: String,
     },
+}
+
+impl IsolationError {
+    /// The reason without the slice's own name: the same for every slice of a run, so it
+    /// can be said once.
+    pub fn reason(&self) -> String {
+        match self {
+            IsolationError::Create {
+                limits, message, ..
+            } => format!("cannot create a cgroup under `{CGROUP_PARENT}/` ({limits}): {message}"),
+            IsolationError::Attach { message, .. } => {
+                format!("cannot move a slice into its cgroup: {message}")
+            }
+        }
+    }
 }
 
 /// A slice's cgroup; removed (with anything still in it) when dropped.
@@ -88,7 +137,7 @@ impl SliceCgroup {
             .map_err(|e| IsolationError::Create {
                 name: name.to_string(),
                 limits,
-                message: e.to_string(),
+                message: cgroup_error(&e),
             })?;
         // No swap either: a slice over its limit is OOM-killed (and said so), not slowed down
         // by swapping. v1 limits memory + swap together, v2 swap alone. A host without swap
@@ -117,7 +166,7 @@ impl SliceCgroup {
             .map_err(|e| IsolationError::Attach {
                 name: self.name.clone(),
                 pid: u64::from(pid),
-                message: e.to_string(),
+                message: cgroup_error(&e),
             })
     }
 
@@ -151,6 +200,48 @@ impl SliceCgroup {
 /// (or reused) owner PID keeps it. Returns how many went. Cgroups are found under
 /// `/sys/fs/cgroup` (each v1 controller, or the v2 tree) and removed through cgroups-rs.
 pub fn sweep_abandoned(min_age: std::time::Duration) -> usize {
+    let mut removed = 0;
+    for name in slice_cgroup_names() {
+        let Some(pid) = owner_of(&name) else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        // Young cgroups are left alone: their owner may live in another PID namespace (where
+        // its id means nothing here) and be between creating the cgroup and filling it, or
+        // about to read an OOM kill from it.
+        if !old_enough(&name, min_age) {
+            continue;
+        }
+        removed += usize::from(remove_if_empty(&name));
+    }
+    removed
+}
+
+/// Removes the slice cgroups of `owner`, a runner known to be dead (its run was found
+/// lost), whatever their age; cgroups with a process still in them stay. Returns how many
+/// went.
+pub fn remove_owned_by(owner: u32) -> usize {
+    slice_cgroup_names()
+        .into_iter()
+        .filter(|name| owner_of(name) == Some(owner))
+        .map(|name| usize::from(remove_if_empty(&name)))
+        .sum()
+}
+
+/// The owner PID in a slice cgroup's name (`NAME-PID-oOWNER`).
+fn owner_of(name: &str) -> Option<u32> {
+    name.rsplit_once("-o").and_then(|(_, p)| p.parse().ok())
+}
+
+fn remove_if_empty(name: &str) -> bool {
+    let cgroup = Cgroup::load(hierarchies::auto(), format!("{CGROUP_PARENT}/{name}"));
+    cgroup.procs().is_empty() && cgroup.delete().is_ok()
+}
+
+/// The names of every cgroup under `runink/`, in any v1 controller or the v2 tree.
+fn slice_cgroup_names() -> std::collections::BTreeSet<String> {
     let mut names = std::collections::BTreeSet::new();
     let roots = ["/sys/fs/cgroup".to_string()].into_iter().chain(
         std::fs::read_dir("/sys/fs/cgroup")
@@ -169,29 +260,7 @@ pub fn sweep_abandoned(min_age: std::time::Duration) -> usize {
             }
         }
     }
-    let mut removed = 0;
-    for name in names {
-        let Some(pid) = name
-            .rsplit_once("-o")
-            .and_then(|(_, p)| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        // Young cgroups are left alone: their owner may live in another PID namespace (where
-        // its id means nothing here) and be between creating the cgroup and filling it, or
-        // about to read an OOM kill from it.
-        if !old_enough(&name, min_age) {
-            continue;
-        }
-        let cgroup = Cgroup::load(hierarchies::auto(), format!("{CGROUP_PARENT}/{name}"));
-        if cgroup.procs().is_empty() && cgroup.delete().is_ok() {
-            removed += 1;
-        }
-    }
-    removed
+    names
 }
 
 /// How old a slice cgroup must be before a pool that is not its owner removes it.

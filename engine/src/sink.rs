@@ -188,17 +188,35 @@ impl CommitLog {
     pub fn commit(&self, run_id: &str) -> Result<()> {
         let pending = self.take();
         let mut first_error = None;
+        let mut committed = Vec::new();
         for out in &pending {
             if first_error.is_some() {
                 remove_temp(out);
                 continue;
             }
-            if let Err(e) = commit_one(out, run_id) {
-                remove_temp(out);
-                first_error = Some(e);
+            match commit_one(out, run_id) {
+                Ok(()) => committed.push(out.uri.as_str()),
+                Err(e) => {
+                    remove_temp(out);
+                    first_error = Some(e);
+                }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        match first_error {
+            None => Ok(()),
+            // Say what is already visible: those outputs stay (a rename cannot be undone
+            // once another sink has failed), and the rest were discarded.
+            Some(EngineError::Sink { uri, message }) if !committed.is_empty() => {
+                Err(EngineError::Sink {
+                    uri,
+                    message: format!(
+                        "{message} (already committed before this failure: {}; the other sinks' output was discarded)",
+                        committed.join(", ")
+                    ),
+                })
+            }
+            Some(e) => Err(e),
+        }
     }
 
     /// Removes every pending output.
@@ -824,7 +842,10 @@ pub fn sink_schema(input: &Schema, when: &SinkWhen, format: FileFormatKind) -> S
                 if format == FileFormatKind::Parquet {
                     t = parquet_time_unit(&t);
                 }
-                Arc::new(f.as_ref().clone().with_data_type(t))
+                // Every column nullable, whatever the plan could prove: a dataset's files
+                // then agree however the run that wrote them was planned.
+                let nullable = f.name() != VIOLATIONS_COLUMN || f.is_nullable();
+                Arc::new(f.as_ref().clone().with_data_type(t).with_nullable(nullable))
             }
         })
         .collect::<Vec<_>>();
@@ -885,7 +906,13 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         .zip(schema.fields())
         .all(|(c, f)| c.data_type() == f.data_type())
     {
-        return Ok(batch.clone());
+        // The same arrays under the sink's schema (its nullability).
+        return RecordBatch::try_new_with_options(
+            Arc::clone(schema),
+            batch.columns().to_vec(),
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )
+        .map_err(df);
     }
     let columns = batch
         .columns()
@@ -894,7 +921,12 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(df)?;
-    RecordBatch::try_new(Arc::clone(schema), columns).map_err(df)
+    RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .map_err(df)
 }
 
 /// Appending to `target`, a folder of `format` files: the files there must have the
@@ -1017,6 +1049,19 @@ impl OpenSink {
         let directory = t.spec.location.path.ends_with('/') || target.is_dir();
         let temp = sibling(&target, &format!("runink-{run_id}.tmp"));
         let format = t.spec.location.format;
+        // Checked before anything is created, rather than found when the run commits
+        // (after other sinks may have committed).
+        // (Without its trailing `/`: a file named `x/` does not exist, the file `x` does.)
+        let without_slash: PathBuf = target.components().collect();
+        if t.spec.location.path.ends_with('/') && without_slash.is_file() {
+            return Err(sink_err(
+                uri,
+                format!(
+                    "{} is a file, not a folder: a sink whose path ends in `/` writes a folder of files",
+                    without_slash.display()
+                ),
+            ));
+        }
         // Checked before anything is created: a refused append leaves nothing behind.
         let schema = Arc::new(sink_schema(input, &t.spec.when, format));
         if t.spec.mode == SinkMode::Append {

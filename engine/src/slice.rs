@@ -283,12 +283,7 @@ impl SlicePool {
         match made {
             Ok(cg) => Ok(Some(cg)),
             Err(e) if isolation.allow_unisolated => {
-                let reason = e.to_string();
-                let general = reason
-                    .split_once(": ")
-                    .map_or(reason.as_str(), |(_, why)| why)
-                    .to_string();
-                self.warn(format!("slices run without cgroups: {general}"));
+                self.warn(format!("slices run without cgroups: {}", e.reason()));
                 Ok(None)
             }
             Err(e) => Err(slice_error(name, e.to_string())),

@@ -205,9 +205,11 @@ impl SourceTable {
             infer_csv_whole(&name, &location, &base)?
         } else {
             options.infer_schema(state, &url).await.map_err(|e| {
-                let located = (location.format == FileFormatKind::Json)
-                    .then(|| locate_json_error(&name, &location, None))
-                    .flatten();
+                let located = match location.format {
+                    FileFormatKind::Json => locate_json_error(&name, &location, None),
+                    FileFormatKind::Parquet => parquet_conflict(&name, &location),
+                    _ => None,
+                };
                 match located {
                     Some(message) => EngineError::Source {
                         name: name.clone(),
@@ -614,6 +616,16 @@ fn without_float_bounds(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executio
 
 /// The top-level column names of a Parquet file, after checking that its footer fits it.
 fn parquet_columns(path: &Path) -> std::result::Result<Vec<String>, String> {
+    Ok(parquet_fields(path)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// The columns of a Parquet file and their Arrow types, from its footer.
+fn parquet_fields(
+    path: &Path,
+) -> std::result::Result<Vec<(String, arrow::datatypes::DataType)>, String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let size = file.metadata().map_err(|e| e.to_string())?.len();
@@ -641,8 +653,33 @@ fn parquet_columns(path: &Path) -> std::result::Result<Vec<String>, String> {
         .schema()
         .fields()
         .iter()
-        .map(|f| f.name().clone())
+        .map(|f| (f.name().clone(), f.data_type().clone()))
         .collect())
+}
+
+/// Two Parquet files of a source folder that give one column two types, named (DataFusion's
+/// merge error names neither file).
+fn parquet_conflict(name: &str, location: &FileLocation) -> Option<String> {
+    let mut first: std::collections::HashMap<String, (PathBuf, arrow::datatypes::DataType)> =
+        std::collections::HashMap::new();
+    for file in source_files(name, location, "parquet").ok()? {
+        for (column, data_type) in parquet_fields(&file).ok()? {
+            match first.get(&column) {
+                Some((other, t)) if *t != data_type => {
+                    return Some(format!(
+                        "the files disagree on column `{column}`: {} has it as {t}, {} as {data_type}; a folder is read as one table, so every file must give a column one type",
+                        as_given(other).display(),
+                        as_given(&file).display()
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    first.insert(column, (file.clone(), data_type));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The files a source reads: the file itself, or those with extension `ext` in its folder.
@@ -872,10 +909,32 @@ fn source_error(
     location: &FileLocation,
     e: &datafusion::error::DataFusionError,
 ) -> EngineError {
+    let mut message = crate::user_message(e);
+    // DataFusion names the file by its object-store path, which has lost its leading `/`
+    // (`tmp/x/ragged.csv` reads as relative): name it as the user would, `file:line` when
+    // a line is given.
+    if let Some(rest) = message.strip_prefix("Error when processing CSV file ")
+        && let Some((path, detail)) = rest.split_once(": ")
+    {
+        let file = as_given(&Path::new("/").join(path));
+        message = match split_number(detail, " at line ") {
+            Some((before, line, "")) => format!("{}:{line}: {before}", file.display()),
+            _ => format!("{}: {detail}", file.display()),
+        };
+    }
+    // DataFusion's advice for an empty folder ("… or declare an explicit schema") names
+    // something a Feature file cannot do.
+    if message.contains("declare an explicit schema") {
+        message = format!(
+            "no .{} files to read in {}: a source's schema is inferred from its files, so the folder needs at least one",
+            location.format.extension(),
+            location.uri
+        );
+    }
     EngineError::Source {
         name: name.to_string(),
         uri: location.uri.clone(),
-        message: crate::user_message(e),
+        message,
     }
 }
 
@@ -939,6 +998,9 @@ fn locate_json_error(
         // The first record whose field has the column's JSON type, and the first that has not.
         let mut fits: Option<(usize, String, &str)> = None;
         let mut misfits: Option<(usize, String, &str)> = None;
+        // The field's first value, and the first of another JSON type than that one.
+        let mut first_kind: Option<(usize, String, &str)> = None;
+        let mut other_kind: Option<(usize, String, &str)> = None;
         let mut kinds: std::collections::HashMap<String, (usize, String, &str)> =
             std::collections::HashMap::new();
         for (i, line) in reader.split(b'\n').enumerate() {
@@ -1014,6 +1076,13 @@ fn locate_json_error(
                 && let Some(v) = value.get(field).filter(|v| !v.is_null())
             {
                 let seen = (n, short_json(v), json_kind(v));
+                match &first_kind {
+                    None => first_kind = Some(seen.clone()),
+                    Some(first) if first.2 != seen.2 && other_kind.is_none() => {
+                        other_kind = Some(seen.clone());
+                    }
+                    Some(_) => {}
+                }
                 if json_fits(v, data_type) {
                     fits.get_or_insert(seen);
                 } else {
@@ -1025,6 +1094,14 @@ fn locate_json_error(
             }
         }
         if let (Some((field, data_type)), Some(bad)) = (&field, &misfits) {
+            // No record fits the type inference chose (a number and a boolean both read as
+            // text): the two kinds are the place.
+            if let (Some(first), Some(other)) = (&first_kind, &other_kind) {
+                return Some(format!(
+                    "field `{field}` holds values of two JSON types: {} at {shown}:{} ({}) and {} at {shown}:{} ({}), which the source reads as {data_type}; a field must hold one type in every record (or null)",
+                    first.2, first.0, first.1, other.2, other.0, other.1
+                ));
+            }
             return Some(format!(
                 "{shown}:{}: field `{field}` is {} ({}), but the source reads it as {data_type}",
                 bad.0, bad.1, bad.2
@@ -1048,9 +1125,15 @@ fn json_fits(v: &serde_json::Value, t: &arrow::datatypes::DataType) -> bool {
         (V::Bool(_), T::Boolean) => true,
         (_, T::Boolean) => false,
         (_, t) if t.is_numeric() => false,
-        (V::Array(_), T::List(_) | T::LargeList(_)) => true,
+        // Items and fields too: a list of numbers where inference read text (another
+        // record's list held a string) is the value the reader fails on.
+        (V::Array(items), T::List(f) | T::LargeList(f)) => {
+            items.iter().all(|i| json_fits(i, f.data_type()))
+        }
         (_, T::List(_) | T::LargeList(_)) => false,
-        (V::Object(_), T::Struct(_)) => true,
+        (V::Object(o), T::Struct(fields)) => fields
+            .iter()
+            .all(|f| o.get(f.name()).is_none_or(|v| json_fits(v, f.data_type()))),
         (_, T::Struct(_)) => false,
         _ => true,
     }

@@ -585,6 +585,7 @@ impl Builder<'_> {
         }
         let location = FileLocation::parse(&resolved, source.format.as_deref())
             .map_err(|m| self.err(uri.span, m))?;
+        let from_dataset = dataset_name.is_some();
         let name = match (&source.name, dataset_name) {
             (Some(n), _) => n.clone(),
             (None, Some(dataset)) => Spanned {
@@ -602,6 +603,16 @@ impl Builder<'_> {
                 }
             }
         };
+        if source.name.is_none() && !valid_identifier(&name.value) {
+            return Err(self.err(
+                name.span,
+                format!(
+                    "`{}`, taken from the {} name, cannot name a relation (letters, digits and `_`, not starting with a digit): give the source one with `name=\"…\"`",
+                    name.value,
+                    if from_dataset { "dataset" } else { "file" }
+                ),
+            ));
+        }
         let contract = match &source.contract {
             Some(c) => Some((
                 load_contract(Path::new(&c.value), Some(c), &self.file)?,
@@ -786,10 +797,33 @@ impl Builder<'_> {
                 args,
             } => {
                 let arg = |key: &str| {
-                    args.iter()
+                    let value = args
+                        .iter()
                         .find(|(k, _)| k == key)
-                        .map(|(_, v)| v.to_text())
-                        .ok_or_else(|| in_step(format!("{builtin} needs `{key}=`")))
+                        .map(|(_, v)| v)
+                        .ok_or_else(|| in_step(format!("{builtin} needs `{key}=`")))?;
+                    // Text where the docs say text: a boolean (`where=true`) or a list nested
+                    // in a list of columns is an error, not its text.
+                    let names = matches!(key, "keys" | "columns");
+                    let bad = |v: &runink_dsl::Value| {
+                        matches!(v, runink_dsl::Value::Bool(_) | runink_dsl::Value::List(_))
+                    };
+                    let wrong = match value {
+                        runink_dsl::Value::List(items) if names => items.iter().find(|v| bad(v)),
+                        other => bad(other).then_some(other),
+                    };
+                    if let Some(wrong) = wrong {
+                        return Err(in_step(format!(
+                            "`{key}=` takes {}, not {}",
+                            if names {
+                                "column names (one, or a list of them)"
+                            } else {
+                                "text (a SQL expression, quoted)"
+                            },
+                            wrong.kind()
+                        )));
+                    }
+                    Ok(value.to_text())
                 };
                 let own: &[&str] = match builtin.as_str() {
                     "Dedupe" => &["keys"],
@@ -974,19 +1008,45 @@ impl Builder<'_> {
         })?;
         let plan = df.into_unoptimized_plan();
         use datafusion::common::tree_node::TreeNodeRecursion;
+        if let LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) | LogicalPlan::DescribeTable(_) =
+            &plan
+        {
+            return Err(at(
+                "EXPLAIN and DESCRIBE are not queries a step can hold; `runi compile --explain` shows the plans"
+                    .to_string(),
+            ));
+        }
         let mut catalog_table = None;
+        let mut table_function = None;
         plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node
-                && scan.table_name.schema() == Some("information_schema")
-            {
-                catalog_table = Some(scan.table_name.to_string());
-                return Ok(TreeNodeRecursion::Stop);
+            if let LogicalPlan::TableScan(scan) = node {
+                if scan.table_name.schema() == Some("information_schema") {
+                    catalog_table = Some(scan.table_name.to_string());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                // A relation a step may name scans a source's table or a view of an earlier
+                // step; anything else the SQL planner scans comes from a table function.
+                let is_relation = datafusion::datasource::source_as_provider(&scan.source)
+                    .is_ok_and(|p| {
+                        let any: &dyn std::any::Any = &*p;
+                        any.is::<ViewTable>() || any.is::<SourceTable>()
+                    });
+                if !is_relation {
+                    table_function = Some(scan.table_name.to_string());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
         if let Some(table) = catalog_table {
             return Err(at(format!(
                 "reads `{table}`: a step reads the Scenario's sources and earlier steps, not the catalog (`runi sql` has SHOW TABLES and information_schema)"
+            )));
+        }
+        if let Some(function) = table_function {
+            let function = function.trim_end_matches("()");
+            return Err(at(format!(
+                "reads the table function `{function}(…)`: a step reads the Scenario's sources, earlier steps and VALUES; for a series use the scalar function, e.g. `SELECT unnest(range(1, 4)) AS value`"
             )));
         }
         decorrelate_predicate_subqueries(plan).map_err(|e| at(user_message(&e)))
@@ -1034,7 +1094,18 @@ impl Builder<'_> {
     /// A sink's `when=` condition, planned against the relation it reads: it must be boolean.
     fn sink_predicate(&self, text: &str, input: &LogicalPlan, span: Span) -> Result<Expr> {
         self.row_expression("when", text, input.schema(), true)
-            .map_err(|m| self.err(span, m))
+            .map_err(|m| {
+                let t = text.trim();
+                let hint = if t.eq_ignore_ascii_case("valid") || t.eq_ignore_ascii_case("invalid") {
+                    format!(
+                        " (did you mean when=\"{}\"? the two routes are written in lower case)",
+                        t.to_ascii_lowercase()
+                    )
+                } else {
+                    String::new()
+                };
+                self.err(span, format!("{m}{hint}"))
+            })
     }
 
     /// An expression written in a tag argument (`where=`, `when=`, a `Derive` column),

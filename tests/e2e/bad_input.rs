@@ -828,3 +828,196 @@ fn a_step_failing_at_run_time_is_named() {
     }
     assert!(!p.path().join("out/x.ndjson").exists());
 }
+
+#[test]
+fn explain_and_table_functions_in_a_step_are_refused_at_their_place() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step(name=\"e\", sql=\"EXPLAIN SELECT * FROM orders\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:4:", "step `e`", "EXPLAIN"]);
+    p.write(
+        "bad.feature",
+        &format!(
+            "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step(name=\"g\", sql=\"SELECT value FROM generate_series(1, 3)\")\n    @sink(\"json://out/x.ndjson\")\n"
+        ),
+    );
+    let out = p
+        .runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(
+            2,
+            &[
+                "bad.feature:4:",
+                "step `g`",
+                "table function `generate_series",
+                "unnest(range(",
+            ],
+        );
+    assert!(!out.stderr.contains(".cargo"), "{}", out.stderr);
+    // The suggested form runs.
+    p.write(
+        "bad.feature",
+        &format!(
+            "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step(name=\"g\", sql=\"SELECT unnest(range(1, 4)) AS value\")\n    @sink(\"csv://out/x.csv\")\n"
+        ),
+    );
+    p.runi(&["run", "--scenario", "bad.feature"]).ok();
+    assert_eq!(p.read("out/x.csv"), "value\n1\n2\n3\n");
+}
+
+#[test]
+fn compile_out_does_not_overwrite_a_file_that_is_not_a_dag() {
+    let p = Project::fixture("orders");
+    let before = p.read("orders.csv");
+    p.write("q.sql", "SELECT * FROM orders\n");
+    p.write(
+        "f.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"csv://orders.csv\")\n    @step(name=\"q\", sql_file=\"q.sql\")\n    @sink(\"csv://out/x.csv\")\n",
+    );
+    for out in ["orders.csv", "q.sql"] {
+        p.runi(&["compile", "--scenario", "f.feature", "--out", out])
+            .fails(2, &[&format!("--out {out} exists"), "not a DAG file"]);
+    }
+    assert_eq!(p.read("orders.csv"), before);
+    assert_eq!(p.read("q.sql"), "SELECT * FROM orders\n");
+    // A DAG file is replaced, as before.
+    p.runi(&["compile", "--scenario", "f.feature", "--out", "f.dag"])
+        .ok();
+    p.runi(&["compile", "--scenario", "f.feature", "--out", "f.dag"])
+        .ok();
+}
+
+#[test]
+fn a_folder_sink_over_a_file_fails_before_any_sink_commits() {
+    let p = Project::fixture("orders");
+    p.write("o/afile", "x\n");
+    p.write(
+        "f.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"csv://orders.csv\")\n    @sink(\"csv://o/first.csv\")\n    @sink(\"json://o/log.ndjson\", mode=\"append\")\n    @sink(\"parquet://o/afile/\")\n",
+    );
+    for _ in 0..2 {
+        p.runi(&["run", "--scenario", "f.feature"])
+            .fails(1, &["parquet://o/afile/", "is a file, not a folder"]);
+    }
+    assert_eq!(p.files("o"), vec!["afile".to_string()]);
+    assert_eq!(p.read("o/afile"), "x\n");
+}
+
+#[test]
+fn step_arguments_of_the_wrong_kind_are_errors() {
+    for (args, needle) in [
+        ("\"Filter\", where=true", "`where=` takes text"),
+        (
+            "\"Select\", columns=[order_id, [amount]]",
+            "`columns=` takes column names",
+        ),
+        ("\"Dedupe\", keys=[true]", "`keys=` takes column names"),
+    ] {
+        let p = orders_with(&format!(
+            "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step({args})\n    @sink(\"json://out/x.ndjson\")\n"
+        ));
+        p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+            .fails(2, &["bad.feature:4:", needle]);
+    }
+}
+
+#[test]
+fn a_source_name_taken_from_its_file_says_how_to_name_it() {
+    let p = Project::fixture("orders");
+    p.write("data/2024.csv", "id\n1\n");
+    p.write(
+        "f.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"csv://data/2024.csv\")\n    @sink(\"csv://out/x.csv\")\n",
+    );
+    p.runi(&["compile", "--scenario", "f.feature", "--dry-run"])
+        .fails(
+            2,
+            &["f.feature:3:", "`2024`, taken from the file name", "name="],
+        );
+}
+
+#[test]
+fn a_sink_route_in_capitals_gets_a_hint() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @sink(\"json://out/x.ndjson\", when=\"VALID\")\n"
+    ));
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:4:", "did you mean when=\"valid\""]);
+}
+
+#[test]
+fn source_folder_errors_name_the_files() {
+    let p = Project::empty();
+    std::fs::create_dir_all(p.path().join("pq")).expect("mkdir");
+    p.write_parquet(
+        "pq/a.parquet",
+        vec![(
+            "id",
+            std::sync::Arc::new(arrow::array::Int64Array::from(vec![1])),
+        )],
+    );
+    p.write_parquet(
+        "pq/b.parquet",
+        vec![(
+            "id",
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["x"])),
+        )],
+    );
+    p.write(
+        "f.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"parquet://pq/\", name=\"t\")\n    @sink(\"csv://out/x.csv\")\n",
+    );
+    p.runi(&["compile", "--scenario", "f.feature", "--dry-run"])
+        .fails(2, &["column `id`", "pq/a.parquet", "pq/b.parquet"]);
+    std::fs::create_dir_all(p.path().join("empty")).expect("mkdir");
+    p.write(
+        "f.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"csv://empty/\", name=\"t\")\n    @sink(\"csv://out/x.csv\")\n",
+    );
+    let out = p
+        .runi(&["compile", "--scenario", "f.feature", "--dry-run"])
+        .fails(2, &["no .csv files to read"]);
+    assert!(!out.stderr.contains("explicit schema"), "{}", out.stderr);
+    // A ragged CSV: the file as the user names it, with its line.
+    p.write("ragged.csv", "a,b\n1,2\n3,4,5\n");
+    p.write(
+        "f.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"csv://ragged.csv\", name=\"t\")\n    @sink(\"csv://out/x.csv\")\n",
+    );
+    p.runi(&["compile", "--scenario", "f.feature", "--dry-run"])
+        .fails(2, &["ragged.csv:3: "]);
+}
+
+#[test]
+fn ndjson_fields_of_two_types_name_both_records() {
+    let p = Project::empty();
+    p.write("n.ndjson", "{\"a\":1}\n{\"a\":true}\n");
+    p.write("l.ndjson", "{\"a\":[1,2]}\n{\"a\":[1.5,\"x\"]}\n");
+    for (file, needles) in [
+        (
+            "n.ndjson",
+            &["a number at n.ndjson:1", "a boolean at n.ndjson:2"][..],
+        ),
+        ("l.ndjson", &["l.ndjson:1: field `a` is [1,2]"][..]),
+    ] {
+        p.write(
+            "f.feature",
+            &format!(
+                "Feature: F\n  Scenario: S\n    @source(\"json://{file}\", name=\"t\")\n    @sink(\"json://out/x.ndjson\")\n"
+            ),
+        );
+        p.runi(&["run", "--scenario", "f.feature"])
+            .fails(1, needles);
+    }
+}
+
+#[test]
+fn an_exec_programs_stderr_is_shown_as_its_own() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step(exec=\"sh -c 'echo first >&2; echo second >&2; exit 3'\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    let out = p
+        .runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["exited with status 3", "\n    first\n    second"]);
+    assert!(!out.stderr.contains("error: second"), "{}", out.stderr);
+}
