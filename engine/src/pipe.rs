@@ -43,7 +43,7 @@
 //! files ([`remove`]) once both ends are attached; the file's pages are allocated up front,
 //! so a full tmpfs fails [`create`] instead of a later page fault.
 //!
-//! This is the one module that uses `unsafe`: mapping shared memory, viewing the header as
+//! This is the engine's main user of `unsafe` (see ARCHITECTURE.md for the others): mapping shared memory, viewing the header as
 //! atomics, the futex system call, and handing Arrow a buffer that lives in a slot.
 #![allow(unsafe_code)]
 

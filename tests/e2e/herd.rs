@@ -309,3 +309,36 @@ Feature: None
     )
     .fails(2, &["stdin:2:", "no dataset `nosuch`"]);
 }
+
+/// `runi sql --slices 2` runs its queries in the slices (each in its herd's cgroup), not in
+/// its own process: a dataset of a few MiB is split into tasks on both, the answers equal
+/// those of one process, and an interrupted query ends cleanly, leaving no cgroup behind.
+#[test]
+fn sql_on_slices_runs_its_stages_in_the_slices() {
+    let p = Project::empty();
+    p.runi(&["herd", "init", "finance"]).ok();
+    let mut csv = String::from("id,name,grp\n");
+    for i in 0..300_000u64 {
+        csv.push_str(&format!("{i},n{},{}\n", (i * 7919) % 1_000_003, i % 7));
+    }
+    p.write("data/big.csv", &csv);
+    p.write(
+        "features/big.feature",
+        "@feature(name=\"F\", herd=\"finance\")\nFeature: F\n  Scenario: S\n    @source(\"csv://data/big.csv\", name=\"big\")\n    @sink(\"parquet://out/big/\", dataset=\"big\")\n",
+    );
+    p.runi(&["run", "--scenario", "features/big.feature"]).ok();
+    let query = "SELECT grp, count(DISTINCT name) AS names, sum(id) AS ids FROM big GROUP BY grp ORDER BY grp";
+    let here = p.runi(&["sql", "-o", "csv", query]).ok().stdout;
+    let sliced = p
+        .runi(&["sql", "--slices", "2", "-o", "csv", query])
+        .ok()
+        .stdout;
+    assert_eq!(sliced, here);
+    assert_eq!(here.lines().count(), 8, "{here}");
+    let analyzed = p
+        .runi(&["sql", "--slices", "2", &format!("EXPLAIN ANALYZE {query}")])
+        .ok()
+        .stdout;
+    assert!(analyzed.contains("DistributedExec"), "{analyzed}");
+    assert!(analyzed.contains("tasks=2"), "{analyzed}");
+}
