@@ -259,6 +259,12 @@ impl PipeWriter {
         if estimate > budget && batch.num_rows() > 1 {
             let parts = estimate.div_ceil(budget).max(2);
             let step = batch.num_rows().div_ceil(parts);
+            // A part that would not encode smaller than the whole (data the estimate cannot
+            // see being sliced) is not worth splitting into: one frame spans slots instead,
+            // rather than a frame per row.
+            if encoded_estimate(&batch.slice(0, step)) * 2 > estimate {
+                return self.write_frame(batch);
+            }
             let mut offset = 0;
             while offset < batch.num_rows() {
                 let len = step.min(batch.num_rows() - offset);
@@ -1029,7 +1035,7 @@ fn encoded_estimate(batch: &RecordBatch) -> usize {
         .iter()
         .map(|c| {
             let data = c.to_data();
-            let slice = data.get_slice_memory_size().unwrap_or(usize::MAX / 4);
+            let slice = slice_bytes(&data);
             // View arrays: the data buffers come on top of the views.
             let views: usize = match c.data_type() {
                 DataType::Utf8View | DataType::BinaryView => {
@@ -1041,6 +1047,33 @@ fn encoded_estimate(batch: &RecordBatch) -> usize {
         })
         .sum();
     data + 1024 + 256 * batch.num_columns()
+}
+
+/// Bytes the rows of `data` (a slice, maybe) hold, as IPC writes them. Arrow's
+/// `get_slice_memory_size` counts a list's values whole, however few rows the list is
+/// sliced to, while IPC writes only the values the rows use: estimated that way, a slice
+/// of a list column never looked smaller, and batches were split down to a frame per row
+/// (ORDER BY … LIMIT over a list column on slices ran 10× slower than in one process).
+fn slice_bytes(data: &arrow::array::ArrayData) -> usize {
+    let len = data.len();
+    let nulls = data.nulls().map_or(0, |_| len.div_ceil(8));
+    let listed = |start: usize, end: usize, offset_bytes: usize| {
+        let values = data.child_data()[0].slice(start, end.saturating_sub(start));
+        nulls + (len + 1) * offset_bytes + slice_bytes(&values)
+    };
+    match data.data_type() {
+        DataType::List(_) | DataType::Map(_, _) if len > 0 => {
+            let offsets = &data.buffer::<i32>(0)[..=len];
+            listed(offsets[0] as usize, offsets[len] as usize, 4)
+        }
+        DataType::LargeList(_) if len > 0 => {
+            let offsets = &data.buffer::<i64>(0)[..=len];
+            listed(offsets[0] as usize, offsets[len] as usize, 8)
+        }
+        // A struct's slice slices its children (arrow-data), so their sizes are the rows'.
+        DataType::Struct(_) => nulls + data.child_data().iter().map(slice_bytes).sum::<usize>(),
+        _ => data.get_slice_memory_size().unwrap_or(usize::MAX / 4),
+    }
 }
 
 /// Whether top-level columns are string or binary views (nested views are not compacted).

@@ -518,3 +518,44 @@ fn a_batch_of_other_column_types_is_refused_by_the_writer() {
         "{e}"
     );
 }
+
+/// A slice of a list column is as small as the rows it holds: it goes as one frame, not
+/// split down to a frame per row (its values were once counted whole, however few rows).
+#[test]
+fn a_slice_of_a_list_column_goes_as_one_frame() {
+    use arrow::array::ListArray;
+    use arrow::datatypes::Int64Type;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = new_pipe(dir.path(), small());
+    // 20 000 lists of 10 integers: 1.6 MB of values, far more than a 64 KiB slot.
+    let lists = ListArray::from_iter_primitive::<Int64Type, _, _>(
+        (0..20_000i64).map(|i| Some((0..10).map(move |j| Some(i * 10 + j)))),
+    );
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(
+        "l",
+        lists.data_type().clone(),
+        true,
+    )]));
+    let big = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(lists)]).expect("batch");
+    let part = big.slice(100, 500);
+    let writer_path = path.clone();
+    let (to_send, s2) = (part.clone(), Arc::clone(&schema));
+    let writer = std::thread::spawn(move || {
+        let mut w = PipeWriter::open(&writer_path, &s2).expect("writer");
+        w.write(&to_send).expect("a slice of a list batch");
+        w.finish().expect("finish");
+    });
+    let mut r = PipeReader::open(&path).expect("reader");
+    let mut got = Vec::new();
+    while let Some(b) = r.next_batch().expect("read") {
+        got.push(b);
+    }
+    writer.join().expect("writer thread");
+    assert_eq!(
+        got.len(),
+        1,
+        "frames: {:?}",
+        got.iter().map(RecordBatch::num_rows).collect::<Vec<_>>()
+    );
+    assert_eq!(got[0].column(0).to_data(), part.column(0).to_data());
+}
