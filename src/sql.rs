@@ -95,7 +95,8 @@ async fn open_catalog(global: &Global, slices: usize) -> Result<Catalog, Failure
         (ctx, Some(std::sync::Mutex::new(pool)))
     };
     // Datasets are tables of the default schema and, qualified, of a schema named after the
-    // herd (`finance.trades_silver`), as a user writes them from `dataset://finance/…`.
+    // herd (`finance.trades_silver`), as a user writes them from `dataset://finance/…`, and
+    // fully qualified in the catalog `runink` (`runink.finance.trades_silver`, SPEC §2).
     let herd_schema = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
     // (A herd named like the default schema already has its datasets there.)
     if let Some(catalog) = ctx.catalog("datafusion").filter(|_| herd != "public") {
@@ -103,6 +104,14 @@ async fn open_catalog(global: &Global, slices: usize) -> Result<Catalog, Failure
             .register_schema(&herd, Arc::clone(&herd_schema) as _)
             .map_err(|e| Failure::run(anyhow!("herd `{herd}`: {e}")))?;
     }
+    let runink = Arc::new(datafusion::catalog::MemoryCatalogProvider::new());
+    datafusion::catalog::CatalogProvider::register_schema(
+        runink.as_ref(),
+        &herd,
+        Arc::clone(&herd_schema) as _,
+    )
+    .map_err(|e| Failure::run(anyhow!("herd `{herd}`: {e}")))?;
+    ctx.register_catalog("runink", runink);
     for d in &datasets {
         let location = FileLocation::parse(&d.location, Some(&d.format))
             .map_err(|m| Failure::run(anyhow!("dataset `{}.{}`: {m}", d.herd, d.name)))?;
@@ -118,9 +127,6 @@ async fn open_catalog(global: &Global, slices: usize) -> Result<Catalog, Failure
             Arc::clone(&table),
         )
         .and_then(|_| {
-            if herd == "public" {
-                return Ok(None);
-            }
             datafusion::catalog::SchemaProvider::register_table(
                 herd_schema.as_ref(),
                 d.name.clone(),

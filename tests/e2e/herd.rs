@@ -40,6 +40,17 @@ fn init_scaffolds_a_project_whose_sample_runs() {
         .ok()
         .json();
     assert_eq!(rows[0]["n"], 2, "{rows}");
+    // And in the catalog `runink`, schema = herd (SPEC §2).
+    let rows = p
+        .runi(&[
+            "sql",
+            "SELECT count(*) AS n FROM runink.finance.customers",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(rows[0]["n"], 2, "{rows}");
     p.runi(&["sql", "SELECT * FROM other.customers"])
         .fails(2, &["unknown table `other.customers`", "herd `finance`"]);
     let checked = p
