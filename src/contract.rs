@@ -139,18 +139,36 @@ async fn list(global: &Global) -> CmdResult {
         id: String,
         version: String,
         hash: String,
+        /// Whether this is the text registered for the version: a contract edited without a
+        /// new version keeps the first text registered, while runs record (and datasets are
+        /// written under) the hash they enforced.
+        registered: bool,
         herds: Vec<String>,
         datasets: Vec<String>,
         runs: usize,
     }
     let herd = global.herd.clone();
     let (rows, known) = crate::barn::read_once(global, |s| {
-        let rows: Vec<Row> = s
+        use runink_cluster::state::ContractRef;
+        let key = |r: &ContractRef| (r.id.clone(), r.version.clone(), r.hash.clone());
+        let registered: std::collections::BTreeSet<(String, String, String)> = s
             .contracts()
-            .map(|c| {
-                let same = |r: &Option<runink_cluster::state::ContractRef>| {
+            .map(|c| (c.id.clone(), c.version.clone(), c.hash.clone()))
+            .collect();
+        // Every (contract, version, hash) registered or used by a run or a dataset.
+        let mut keys = registered.clone();
+        keys.extend(s.runs().filter_map(|r| r.contract.as_ref().map(key)));
+        keys.extend(
+            s.herds()
+                .flat_map(|h| s.datasets(&h.id))
+                .filter_map(|d| d.contract.as_ref().map(key)),
+        );
+        let rows: Vec<Row> = keys
+            .into_iter()
+            .map(|(id, version, hash)| {
+                let same = |r: &Option<ContractRef>| {
                     r.as_ref()
-                        .is_some_and(|r| r.id == c.id && r.version == c.version)
+                        .is_some_and(|r| r.id == id && r.version == version && r.hash == hash)
                 };
                 let runs: Vec<_> = s.runs().filter(|r| same(&r.contract)).collect();
                 let mut herds: Vec<String> = runs.iter().map(|r| r.herd.clone()).collect();
@@ -168,9 +186,10 @@ async fn list(global: &Global) -> CmdResult {
                 herds.sort();
                 herds.dedup();
                 Row {
-                    id: c.id.clone(),
-                    version: c.version.clone(),
-                    hash: c.hash.clone(),
+                    registered: registered.contains(&(id.clone(), version.clone(), hash.clone())),
+                    id,
+                    version,
+                    hash,
                     herds,
                     datasets,
                     runs: runs.len(),
@@ -200,7 +219,7 @@ async fn list(global: &Global) -> CmdResult {
             for r in &rows {
                 let short: String = r.hash.chars().take(19).collect();
                 println!(
-                    "{:<24} {:<10} {:<20} {:>5}  {}",
+                    "{:<24} {:<10} {:<20} {:>5}  {}{}",
                     r.id,
                     r.version,
                     short,
@@ -209,6 +228,11 @@ async fn list(global: &Global) -> CmdResult {
                         "-".to_string()
                     } else {
                         r.datasets.join(", ")
+                    },
+                    if r.registered {
+                        ""
+                    } else {
+                        "  (edited without a new version: not the registered text)"
                     }
                 );
             }

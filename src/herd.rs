@@ -199,8 +199,16 @@ async fn init(global: &Global, name: &str, file: Option<&Path>, dir: Option<&Pat
         for k in &kept {
             println!("  kept  {k} (exists)");
         }
+        // A state directory given here must be given there too (as a path that holds from
+        // the project folder).
+        let home_arg = if global.home == Path::new(crate::cli::DEFAULT_HOME) {
+            String::new()
+        } else {
+            let shown = std::path::absolute(&home).unwrap_or_else(|_| home.clone());
+            format!(" --home {}", shown.display())
+        };
         println!(
-            "next: runi run --scenario features/sample.feature   (from {})",
+            "next: runi run --scenario features/sample.feature{home_arg}   (from {})",
             dir.display()
         );
     } else {

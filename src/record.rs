@@ -180,7 +180,8 @@ pub async fn sweep_lost(global: &Global, barn: &Barn) -> Result<usize, Failure> 
             Command::FinishRun {
                 id: run.id.clone(),
                 state: RunState::Failed,
-                ended_ms: now_ms().max(run.heartbeat_ms),
+                // Its last sign of life: when it was found dead says nothing of when it died.
+                ended_ms: run.heartbeat_ms.max(run.started_ms),
                 counters: run.counters.clone(),
                 error: Some(format!(
                     "lost: the process running it ended without finishing it (killed?); \

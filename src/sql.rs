@@ -34,6 +34,8 @@ struct Catalog {
     ctx: SessionContext,
     /// The slice processes queries run in, if any (they end with the catalog).
     slices: Option<std::sync::Mutex<SlicePool>>,
+    /// Whether a statement's result was printed already (CSV tables after it are set apart).
+    printed: std::sync::atomic::AtomicBool,
 }
 
 pub async fn sql(global: &Global, args: &SqlArgs) -> CmdResult {
@@ -140,6 +142,7 @@ async fn open_catalog(global: &Global, slices: usize) -> Result<Catalog, Failure
         datasets,
         ctx,
         slices,
+        printed: Default::default(),
     })
 }
 
@@ -293,6 +296,14 @@ async fn run_query(catalog: &Catalog, text: &str, format: OutputFormat) -> CmdRe
     }
     for statement in statements {
         let (schema, batches) = execute(catalog, statement).await?;
+        // Several CSV tables are told apart by a blank line (JSON arrays and YAML documents
+        // are already one per statement, each on its own line).
+        let printed_before = catalog
+            .printed
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        if printed_before && format == OutputFormat::Csv {
+            println!();
+        }
         print_batches(format, &schema, &batches).map_err(Failure::run)?;
     }
     Ok(())

@@ -101,7 +101,13 @@ pub fn diff(old: &Contract, new: &Contract) -> ContractDiff {
         );
     }
     let breaking = out.iter().any(|c| c.breaking);
-    if breaking && major(&old.version).is_some() && major(&old.version) == major(&new.version) {
+    // A new major version is a higher one: the same, a lower one (0.5.0 after 1.0.0) or one
+    // that is not a version number (`latest`) does not announce a break.
+    let bumped = matches!(
+        (major(&old.version), major(&new.version)),
+        (Some(was), Some(is)) if is > was
+    );
+    if breaking && !bumped {
         out.push(Change {
             column: None,
             message: format!(

@@ -1675,6 +1675,16 @@ mod drift {
         );
         new.version = "2.0.0".into();
         assert_eq!(diff(&old, &new).changes.len(), 4);
+        // A lower major version, or none that can be read, announces no break.
+        for version in ["0.5.0", "latest"] {
+            new.version = version.into();
+            let d = diff(&old, &new);
+            assert_eq!(d.changes.len(), 5, "{version}");
+            assert!(
+                d.changes[4].message.contains("without a new major version"),
+                "{version}"
+            );
+        }
     }
 }
 

@@ -1013,6 +1013,57 @@ fn csv_append_conflict(target: &Path, schema: &SchemaRef) -> Option<String> {
     })
 }
 
+/// Appending to the NDJSON file `target`: a column the file's records already hold must
+/// keep its JSON type (a number stays a number), or the file, read as one table, fails
+/// on the mix. Looks at the first thousand records.
+fn json_append_conflict(target: &Path, schema: &SchemaRef) -> Option<String> {
+    use std::io::BufRead;
+    let f = File::open(target).ok()?;
+    // The JSON type the writer gives a column of each Arrow type; `None`: not checked.
+    let written = |t: &DataType| -> Option<&'static str> {
+        Some(match t {
+            t if t.is_integer() || t.is_floating() => "a number",
+            DataType::Boolean => "a boolean",
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text",
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => "a list",
+            DataType::Struct(_) => "an object",
+            _ => return None,
+        })
+    };
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::Bool(_) => Some("a boolean"),
+        serde_json::Value::Number(_) => Some("a number"),
+        serde_json::Value::String(_) => Some("text"),
+        serde_json::Value::Array(_) => Some("a list"),
+        serde_json::Value::Object(_) => Some("an object"),
+    };
+    for (i, line) in std::io::BufReader::new(f).lines().take(1000).enumerate() {
+        let line = line.ok()?;
+        let Ok(serde_json::Value::Object(record)) = serde_json::from_str(&line) else {
+            continue;
+        };
+        for field in schema.fields() {
+            let (Some(ours), Some(theirs)) = (
+                written(field.data_type()),
+                record.get(field.name()).and_then(kind),
+            ) else {
+                continue;
+            };
+            if ours != theirs {
+                return Some(format!(
+                    "mode=append: {}:{} holds `{}` as {theirs}, but this run writes it as {ours} ({}); append needs the same types: write elsewhere, or use mode=overwrite",
+                    target.display(),
+                    i + 1,
+                    field.name(),
+                    field.data_type()
+                ));
+            }
+        }
+    }
+    None
+}
+
 enum Writer {
     Parquet(ArrowWriter<BufWriter<File>>),
     Csv(arrow::csv::Writer<BufWriter<File>>),
@@ -1070,6 +1121,7 @@ impl OpenSink {
                     append_conflict(&target, format, &schema)
                 }
                 (false, FileFormatKind::Csv) => csv_append_conflict(&target, &schema),
+                (false, FileFormatKind::Json) => json_append_conflict(&target, &schema),
                 _ => None,
             };
             if let Some(message) = conflict {

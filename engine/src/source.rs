@@ -193,6 +193,10 @@ impl SourceTable {
                 })?;
             }
         }
+        // Before DataFusion reads them: a damaged Arrow file made it allocate gigabytes.
+        if location.format == FileFormatKind::Arrow {
+            check_arrow_files(&name, &location)?;
+        }
         let options = listing_options(&location, &base);
         let multiline = location.format == FileFormatKind::Csv
             && options
@@ -315,8 +319,47 @@ impl SourceTable {
             FileFormatKind::Json => {
                 locate_json_error(&self.name, &self.location, Some((&self.schema, message)))
             }
-            _ => None,
+            FileFormatKind::Parquet | FileFormatKind::Arrow => self.locate_binary_error(),
         }
+    }
+
+    /// The first file of a Parquet or Arrow source that does not read to its end, with its
+    /// reader's error: DataFusion's names no file (`snappy: corrupt input`), which in a
+    /// folder of files leaves the bad one to be guessed. Reads the files again: for error
+    /// messages only.
+    fn locate_binary_error(&self) -> Option<String> {
+        let ext = match self.location.format {
+            FileFormatKind::Parquet => "parquet",
+            _ => "arrow",
+        };
+        for file in source_files(&self.name, &self.location, ext).ok()? {
+            let f = std::fs::File::open(&file).ok()?;
+            let failure: Option<String> = match self.location.format {
+                FileFormatKind::Parquet => {
+                    match datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+                        .and_then(|b| b.build())
+                    {
+                        Ok(reader) => reader.into_iter().find_map(|b| b.err()).map(|e| e.to_string()),
+                        Err(e) => Some(e.to_string()),
+                    }
+                }
+                _ => match arrow::ipc::reader::FileReader::try_new(f, None) {
+                    Ok(reader) => reader.into_iter().find_map(|b| b.err()).map(|e| e.to_string()),
+                    // A stream (its layout was checked before the run).
+                    Err(_) => std::fs::File::open(&file)
+                        .ok()
+                        .and_then(|f| arrow::ipc::reader::StreamReader::try_new(f, None).err().map(|e| e.to_string()).or_else(|| {
+                            let f = std::fs::File::open(&file).ok()?;
+                            let reader = arrow::ipc::reader::StreamReader::try_new(f, None).ok()?;
+                            reader.into_iter().find_map(|b| b.err()).map(|e| e.to_string())
+                        })),
+                },
+            };
+            if let Some(why) = failure {
+                return Some(format!("{}: {why}", as_given(&file).display()));
+            }
+        }
+        None
     }
 
     /// For NDJSON pointed at other data than it was compiled for (`runi run --input`): every
@@ -396,38 +439,9 @@ impl SourceTable {
         Ok(())
     }
 
-    /// DataFusion reads every file of an Arrow source in the layout, IPC file or IPC stream,
-    /// it found first, and fails on the others with an error that names no file. A source's
-    /// files must all be of one layout.
+    /// See [`check_arrow_files`].
     fn check_arrow_files(&self) -> Result<()> {
-        let mut first: Option<(PathBuf, &'static str)> = None;
-        for file in source_files(&self.name, &self.location, "arrow")? {
-            let mut head = Vec::with_capacity(6);
-            std::fs::File::open(&file)
-                .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 6), &mut head))
-                .map_err(|e| self.error(format!("cannot read {}: {e}", file.display())))?;
-            if head.is_empty() {
-                continue; // an empty file has no layout (and no rows)
-            }
-            // The IPC file format's magic (arrow and DataFusion keep theirs private).
-            let layout = if head == b"ARROW1" {
-                "IPC file"
-            } else {
-                "IPC stream"
-            };
-            match &first {
-                None => first = Some((file, layout)),
-                Some((seen, seen_layout)) if *seen_layout != layout => {
-                    return Err(self.error(format!(
-                        "{} is an Arrow {seen_layout} but {} an Arrow {layout}: every file of a source must have one layout (write them all as files or all as streams)",
-                        seen.display(),
-                        file.display()
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
+        check_arrow_files(&self.name, &self.location)
     }
 
     /// Each Parquet file must be one (a footer that fits the file: the Parquet reader
@@ -680,6 +694,84 @@ fn parquet_conflict(name: &str, location: &FileLocation) -> Option<String> {
         }
     }
     None
+}
+
+/// Checks an Arrow source's files before DataFusion reads them.
+///
+/// DataFusion reads every file in the layout, IPC file or IPC stream, it found first, and
+/// fails on the others with an error that names no file: a source's files must all be of
+/// one layout. And a file that is neither (truncated, or another format) made its reader
+/// take four bytes of it for a message length and allocate that much (1.3 GB for a 6 KB
+/// file, aborting runi under a memory limit): each file's frame is checked against its size.
+fn check_arrow_files(name: &str, location: &FileLocation) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let error = |message: String| EngineError::Source {
+        name: name.to_string(),
+        uri: location.uri.clone(),
+        message,
+    };
+    let mut first: Option<(PathBuf, &'static str)> = None;
+    for file in source_files(name, location, "arrow")? {
+        let shown = as_given(&file);
+        let shown = shown.display();
+        let cannot = |e: std::io::Error| error(format!("cannot read {shown}: {e}"));
+        let mut f = std::fs::File::open(&file).map_err(cannot)?;
+        let size = f.metadata().map_err(cannot)?.len();
+        let mut head = Vec::with_capacity(8);
+        (&mut f).take(8).read_to_end(&mut head).map_err(cannot)?;
+        if head.is_empty() {
+            continue; // an empty file has no layout (and no rows)
+        }
+        // The IPC file format's magic (arrow and DataFusion keep theirs private).
+        let layout = if head.starts_with(b"ARROW1") {
+            let mut tail = [0u8; 6];
+            let ends = size >= 12
+                && f.seek(SeekFrom::End(-6)).is_ok()
+                && f.read_exact(&mut tail).is_ok()
+                && &tail == b"ARROW1";
+            if !ends {
+                return Err(error(format!(
+                    "{shown} is a damaged Arrow IPC file: it starts like one but does not end with its footer (truncated?)"
+                )));
+            }
+            "IPC file"
+        } else {
+            // A stream starts with a message: 0xFFFFFFFF and its length, or (before Arrow
+            // 0.15) the length alone; the length must fit the file.
+            let word = |at: usize| {
+                head.get(at..at + 4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            };
+            let (length, after) = match word(0) {
+                Some(-1) => (word(4), 8),
+                other => (other, 4),
+            };
+            let fits = length.is_some_and(|l| l >= 0 && (l as u64) + after <= size);
+            if !fits {
+                let what = if head.starts_with(b"PAR1") {
+                    " (it is a Parquet file: read it with parquet://)".to_string()
+                } else {
+                    String::new()
+                };
+                return Err(error(format!(
+                    "{shown} is not an Arrow IPC file or stream{what}: its first bytes are not an Arrow message that fits the file (damaged or truncated?)"
+                )));
+            }
+            "IPC stream"
+        };
+        match &first {
+            None => first = Some((file.clone(), layout)),
+            Some((seen, seen_layout)) if *seen_layout != layout => {
+                return Err(error(format!(
+                    "{} is an Arrow {seen_layout} but {} an Arrow {layout}: every file of a source must have one layout (write them all as files or all as streams)",
+                    as_given(seen).display(),
+                    shown
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The files a source reads: the file itself, or those with extension `ext` in its folder.

@@ -1518,9 +1518,19 @@ pub fn locate_source_error(plan: &LogicalPlan, message: &str) -> Option<String> 
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::datasource::source_as_provider;
 
-    if !(message.contains(" at line ")
-        || message.contains(" for line ")
-        || message.contains("Json error"))
+    // Readers' errors (CSV values, JSON records, Parquet and Arrow files), not others about
+    // a source (which re-reading its files would not place).
+    if ![
+        " at line ",
+        " for line ",
+        "Json error",
+        "Parquet",
+        "Arrow",
+        "Ipc error",
+        "Io error",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
     {
         return None;
     }

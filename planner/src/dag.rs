@@ -254,7 +254,7 @@ pub fn decode(path: &str, bytes: &[u8], ctx: &SessionContext) -> Result<(DagMeta
         .map_err(|e| bad(format!("plan is not valid base64: {e}")))?;
     if checksum(&file.meta, &plan_bytes, [&file.runink, &file.datafusion])? != file.checksum {
         return Err(bad(
-            "the file was changed after `runi compile` wrote it (its checksum does not match its contents); compile the Scenario again".into(),
+            "its checksum does not match its contents: the file was changed after `runi compile` wrote it, or written by another build of runi; compile the Scenario again".into(),
         ));
     }
     let plan =

@@ -1021,3 +1021,107 @@ fn an_exec_programs_stderr_is_shown_as_its_own() {
         .fails(2, &["exited with status 3", "\n    first\n    second"]);
     assert!(!out.stderr.contains("error: second"), "{}", out.stderr);
 }
+
+/// A damaged Arrow file is refused at once, named: its reader once took four bytes of it
+/// for a message length and allocated that much (1.3 GB for a 6 KB file).
+#[test]
+fn a_damaged_arrow_file_is_named_not_allocated() {
+    use std::sync::Arc;
+    let p = Project::empty();
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
+    ]));
+    let batch = arrow::array::RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(arrow::array::Int64Array::from_iter_values(
+            0..1000,
+        ))],
+    )
+    .expect("batch");
+    let mut bytes = Vec::new();
+    {
+        let mut w = arrow::ipc::writer::FileWriter::try_new(&mut bytes, &schema).expect("writer");
+        w.write(&batch).expect("write");
+        w.finish().expect("finish");
+    }
+    std::fs::write(p.path().join("trunc.arrow"), &bytes[..bytes.len() / 2]).expect("write");
+    std::fs::write(p.path().join("pq.arrow"), b"PAR1 not really arrow PAR1").expect("write");
+    std::fs::write(
+        p.path().join("junk.arrow"),
+        b"\xff\xff\xff\xff\x00\x00\x00\x7f and more",
+    )
+    .expect("write");
+    for (file, needle) in [
+        ("trunc.arrow", "trunc.arrow is a damaged Arrow IPC file"),
+        ("pq.arrow", "it is a Parquet file"),
+        (
+            "junk.arrow",
+            "junk.arrow is not an Arrow IPC file or stream",
+        ),
+    ] {
+        p.write(
+            "f.feature",
+            &format!(
+                "Feature: F\n  Scenario: S\n    @source(\"arrow://{file}\", name=\"x\")\n    @sink(\"json://out/x.ndjson\")\n"
+            ),
+        );
+        p.runi(&["compile", "--scenario", "f.feature", "--dry-run"])
+            .fails(2, &[needle]);
+    }
+}
+
+/// Appending to an NDJSON file: a column must keep its JSON type, or the file (a dataset)
+/// could no longer be read.
+#[test]
+fn an_ndjson_append_that_changes_a_type_is_refused() {
+    let p = Project::empty();
+    p.write("a.csv", "id,amount\n1,10\n");
+    p.write(
+        "a.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"csv://a.csv\", name=\"a\")\n    @sink(\"json://out/h.ndjson\", mode=\"append\")\n",
+    );
+    p.runi(&["run", "--scenario", "a.feature"]).ok();
+    p.write("a.csv", "id,amount\n2,big\n");
+    p.runi(&["run", "--scenario", "a.feature"]).fails(
+        1,
+        &[
+            "out/h.ndjson:1 holds `amount` as a number",
+            "writes it as text",
+        ],
+    );
+    assert_eq!(p.read("out/h.ndjson"), "{\"id\":1,\"amount\":10}\n");
+    // The same types append.
+    p.write("a.csv", "id,amount\n3,30\n");
+    p.runi(&["run", "--scenario", "a.feature"]).ok();
+    assert_eq!(p.read("out/h.ndjson").lines().count(), 2);
+}
+
+/// A file of a Parquet folder that does not read at run time is named (the reader's own
+/// error names no file).
+#[test]
+fn a_damaged_file_in_a_parquet_folder_is_named_at_run_time() {
+    let p = Project::empty();
+    std::fs::create_dir_all(p.path().join("pq")).expect("mkdir");
+    for name in ["pq/a.parquet", "pq/b.parquet"] {
+        p.write_parquet(
+            name,
+            vec![(
+                "id",
+                std::sync::Arc::new(arrow::array::Int64Array::from_iter_values(0..10_000)) as _,
+            )],
+        );
+    }
+    // The first page's header damaged; the footer (read at compile time) intact.
+    let path = p.path().join("pq/b.parquet");
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[4..40].fill(0xff);
+    std::fs::write(&path, bytes).expect("write");
+    p.write(
+        "f.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"parquet://pq/\", name=\"t\")\n    @sink(\"json://out/x.ndjson\")\n",
+    );
+    p.runi(&["compile", "--scenario", "f.feature", "--dry-run"])
+        .ok();
+    p.runi(&["run", "--scenario", "f.feature", "--slices", "inprocess"])
+        .fails(1, &["source `t`", "pq/b.parquet: "]);
+}

@@ -104,14 +104,15 @@ fn the_embedded_journey_records_runs_datasets_and_lineage() {
     let two = p
         .runi(&["sql", "-o", "csv", "SELECT 1 AS a; SELECT 'x;y' AS b"])
         .ok();
-    assert_eq!(two.stdout, "a\n1\nb\nx;y\n");
+    // (CSV tables apart by a blank line.)
+    assert_eq!(two.stdout, "a\n1\n\nb\nx;y\n");
     let script = p
         .runi_stdin(
             &["sql", "-o", "csv"],
             "SELECT count(*) AS n FROM customers; -- all of them\nSELECT 2 AS m;\n",
         )
         .ok();
-    assert_eq!(script.stdout, "n\n2\nm\n2\n");
+    assert_eq!(script.stdout, "n\n2\n\nm\n2\n");
     let csv = p
         .runi(&[
             "sql",
@@ -574,6 +575,38 @@ fn contract_drift_follows_the_herd_policy() {
         .find(|c| c["version"] == "1.1.0")
         .unwrap();
     assert_eq!(v11["datasets"][0], "finance.customers");
+    assert_eq!(v11["registered"], true);
+
+    // Edited without a new version: the run warns, and `contract list` shows the hash it
+    // enforced (and the dataset under it) beside the registered text.
+    let edited = p.read("contracts/customer.yaml");
+    assert!(edited.contains("minimum: 0"), "{edited}");
+    p.write(
+        "contracts/customer.yaml",
+        &edited.replacen("minimum: 0", "minimum: 1", 1),
+    );
+    let run = p
+        .runi(&["run", "--scenario", "features/sample.feature", "-o", "json"])
+        .ok();
+    let used = run.json()["contract"]["hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
+    let listed = p.runi(&["contract", "list", "-o", "json"]).ok().json();
+    let rows: Vec<&serde_json::Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["version"] == "1.1.0")
+        .collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    let row = rows
+        .iter()
+        .find(|c| c["hash"] == used.as_str())
+        .expect("used hash listed");
+    assert_eq!(row["registered"], false, "{listed}");
+    assert_eq!(row["runs"], 1, "{listed}");
+    assert_eq!(row["datasets"][0], "finance.customers", "{listed}");
 }
 
 #[test]
