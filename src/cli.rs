@@ -129,9 +129,9 @@ pub struct StatusArgs {
     /// Show this run (an id, or a unique prefix of one).
     #[arg(long, value_name = "ID")]
     pub runid: Option<String>,
-    /// Show at most this many runs, newest first.
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
+    /// Show at most this many runs, newest first (1 or more).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: u64,
 }
 
 #[derive(Debug, Args)]

@@ -65,7 +65,7 @@ pub async fn status(global: &Global, args: &StatusArgs) -> CmdResult {
         };
         return print(global.output, run, || show_run(run));
     }
-    runs.truncate(args.limit);
+    runs.truncate(usize::try_from(args.limit).unwrap_or(usize::MAX));
     print(global.output, &runs, || list(&runs))
 }
 

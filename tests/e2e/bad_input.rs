@@ -1125,3 +1125,10 @@ fn a_damaged_file_in_a_parquet_folder_is_named_at_run_time() {
     p.runi(&["run", "--scenario", "f.feature", "--slices", "inprocess"])
         .fails(1, &["source `t`", "pq/b.parquet: "]);
 }
+
+#[test]
+fn status_limit_must_be_at_least_one() {
+    let p = Project::empty();
+    p.runi(&["status", "--limit", "0"])
+        .fails(2, &["--limit", "0"]);
+}
