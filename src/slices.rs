@@ -60,6 +60,36 @@ impl Budget {
         )
     }
 
+    /// Which limits fit no slice, said with their numbers.
+    fn short_of(&self) -> Vec<String> {
+        let mut short = Vec::new();
+        if self.slices_max == Some(0) {
+            short.push("slices_max = 0".to_string());
+        }
+        if let (Some(herd), Some(each)) = (self.herd_cpu_millis, self.slice_cpu_millis)
+            && each > herd
+        {
+            short.push(format!(
+                "@requires(cpu=) asks {} core(s) per slice, the herd's cpu_limit is {}",
+                each as f64 / 1000.0,
+                herd as f64 / 1000.0
+            ));
+        }
+        if let (Some(herd), Some(each)) = (self.herd_memory_bytes, self.slice_memory_bytes)
+            && each > herd
+        {
+            short.push(format!(
+                "@requires(memory=) asks {} MiB per slice, the herd's memory_limit is {} MiB",
+                each >> 20,
+                herd >> 20
+            ));
+        }
+        if short.is_empty() {
+            short.push("slices_max, cpu_limit, memory_limit and @requires".to_string());
+        }
+        short
+    }
+
     /// How many slices of what each asks for fit in the herd's quota (`None`: no limit).
     fn fit(&self) -> Option<usize> {
         let fit = |total: Option<u64>, each: Option<u64>| match (total, each) {
@@ -101,8 +131,8 @@ impl Budget {
         };
         if count == 0 {
             return Err(Failure::input(anyhow!(
-                "the quota of herd `{herd}` fits no slice (slices_max, cpu_limit, memory_limit \
-                 and @requires); {instead}"
+                "the quota of herd `{herd}` fits no slice ({}); {instead}",
+                self.short_of().join("; ")
             )));
         }
         Ok(count)

@@ -175,8 +175,14 @@ fn a_herd_whose_quota_fits_fewer_slices_gets_fewer() {
             .replace("cpu_limit = \"1000m\"", "cpu_limit = \"500m\""),
     );
     p.runi(&["herd", "apply", "-f", "herd.toml"]).ok();
-    p.runi(&["run", "--scenario", "trades.feature"])
-        .fails(2, &["fits no slice", "lower @requires"]);
+    p.runi(&["run", "--scenario", "trades.feature"]).fails(
+        2,
+        &[
+            "fits no slice",
+            "@requires(cpu=) asks 1 core(s) per slice, the herd's cpu_limit is 0.5",
+            "lower @requires",
+        ],
+    );
     p.runi(&[
         "run",
         "--scenario",
