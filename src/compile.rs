@@ -202,6 +202,22 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
                 out.display()
             )));
         }
+        // Nor into a source's folder, whose files the Scenario reads (the DAG would be read
+        // as data next time).
+        if let Some(source) = compiled.meta.sources.iter().find(|s| {
+            s.uri
+                .split_once("://")
+                .filter(|(scheme, _)| *scheme != "dataset")
+                .and_then(|(_, path)| std::fs::canonicalize(path).ok())
+                .is_some_and(|dir| dir.is_dir() && real_path(out).starts_with(&dir))
+        }) {
+            return Err(Failure::input(anyhow!(
+                "--out {} is inside the folder of source `{}` ({}), whose files the Scenario reads: write the DAG elsewhere (e.g. dags/NAME.dag)",
+                out.display(),
+                source.name,
+                source.uri
+            )));
+        }
         if let Some((count, split)) = &split {
             compiled.meta.slices = slice_graph(split, *count);
         }
@@ -223,6 +239,25 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// `path` made absolute with its links resolved, as far as it exists (the rest appended).
+fn real_path(path: &std::path::Path) -> std::path::PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut rest = Vec::new();
+    let mut at = absolute.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return absolute,
+        }
+    }
 }
 
 /// What `path` is, when it exists and is not a DAG file `--out` may replace: its first bytes

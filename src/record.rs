@@ -193,6 +193,9 @@ pub async fn sweep_lost(global: &Global, barn: &Barn) -> Result<usize, Failure> 
         let _ = std::fs::remove_file(RunLock::path(&global.home, &run.id));
         lost += 1;
     }
+    // Cgroups of runners that died longer ago (found lost by an older runi, or with
+    // slices that outlived the sweep above).
+    runink_engine::isolation::sweep_abandoned(runink_engine::isolation::SWEEP_AGE);
     Ok(lost)
 }
 

@@ -220,14 +220,38 @@ pub fn sweep_abandoned(min_age: std::time::Duration) -> usize {
 }
 
 /// Removes the slice cgroups of `owner`, a runner known to be dead (its run was found
-/// lost), whatever their age; cgroups with a process still in them stay. Returns how many
-/// went.
+/// lost), whatever their age. Its slices have nobody to report to: any still in them
+/// (they notice the runner's death within seconds) are killed, and their exit awaited for up
+/// to two seconds. Returns how many cgroups went.
 pub fn remove_owned_by(owner: u32) -> usize {
-    slice_cgroup_names()
+    let names: Vec<String> = slice_cgroup_names()
         .into_iter()
         .filter(|name| owner_of(name) == Some(owner))
-        .map(|name| usize::from(remove_if_empty(&name)))
-        .sum()
+        .collect();
+    for name in &names {
+        let cgroup = Cgroup::load(hierarchies::auto(), format!("{CGROUP_PARENT}/{name}"));
+        for p in cgroup.procs() {
+            if let Ok(pid) = i32::try_from(p.pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let found = names.len();
+    let mut left = names;
+    loop {
+        left.retain(|name| !remove_if_empty(name));
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            break;
+        }
+        // The killed processes leave their cgroup as the kernel reaps them (polled: a cgroup
+        // v1 hierarchy has no event for it).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    found - left.len()
 }
 
 /// The owner PID in a slice cgroup's name (`NAME-PID-oOWNER`).

@@ -838,7 +838,7 @@ pub fn sink_schema(input: &Schema, when: &SinkWhen, format: FileFormatKind) -> S
             if format == FileFormatKind::Csv && f.name() == VIOLATIONS_COLUMN {
                 Arc::new(Field::new(VIOLATIONS_COLUMN, DataType::Utf8, false))
             } else {
-                let mut t = plain_type(f.data_type());
+                let mut t = nullable_inside(&plain_type(f.data_type()));
                 if format == FileFormatKind::Parquet {
                     t = parquet_time_unit(&t);
                 }
@@ -862,6 +862,28 @@ fn parquet_time_unit(t: &DataType) -> DataType {
         )),
         _ => None,
     })
+}
+
+/// `t` with every field inside it (struct fields, list items, map entries) nullable: what a
+/// source could prove not null is not a property of the dataset the sink writes, and files
+/// of one dataset must agree (an append compares their types).
+fn nullable_inside(t: &DataType) -> DataType {
+    let field = |f: &FieldRef| {
+        Arc::new(
+            f.as_ref()
+                .clone()
+                .with_data_type(nullable_inside(f.data_type()))
+                .with_nullable(true),
+        )
+    };
+    match t {
+        DataType::List(f) => DataType::List(field(f)),
+        DataType::LargeList(f) => DataType::LargeList(field(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
+        DataType::Struct(fs) => DataType::Struct(fs.iter().map(field).collect()),
+        // A map's entries and keys stay as Arrow requires them (non-null).
+        _ => t.clone(),
+    }
 }
 
 /// `t` with string and binary views as plain strings and binaries. Files keep the Arrow
@@ -962,10 +984,16 @@ fn append_conflict(target: &Path, format: FileFormatKind, schema: &Schema) -> Op
         }
         _ => return None,
     };
+    // Nullability inside a type is no conflict: older runs wrote what their source proved.
     let shape = |s: &Schema| -> Vec<(String, DataType)> {
         s.fields()
             .iter()
-            .map(|f| (f.name().clone(), plain_type(f.data_type())))
+            .map(|f| {
+                (
+                    f.name().clone(),
+                    nullable_inside(&plain_type(f.data_type())),
+                )
+            })
             .collect()
     };
     if shape(&existing) == shape(schema) {
@@ -1043,6 +1071,25 @@ fn json_append_conflict(target: &Path, schema: &SchemaRef) -> Option<String> {
         let Ok(serde_json::Value::Object(record)) = serde_json::from_str(&line) else {
             continue;
         };
+        let place = format!("{}:{}", target.display(), i + 1);
+        // A column the file has and this run does not write: the dataset would lose it.
+        if let Some((name, _)) = record
+            .iter()
+            .find(|(k, v)| !v.is_null() && schema.field_with_name(k).is_err())
+        {
+            return Some(format!(
+                "mode=append: {place} holds `{name}`, which this run does not write; append needs the same columns: write elsewhere, or use mode=overwrite"
+            ));
+        }
+        // A column of type Null (nothing but nulls to infer from) where the file has values.
+        if let Some(field) = schema.fields().iter().find(|f| {
+            f.data_type() == &DataType::Null && record.get(f.name()).is_some_and(|v| !v.is_null())
+        }) {
+            return Some(format!(
+                "mode=append: {place} holds values of `{}`, but this run's are all null, with no type (nothing to infer one from): give the source a contract that types it, or use mode=overwrite",
+                field.name()
+            ));
+        }
         for field in schema.fields() {
             let (Some(ours), Some(theirs)) = (
                 written(field.data_type()),

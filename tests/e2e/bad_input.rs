@@ -880,6 +880,16 @@ fn compile_out_does_not_overwrite_a_file_that_is_not_a_dag() {
     }
     assert_eq!(p.read("orders.csv"), before);
     assert_eq!(p.read("q.sql"), "SELECT * FROM orders\n");
+    // Nor is a DAG written into a source's folder, where it would be read as data.
+    std::fs::create_dir_all(p.path().join("jdir")).expect("mkdir");
+    p.write("jdir/a.ndjson", "{\"id\":1}\n");
+    p.write(
+        "j.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"json://jdir/\", name=\"j\")\n    @sink(\"csv://out/j.csv\")\n",
+    );
+    p.runi(&["compile", "--scenario", "j.feature", "--out", "jdir/j.dag"])
+        .fails(2, &["inside the folder of source `j`"]);
+    assert_eq!(p.files("jdir"), vec!["a.ndjson".to_string()]);
     // A DAG file is replaced, as before.
     p.runi(&["compile", "--scenario", "f.feature", "--out", "f.dag"])
         .ok();
@@ -1090,6 +1100,14 @@ fn an_ndjson_append_that_changes_a_type_is_refused() {
         ],
     );
     assert_eq!(p.read("out/h.ndjson"), "{\"id\":1,\"amount\":10}\n");
+    // A run without the column, or with only nulls in it (no type to infer), would make
+    // the file lose it or mix types.
+    p.write("a.csv", "id\n4\n");
+    p.runi(&["run", "--scenario", "a.feature"])
+        .fails(1, &["holds `amount`, which this run does not write"]);
+    p.write("a.csv", "id,amount\n5,\n");
+    p.runi(&["run", "--scenario", "a.feature"])
+        .fails(1, &["holds values of `amount`", "all null"]);
     // The same types append.
     p.write("a.csv", "id,amount\n3,30\n");
     p.runi(&["run", "--scenario", "a.feature"]).ok();

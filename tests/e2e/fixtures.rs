@@ -1171,7 +1171,7 @@ fn sinks_write_every_column_nullable() {
     let p = Project::fixture("orders");
     p.write(
         "f.feature",
-        "Feature: F\n  Scenario: S\n    @source(\"csv://orders.csv\", name=\"o\")\n    @step(name=\"c\", sql=\"SELECT 1 AS one, 'x' AS s, coalesce(customer, '') AS c FROM o\")\n    @sink(\"parquet://out/p.parquet\")\n    @sink(\"arrow://out/a.arrow\")\n",
+        "Feature: F\n  Scenario: S\n    @source(\"csv://orders.csv\", name=\"o\")\n    @step(name=\"c\", sql=\"SELECT 1 AS one, 'x' AS s, coalesce(customer, '') AS c, named_struct('k', 1) AS st FROM o\")\n    @sink(\"parquet://out/p.parquet\")\n    @sink(\"arrow://out/a.arrow\")\n",
     );
     p.runi(&["run", "--scenario", "f.feature"]).ok();
     let parquet = std::fs::File::open(p.path().join("out/p.parquet")).expect("parquet");
@@ -1181,9 +1181,14 @@ fn sinks_write_every_column_nullable() {
     let arrow_file = std::fs::File::open(p.path().join("out/a.arrow")).expect("arrow");
     let ipc = arrow::ipc::reader::FileReader::try_new(arrow_file, None).expect("arrow reader");
     for schema in [reader.schema().clone(), ipc.schema()] {
-        assert_eq!(schema.fields().len(), 3);
+        assert_eq!(schema.fields().len(), 4);
         for f in schema.fields() {
             assert!(f.is_nullable(), "{f:?}");
         }
+        // Inside nested types too (an append compares them).
+        let arrow::datatypes::DataType::Struct(inner) = schema.field(3).data_type() else {
+            panic!("not a struct: {:?}", schema.field(3));
+        };
+        assert!(inner[0].is_nullable(), "{inner:?}");
     }
 }
