@@ -999,14 +999,30 @@ impl Builder<'_> {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let df = self.ctx.sql_with_options(sql, options).await.map_err(|e| {
+        // With spans collected, DataFusion's planning errors (an unknown column, a bad
+        // GROUP BY) carry where in the SQL they are, as its parser's errors do.
+        let mut state = self.ctx.state();
+        state.config_mut().options_mut().sql_parser.collect_spans = true;
+        let planned = match state.create_logical_plan(sql).await {
+            Ok(plan) => options.verify_plan(&plan).map(|()| plan),
+            Err(e) => Err(e),
+        };
+        let plan = planned.map_err(|e| {
             let mut m = user_message(&e);
             if m.contains("not found") {
                 m.push_str(&format!(" (known relations: {}, input)", self.known()));
             }
+            if let Some(span) = e.diagnostic().and_then(|d| d.span)
+                && span.start.line > 0
+                && !m.contains(" at Line: ")
+            {
+                m.push_str(&format!(
+                    " at Line: {}, Column: {}",
+                    span.start.line, span.start.column
+                ));
+            }
             at(m)
         })?;
-        let plan = df.into_unoptimized_plan();
         use datafusion::common::tree_node::TreeNodeRecursion;
         if let LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) | LogicalPlan::DescribeTable(_) =
             &plan

@@ -1150,3 +1150,26 @@ fn status_limit_must_be_at_least_one() {
     p.runi(&["status", "--limit", "0"])
         .fails(2, &["--limit", "0"]);
 }
+
+/// A planning error (not a syntax error) is placed where the SQL has it too: an unknown
+/// column in a `sql_file` at the file's line and column, and in a step at the Feature's.
+#[test]
+fn an_unknown_column_is_placed_where_it_was_written() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step(name=\"q\", sql_file=\"q.sql\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.write(
+        "q.sql",
+        "SELECT order_id,\n       amount_typo\nFROM orders\n",
+    );
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["q.sql:2:8:", "step `q`", "amount_typo"]);
+    p.write(
+        "bad.feature",
+        &format!(
+            "{FEATURE_HEAD}    @source(\"csv://orders.csv\")\n    @step(name=\"q\", sql=\"\"\"\n        SELECT order_id,\n               amount_typo\n        FROM orders\n    \"\"\")\n    @sink(\"json://out/x.ndjson\")\n"
+        ),
+    );
+    p.runi(&["compile", "--scenario", "bad.feature", "--dry-run"])
+        .fails(2, &["bad.feature:6:16:", "step `q`", "amount_typo"]);
+}
