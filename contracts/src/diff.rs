@@ -100,6 +100,17 @@ pub fn diff(old: &Contract, new: &Contract) -> ContractDiff {
             format!("fields reordered: {} -> {}", was.join(", "), is.join(", ")),
         );
     }
+    // A version lower than the old one is worth a line: registries and readers take
+    // versions to grow.
+    if let (Some(was), Some(is)) = (semver(&old.version), semver(&new.version))
+        && is < was
+    {
+        push(
+            None,
+            false,
+            format!("version goes back: {} -> {}", old.version, new.version),
+        );
+    }
     let breaking = out.iter().any(|c| c.breaking);
     // A new major version is a higher one: the same, a lower one (0.5.0 after 1.0.0) or one
     // that is not a version number (`latest`) does not announce a break.
@@ -118,6 +129,22 @@ pub fn diff(old: &Contract, new: &Contract) -> ContractDiff {
         });
     }
     ContractDiff { changes: out }
+}
+
+/// `MAJOR.MINOR.PATCH` as numbers (missing parts are 0), to compare versions.
+fn semver(version: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['-', '+'])
+        .next()?
+        .split('.');
+    let mut next = || -> Option<u64> {
+        match parts.next() {
+            Some(p) => p.parse().ok(),
+            None => Some(0),
+        }
+    };
+    Some((next()?, next()?, next()?))
 }
 
 fn major(version: &str) -> Option<u64> {

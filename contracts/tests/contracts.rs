@@ -1675,16 +1675,25 @@ mod drift {
         );
         new.version = "2.0.0".into();
         assert_eq!(diff(&old, &new).changes.len(), 4);
-        // A lower major version, or none that can be read, announces no break.
-        for version in ["0.5.0", "latest"] {
+        // A lower major version, or none that can be read, announces no break (and a lower
+        // one is named).
+        for (version, changes) in [("0.5.0", 6), ("latest", 5)] {
             new.version = version.into();
             let d = diff(&old, &new);
-            assert_eq!(d.changes.len(), 5, "{version}");
+            assert_eq!(d.changes.len(), changes, "{version}: {:?}", messages(&d));
             assert!(
-                d.changes[4].message.contains("without a new major version"),
+                d.changes[changes - 1]
+                    .message
+                    .contains("without a new major version"),
                 "{version}"
             );
         }
+        let mut back = old.clone();
+        back.version = "1.1.9".into();
+        assert_eq!(
+            messages(&diff(&old, &back)),
+            vec![("version goes back: 1.2.0 -> 1.1.9".to_string(), false)]
+        );
     }
 }
 
