@@ -165,13 +165,7 @@ fn sliced_session(
         session_config(&session),
         runtime,
         workers,
-        // Scan tasks of 1 MiB, as runs have: with the default (16 MiB of the columns
-        // read) a query over tens of MiB stayed one task, and ran here, outside the slices
-        // and their cgroups. Joins are not broadcast (see `SliceOptions`).
-        &SliceOptions {
-            scan_bytes_per_task: Some(1 << 20),
-            ..SliceOptions::default()
-        },
+        &SliceOptions::for_queries(),
     )
     .map_err(|e| Failure::run(anyhow!("{e}")))?;
     Ok((ctx, pool))

@@ -346,13 +346,13 @@ impl SourceTable {
                 _ => match arrow::ipc::reader::FileReader::try_new(f, None) {
                     Ok(reader) => reader.into_iter().find_map(|b| b.err()).map(|e| e.to_string()),
                     // A stream (its layout was checked before the run).
-                    Err(_) => std::fs::File::open(&file)
-                        .ok()
-                        .and_then(|f| arrow::ipc::reader::StreamReader::try_new(f, None).err().map(|e| e.to_string()).or_else(|| {
-                            let f = std::fs::File::open(&file).ok()?;
-                            let reader = arrow::ipc::reader::StreamReader::try_new(f, None).ok()?;
-                            reader.into_iter().find_map(|b| b.err()).map(|e| e.to_string())
-                        })),
+                    Err(_) => match std::fs::File::open(&file)
+                        .map_err(arrow::error::ArrowError::from)
+                        .and_then(|f| arrow::ipc::reader::StreamReader::try_new(f, None))
+                    {
+                        Ok(reader) => reader.into_iter().find_map(|b| b.err()).map(|e| e.to_string()),
+                        Err(e) => Some(e.to_string()),
+                    },
                 },
             };
             if let Some(why) = failure {

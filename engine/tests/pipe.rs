@@ -150,20 +150,12 @@ fn a_full_ring_holds_the_writer_back() {
 fn a_reader_that_keeps_every_batch_does_not_stall_the_writer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = new_pipe(dir.path(), small());
-    let writer_path = path.clone();
-    let writer = std::thread::spawn(move || {
-        let mut w = PipeWriter::open(&writer_path, &schema()).expect("writer");
-        for i in 0..64 {
-            w.write(&batch(i * 100, 100)).expect("write");
-        }
-        w.finish().expect("finish");
-    });
-    let mut r = PipeReader::open(&path).expect("reader");
-    let mut kept = Vec::new();
-    while let Some(b) = r.next_batch().expect("read") {
-        kept.push(b);
-    }
-    writer.join().expect("writer thread");
+    // The reader keeps every batch it reads (and so every slot decoded in place).
+    let kept = through_a_thread(
+        &path,
+        &schema(),
+        (0..64).map(|i| batch(i * 100, 100)).collect(),
+    );
     assert_eq!(ids(&kept), (0..6400).collect::<Vec<i64>>());
 }
 
@@ -180,18 +172,10 @@ fn string_views_are_compacted_and_split_to_fit_slots() {
     let values: Vec<String> = (0..4000).map(|i| format!("{i:040}")).collect();
     let array = arrow::array::StringViewArray::from_iter_values(values.iter());
     let big = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(array)]).expect("batch");
-    let writer_path = path.clone();
-    let (to_send, s2) = (big.clone(), Arc::clone(&schema));
-    let writer = std::thread::spawn(move || {
-        let mut w = PipeWriter::open(&writer_path, &s2).expect("writer");
-        w.write(&to_send).expect("a view batch larger than a slot");
-        w.write(&to_send.slice(100, 10))
-            .expect("a small slice of it");
-        w.finish().expect("finish");
-    });
-    let mut r = PipeReader::open(&path).expect("reader");
+    // A view batch larger than a slot, and a small slice of it.
+    let read = through_a_thread(&path, &schema, vec![big.clone(), big.slice(100, 10)]);
     let mut got = Vec::new();
-    while let Some(b) = r.next_batch().expect("read") {
+    for b in &read {
         let a = b
             .column(0)
             .as_any()
@@ -199,7 +183,6 @@ fn string_views_are_compacted_and_split_to_fit_slots() {
             .expect("view");
         got.extend(a.iter().map(|v| v.expect("not null").to_string()));
     }
-    writer.join().expect("writer thread");
     let mut expected = values.clone();
     expected.extend(values[100..110].iter().cloned());
     assert_eq!(got, expected);
@@ -423,6 +406,30 @@ fn a_writer_process_that_dies_fails_the_reader() {
 }
 
 /// `written` through a fresh pipe (writer and reader in this thread; the ring holds them).
+/// `batches` written into the pipe at `path` by another thread (so a full ring does not
+/// stall the test) and read back here.
+fn through_a_thread(
+    path: &Path,
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Vec<RecordBatch> {
+    let (writer_path, schema) = (path.to_path_buf(), Arc::clone(schema));
+    let writer = std::thread::spawn(move || {
+        let mut w = PipeWriter::open(&writer_path, &schema).expect("writer");
+        for b in &batches {
+            w.write(b).expect("write");
+        }
+        w.finish().expect("finish");
+    });
+    let mut r = PipeReader::open(path).expect("reader");
+    let mut read = Vec::new();
+    while let Some(b) = r.next_batch().expect("read") {
+        read.push(b);
+    }
+    writer.join().expect("writer thread");
+    read
+}
+
 fn round_trip(written: &[RecordBatch]) -> Vec<RecordBatch> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = new_pipe(dir.path(), small());
@@ -538,19 +545,7 @@ fn a_slice_of_a_list_column_goes_as_one_frame() {
     )]));
     let big = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(lists)]).expect("batch");
     let part = big.slice(100, 500);
-    let writer_path = path.clone();
-    let (to_send, s2) = (part.clone(), Arc::clone(&schema));
-    let writer = std::thread::spawn(move || {
-        let mut w = PipeWriter::open(&writer_path, &s2).expect("writer");
-        w.write(&to_send).expect("a slice of a list batch");
-        w.finish().expect("finish");
-    });
-    let mut r = PipeReader::open(&path).expect("reader");
-    let mut got = Vec::new();
-    while let Some(b) = r.next_batch().expect("read") {
-        got.push(b);
-    }
-    writer.join().expect("writer thread");
+    let got = through_a_thread(&path, &schema, vec![part.clone()]);
     assert_eq!(
         got.len(),
         1,

@@ -101,6 +101,16 @@ impl SliceOptions {
             exchange: Exchange::Pipes,
         }
     }
+
+    /// How `runi sql --slices` splits a query: scan tasks of 1 MiB as for runs (with the
+    /// default, 16 MiB of the columns read, a query over tens of MiB stayed one task and ran
+    /// in `runi sql`'s own process, outside the slices' cgroups), joins not broadcast.
+    pub fn for_queries() -> Self {
+        Self {
+            broadcast_joins: false,
+            ..Self::for_runs()
+        }
+    }
 }
 
 /// How stages hand batches to the tasks that read them.

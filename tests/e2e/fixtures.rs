@@ -462,18 +462,7 @@ fn a_relation_read_through_several_branches_is_computed_once() {
 "#,
     );
     std::fs::remove_file(p.path().join("invocations.log")).unwrap();
-    let run = p
-        .runi(&[
-            "run",
-            "--scenario",
-            "mixed.feature",
-            "--slices",
-            "inprocess",
-            "-o",
-            "json",
-        ])
-        .ok()
-        .json();
+    let run = p.run_json("mixed.feature", "inprocess");
     // The compile-time probe, then the run: twice in all.
     assert_eq!(p.read("invocations.log").lines().count(), 2);
     let rows = p.read("orders.csv").lines().count() as u64 - 1;
@@ -533,18 +522,7 @@ fn a_large_repeated_relation_runs_on_slices() {
     @sink("csv://out/agg.csv", from="agg")
 "#,
     );
-    let run = p
-        .runi(&[
-            "run",
-            "--scenario",
-            "s.feature",
-            "--slices",
-            "2",
-            "-o",
-            "json",
-        ])
-        .ok()
-        .json();
+    let run = p.run_json("s.feature", "2");
     assert_eq!(run["slices"], 2, "{run:#}");
     assert_eq!(run["sources"][0]["rows"], 100_000, "{run:#}");
     assert_eq!(count_rows(&p.path().join("out/r"), None), 100_000);
@@ -789,18 +767,7 @@ fn csv_values_with_line_breaks_inside_quotes_are_read() {
         "Feature: N\n  Scenario: N\n    @source(\"csv://notes.csv\", name=\"n\")\n    @sink(\"json://out/notes.ndjson\")\n",
     );
     for slices in ["inprocess", "2"] {
-        let run = p
-            .runi(&[
-                "run",
-                "--scenario",
-                "notes.feature",
-                "--slices",
-                slices,
-                "-o",
-                "json",
-            ])
-            .ok()
-            .json();
+        let run = p.run_json("notes.feature", slices);
         assert_eq!(run["sources"][0]["rows"], 3_000, "{run:#}");
         let out = p.read("out/notes.ndjson");
         assert_eq!(out.lines().count(), 3_000);
@@ -854,18 +821,7 @@ fn a_steps_order_by_is_the_order_sinks_write() {
         let _ = std::fs::remove_dir_all(p.path().join("out"));
         // `sorted` is read by a sink and by a step: computed once, counted once, and its
         // sinks still get its order.
-        let report = p
-            .runi(&[
-                "run",
-                "--scenario",
-                "s.feature",
-                "--slices",
-                slices,
-                "-o",
-                "json",
-            ])
-            .ok()
-            .json();
+        let report = p.run_json("s.feature", slices);
         assert_eq!(report["steps"][0]["name"], "sorted");
         assert_eq!(report["steps"][0]["rows"], 40_000, "{slices}: {report}");
         let valid: Vec<(i64, i64)> = p
@@ -1102,18 +1058,7 @@ Feature: N
 "#,
     );
     for slices in ["inprocess", "2"] {
-        let run = p
-            .runi(&[
-                "run",
-                "--scenario",
-                "n.feature",
-                "--slices",
-                slices,
-                "-o",
-                "json",
-            ])
-            .ok()
-            .json();
+        let run = p.run_json("n.feature", slices);
         assert_eq!(
             rule_counts(&run),
             serde_json::json!({"x:maximum": 1}),

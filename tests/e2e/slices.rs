@@ -89,18 +89,7 @@ fn the_example_split_across_two_slices_counts_and_writes_like_one_process() {
         Some("array_length(_violations) > 1"),
     );
 
-    let local = p
-        .runi(&[
-            "run",
-            "--scenario",
-            "trades.feature",
-            "--slices",
-            "inprocess",
-            "-o",
-            "json",
-        ])
-        .ok()
-        .json();
+    let local = p.run_json("trades.feature", "inprocess");
     assert_eq!(local["slices"], 0);
     // Taps that ran in slices, and enforcement here, count the same as in one process;
     // `unique` saw every row (200 duplicate trade ids in the generated data).
@@ -271,18 +260,7 @@ Feature: Mixed
     Given the input
 "#,
     );
-    let run = p
-        .runi(&[
-            "run",
-            "--scenario",
-            "mixed.feature",
-            "--slices",
-            "2",
-            "-o",
-            "json",
-        ])
-        .ok()
-        .json();
+    let run = p.run_json("mixed.feature", "2");
     assert_eq!(run["slices"], 2, "{run:#}");
     assert_eq!(count_rows(&p.path().join("out/all.csv"), None), 203_000);
     assert_eq!(

@@ -162,6 +162,22 @@ impl Project {
     }
 
     /// Runs `runi ARGS` in a folder of the project.
+    /// `runi run --scenario FEATURE --slices SLICES -o json`, asserted to succeed: its
+    /// summary.
+    pub fn run_json(&self, feature: &str, slices: &str) -> serde_json::Value {
+        self.runi(&[
+            "run",
+            "--scenario",
+            feature,
+            "--slices",
+            slices,
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json()
+    }
+
     pub fn runi_in(&self, dir: &str, args: &[&str]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_runi"))
             .args(args)
