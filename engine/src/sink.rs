@@ -1058,14 +1058,7 @@ fn json_append_conflict(target: &Path, schema: &SchemaRef) -> Option<String> {
             _ => return None,
         })
     };
-    let kind = |v: &serde_json::Value| match v {
-        serde_json::Value::Null => None,
-        serde_json::Value::Bool(_) => Some("a boolean"),
-        serde_json::Value::Number(_) => Some("a number"),
-        serde_json::Value::String(_) => Some("text"),
-        serde_json::Value::Array(_) => Some("a list"),
-        serde_json::Value::Object(_) => Some("an object"),
-    };
+    let kind = |v: &serde_json::Value| (!v.is_null()).then(|| crate::source::json_kind(v));
     for (i, line) in std::io::BufReader::new(f).lines().take(1000).enumerate() {
         let line = line.ok()?;
         let Ok(serde_json::Value::Object(record)) = serde_json::from_str(&line) else {

@@ -1255,7 +1255,8 @@ fn short_json(v: &serde_json::Value) -> String {
     }
 }
 
-fn json_kind(v: &serde_json::Value) -> &'static str {
+/// A JSON value's type, as messages name it ("a number", "text", …).
+pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "a boolean",
