@@ -31,10 +31,10 @@ use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, Schema};
 use arrow::row::{RowConverter, Rows, SortField};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use regex::Regex;
 
 use crate::error::{ContractError, Result};
 use crate::model::{self, Contract, rule};
+use crate::pattern::Pattern;
 use crate::seen::{SeenBytes, SeenInts, random_seed, shard_hash_bytes, shard_hash_int};
 use crate::{timestamp, types};
 
@@ -123,7 +123,7 @@ struct ColumnCheck {
     required: bool,
     unique: Option<Arc<SharedSeen>>,
     valid_values: Option<ValidValues>,
-    pattern: Option<(Regex, String)>,
+    pattern: Option<(Pattern, String)>,
     bounds: Vec<Bound>,
     min_length: Option<u64>,
     max_length: Option<u64>,
@@ -428,7 +428,7 @@ impl Checker {
             let pattern = match &f.pattern {
                 None => None,
                 Some(p) => Some((
-                    model::compile_pattern(p).map_err(|e| {
+                    Pattern::new(p).map_err(|e| {
                         schema_error(format!(
                             "invalid pattern for `{}`: {}",
                             f.name,
@@ -552,16 +552,26 @@ impl Checker {
                     safe: true,
                     format_options: FormatOptions::default(),
                 };
+                // Decimals read from text in exponent notation (`1e2`) too, as integers do.
+                let plain = match &c.target {
+                    DataType::Decimal128(..) | DataType::Decimal256(..) => {
+                        without_exponents(input)?
+                    }
+                    _ => None,
+                };
+                let read_from = plain.as_ref().unwrap_or(input);
                 let cast = match timestamp::text_to_timestamp(input.as_ref(), &c.target, &safe)? {
                     Some(read) => read,
-                    None => cast_with_options(input, &c.target, &safe)?,
+                    None => cast_with_options(read_from, &c.target, &safe)?,
                 };
                 let cast = if c.target.is_integer() {
                     integral_text(input, cast)?
+                } else if c.target == DataType::Boolean {
+                    null_boolean_prefixes(input, cast)?
                 } else {
-                    cast
+                    timestamp::null_sixtieth_seconds(input.as_ref(), cast)?
                 };
-                null_lossy(input, cast)?
+                null_lossy(read_from, cast)?
             } else {
                 Arc::clone(input)
             };
@@ -928,6 +938,15 @@ impl ColumnCheck {
         } else {
             col
         };
+        // NaN lies within no bound (Arrow's order would put it above every number, so it
+        // would pass a minimum and fail a maximum).
+        let nan = if col.data_type().is_floating() && !self.bounds.is_empty() {
+            let f = arrow::compute::cast(col, &DataType::Float64)?;
+            let f = f.as_primitive::<arrow::datatypes::Float64Type>();
+            Some(BooleanBuffer::collect_bool(rows, |i| f.value(i).is_nan()))
+        } else {
+            None
+        };
         for (bi, b) in self.bounds.iter().enumerate() {
             let hits = match &b.native {
                 Some(native) => compare(b.op, col, &Scalar::new(Arc::clone(native)))?,
@@ -944,7 +963,11 @@ impl ColumnCheck {
                     compare(b.op, &f, &Scalar::new(limit))?
                 }
             };
-            push(b.rule, with_valid(hits.values(), valid), None, Some(bi));
+            let hits = match &nan {
+                Some(nan) => hits.values() | nan,
+                None => hits.values().clone(),
+            };
+            push(b.rule, with_valid(&hits, valid), None, Some(bi));
         }
 
         if self.min_length.is_some() || self.max_length.is_some() {
@@ -1013,13 +1036,18 @@ impl ColumnCheck {
                     .bound
                     .and_then(|b| self.bounds.get(b))
                     .map_or("?", |b| b.shown.as_str());
-                let what = match bound_rule {
-                    rule::MINIMUM => "is less than minimum",
-                    rule::MAXIMUM => "is greater than maximum",
-                    rule::EXCLUSIVE_MINIMUM => "is not greater than exclusive minimum",
-                    _ => "is not less than exclusive maximum",
+                let (what, bound) = match bound_rule {
+                    rule::MINIMUM => ("is less than", "minimum"),
+                    rule::MAXIMUM => ("is greater than", "maximum"),
+                    rule::EXCLUSIVE_MINIMUM => ("is not greater than", "exclusive minimum"),
+                    _ => ("is not less than", "exclusive maximum"),
                 };
-                format!("value {} {what} {shown}", show_value(col, row))
+                let value = show_value(col, row);
+                if value == "NaN" {
+                    format!("value NaN is not a number, so not within {bound} {shown}")
+                } else {
+                    format!("value {value} {what} {bound} {shown}")
+                }
             }
         }
     }
@@ -1289,6 +1317,98 @@ fn integral_text(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
     Ok(arrow::compute::kernels::zip::zip(&keep, &cast, &whole)?)
 }
 
+/// `cast`, text read as booleans, with the words Arrow accepts cut short (`tru`, `fals`,
+/// `ye`, `of`) set to null: the `type` rule takes `true`/`false`, `t`/`f`, `yes`/`no`,
+/// `y`/`n`, `on`/`off` and `1`/`0`, in any case.
+fn null_boolean_prefixes(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
+    let Some(strs) = Strs::new(input.as_ref()) else {
+        return Ok(cast);
+    };
+    let cut_short = |text: &str| {
+        let t = text.trim();
+        ["tr", "tru", "ye", "fa", "fal", "fals", "of"]
+            .iter()
+            .any(|p| t.eq_ignore_ascii_case(p))
+    };
+    let cut = BooleanArray::from(
+        (0..cast.len())
+            .map(|i| cast.is_valid(i) && cut_short(strs.value(i)))
+            .collect::<Vec<_>>(),
+    );
+    if cut.true_count() == 0 {
+        return Ok(cast);
+    }
+    Ok(arrow::compute::nullif(&cast, &cut)?)
+}
+
+/// Text numbers in exponent notation (`1e2`, `-0.1E-1`) written out plainly (`100`,
+/// `-0.01`), the rest as they are; `None` when no value has an exponent. Arrow reads
+/// decimals from plain digits only.
+fn without_exponents(input: &ArrayRef) -> Result<Option<ArrayRef>> {
+    let Some(strs) = Strs::new(input.as_ref()) else {
+        return Ok(None);
+    };
+    let has_exponent = |i: usize| input.is_valid(i) && strs.value(i).contains(['e', 'E']);
+    if !(0..input.len()).any(has_exponent) {
+        return Ok(None);
+    }
+    let plain: arrow::array::StringArray = (0..input.len())
+        .map(|i| {
+            input.is_valid(i).then(|| {
+                let v = strs.value(i);
+                if has_exponent(i) {
+                    plain_decimal(v).unwrap_or_else(|| v.to_string())
+                } else {
+                    v.to_string()
+                }
+            })
+        })
+        .collect();
+    Ok(Some(Arc::new(plain)))
+}
+
+/// `1.5e3` as `1500`, `25e-3` as `0.025`: the same number without an exponent; `None` when
+/// the text is not a number in exponent notation (or its exponent is beyond any decimal).
+fn plain_decimal(text: &str) -> Option<String> {
+    let t = text.trim();
+    let (sign, t) = match t.as_bytes().first()? {
+        b'-' => ("-", &t[1..]),
+        b'+' => ("", &t[1..]),
+        _ => ("", t),
+    };
+    let (mantissa, exponent) = t.split_once(['e', 'E'])?;
+    let exponent: i32 = exponent.parse().ok().filter(|e: &i32| e.abs() <= 100)?;
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let point = i32::try_from(whole.len()).ok()? + exponent;
+    let len = i32::try_from(digits.len()).ok()?;
+    Some(if point <= 0 {
+        format!(
+            "{sign}0.{}{digits}",
+            "0".repeat(usize::try_from(-point).ok()?)
+        )
+    } else if point >= len {
+        format!(
+            "{sign}{digits}{}",
+            "0".repeat(usize::try_from(point - len).ok()?)
+        )
+    } else {
+        let (int, frac) = digits.split_at(usize::try_from(point).ok()?);
+        format!("{sign}{int}.{frac}")
+    })
+}
+
+/// Whether number text is infinity spelled out (`inf`, `+Infinity`, `-INF`), as Rust's and
+/// Arrow's float readers accept it.
+fn spells_infinity(text: &str) -> bool {
+    let t = text.trim();
+    let t = t.strip_prefix(['+', '-']).unwrap_or(t);
+    t.eq_ignore_ascii_case("inf") || t.eq_ignore_ascii_case("infinity")
+}
+
 /// The integer that decimal text (`5.0`, `-1.20e2`, `+7`) writes exactly; `None` when it
 /// has a fraction, is not a number, or needs more than 38 digits.
 fn exact_integer(text: &str) -> Option<i128> {
@@ -1432,7 +1552,17 @@ fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
         let Some(is) = infinite(&cast).filter(|is| is.true_count() > 0) else {
             return Ok(cast);
         };
-        let Some(was) = infinite(input) else {
+        // Text was infinite only where it spells infinity (`inf`, `-Infinity`): `1e309`
+        // reads as infinite in any width, and is a finite number too large for it.
+        let was = match Strs::new(input.as_ref()) {
+            Some(strs) => Some(BooleanArray::from(
+                (0..input.len())
+                    .map(|i| input.is_valid(i) && spells_infinity(strs.value(i)))
+                    .collect::<Vec<_>>(),
+            )),
+            None => infinite(input),
+        };
+        let Some(was) = was else {
             return Ok(cast);
         };
         arrow::compute::and(&is, &arrow::compute::not(&was)?)?
@@ -1500,7 +1630,7 @@ fn null_lossy(input: &ArrayRef, cast: ArrayRef) -> Result<ArrayRef> {
 
 #[cfg(test)]
 mod tests {
-    use super::{cut, exact_integer, quoted, shown_number};
+    use super::{cut, exact_integer, plain_decimal, quoted, shown_number};
     use proptest::prelude::*;
 
     proptest! {
@@ -1517,6 +1647,25 @@ mod tests {
         assert_eq!(shown_number(-5.0), "-5");
         assert_eq!(shown_number(0.25), "0.25");
         assert_eq!(shown_number(-0.0), "0");
+    }
+
+    #[test]
+    fn exponents_are_written_out() {
+        for (text, want) in [
+            ("1e2", Some("100")),
+            ("0.1e-1", Some("0.01")),
+            ("-2.5E1", Some("-25")),
+            ("+12.5e-1", Some("1.25")),
+            ("25e-3", Some("0.025")),
+            (".5e1", Some("5")),
+            ("1.5", None),
+            ("e5", None),
+            ("1e", None),
+            ("1ex", None),
+            ("1e999", None),
+        ] {
+            assert_eq!(plain_decimal(text).as_deref(), want, "{text}");
+        }
     }
 
     #[test]

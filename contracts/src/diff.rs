@@ -248,45 +248,41 @@ fn field_changes(o: &Field, n: &Field, push: &mut impl FnMut(Option<&str>, bool,
             ),
         );
     }
-    bound(push, col, name, "minimum", o.minimum, n.minimum, true);
-    bound(
-        push,
-        col,
-        name,
-        "exclusive minimum",
-        o.exclusive_minimum,
-        n.exclusive_minimum,
-        true,
-    );
-    bound(push, col, name, "maximum", o.maximum, n.maximum, false);
-    bound(
-        push,
-        col,
-        name,
-        "exclusive maximum",
-        o.exclusive_maximum,
-        n.exclusive_maximum,
-        false,
-    );
+    // Bounds as the column's type shows them (dates and times as ISO text); lengths as counts.
+    let types = (Some(&o.data_type), Some(&n.data_type));
+    for (what, old, new, is_lower) in [
+        ("minimum", o.minimum, n.minimum, true),
+        (
+            "exclusive minimum",
+            o.exclusive_minimum,
+            n.exclusive_minimum,
+            true,
+        ),
+        ("maximum", o.maximum, n.maximum, false),
+        (
+            "exclusive maximum",
+            o.exclusive_maximum,
+            n.exclusive_maximum,
+            false,
+        ),
+    ] {
+        bound(push, col, name, what, (old, new), types, is_lower);
+    }
     let len = |v: Option<u64>| v.map(|x| x as f64);
-    bound(
-        push,
-        col,
-        name,
-        "min length",
-        len(o.min_length),
-        len(n.min_length),
-        true,
-    );
-    bound(
-        push,
-        col,
-        name,
-        "max length",
-        len(o.max_length),
-        len(n.max_length),
-        false,
-    );
+    for (what, old, new, is_lower) in [
+        ("min length", o.min_length, n.min_length, true),
+        ("max length", o.max_length, n.max_length, false),
+    ] {
+        bound(
+            push,
+            col,
+            name,
+            what,
+            (len(old), len(new)),
+            (None, None),
+            is_lower,
+        );
+    }
 }
 
 fn show(v: &Option<String>) -> String {
@@ -320,8 +316,8 @@ fn bound(
     col: Option<&str>,
     name: &str,
     what: &str,
-    old: Option<f64>,
-    new: Option<f64>,
+    (old, new): (Option<f64>, Option<f64>),
+    (old_type, new_type): (Option<&DataType>, Option<&DataType>),
     is_lower: bool,
 ) {
     if old == new {
@@ -339,11 +335,19 @@ fn bound(
         }
         (None, None) => false,
     };
-    let fmt = |v: Option<f64>| v.map_or("(none)".to_string(), |x| x.to_string());
+    let fmt = |v: Option<f64>, t: Option<&DataType>| match (v, t) {
+        (None, _) => "(none)".to_string(),
+        (Some(x), Some(t)) => crate::check::show_bound(x, t),
+        (Some(x), None) => x.to_string(),
+    };
     push(
         col,
         tighter,
-        format!("`{name}` {what} {} -> {}", fmt(old), fmt(new)),
+        format!(
+            "`{name}` {what} {} -> {}",
+            fmt(old, old_type),
+            fmt(new, new_type)
+        ),
     );
 }
 

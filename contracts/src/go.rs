@@ -623,7 +623,12 @@ impl<'a> Parser<'a> {
                 ("unique", None) => f.unique = true,
                 ("omitempty", None) => {}
                 ("oneof", Some(p)) => {
-                    let values = split_oneof(p);
+                    let Some(values) = split_oneof(p) else {
+                        return Err(err(format!(
+                            "`oneof` of field `{}` has a quote that is not closed: {p}",
+                            name.text
+                        )));
+                    };
                     if values.is_empty() {
                         return Err(err(format!(
                             "`oneof` of field `{}` lists no values",
@@ -737,22 +742,23 @@ fn closing_brackets(tokens: &[Tok<'_>], code: &[usize]) -> Vec<Option<usize>> {
     closing
 }
 
-/// `A B 'C D'` → `["A", "B", "C D"]`, go-playground's `oneof` syntax.
-fn split_oneof(p: &str) -> Vec<String> {
+/// `A B 'C D'` → `["A", "B", "C D"]`, go-playground's `oneof` syntax; `None` when a quote
+/// is not closed.
+fn split_oneof(p: &str) -> Option<Vec<String>> {
     let mut out = Vec::new();
     let mut rest = p.trim_start();
     while !rest.is_empty() {
         if let Some(quoted) = rest.strip_prefix('\'') {
-            let end = quoted.find('\'').unwrap_or(quoted.len());
+            let end = quoted.find('\'')?;
             out.push(quoted[..end].to_string());
-            rest = quoted.get(end + 1..).unwrap_or("").trim_start();
+            rest = quoted[end + 1..].trim_start();
         } else {
             let end = rest.find(' ').unwrap_or(rest.len());
             out.push(rest[..end].to_string());
             rest = rest[end..].trim_start();
         }
     }
-    out
+    Some(out)
 }
 
 /// The ODCS physical type to record for a Go type whose Arrow type is not
@@ -1213,9 +1219,14 @@ mod tests {
 
     #[test]
     fn oneof_splits_on_spaces_and_quotes() {
-        assert_eq!(split_oneof("BUY SELL"), vec!["BUY", "SELL"]);
-        assert_eq!(split_oneof("'a b' c"), vec!["a b", "c"]);
-        assert!(split_oneof("  ").is_empty());
+        assert_eq!(
+            split_oneof("BUY SELL"),
+            Some(vec!["BUY".into(), "SELL".into()])
+        );
+        assert_eq!(split_oneof("'a b' c"), Some(vec!["a b".into(), "c".into()]));
+        assert_eq!(split_oneof("  "), Some(vec![]));
+        assert_eq!(split_oneof("'A B"), None);
+        assert_eq!(split_oneof("X 'A"), None);
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod go;
 pub mod hash;
 mod model;
 pub mod odcs;
+mod pattern;
 mod seen;
 mod timestamp;
 mod types;

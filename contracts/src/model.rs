@@ -249,16 +249,6 @@ impl Problem {
     }
 }
 
-/// Patterns are compiled once per checker; this caps what one may cost.
-const PATTERN_SIZE_MAX_BYTES: usize = 1 << 20;
-
-/// Compiles a contract pattern with the crate's limits.
-pub(crate) fn compile_pattern(pattern: &str) -> std::result::Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(pattern)
-        .size_limit(PATTERN_SIZE_MAX_BYTES)
-        .build()
-}
-
 /// Checks that every rule of `f` applies to its type and is well formed.
 pub(crate) fn validate_field(f: &Field) -> std::result::Result<(), Problem> {
     let t = &f.data_type;
@@ -273,7 +263,7 @@ pub(crate) fn validate_field(f: &Field) -> std::result::Result<(), Problem> {
                 ),
             ));
         }
-        if let Err(e) = compile_pattern(p) {
+        if let Err(e) = crate::pattern::compile_regex(p) {
             return Err(Problem::new(
                 rule::PATTERN,
                 format!("invalid pattern for `{}`: {}", f.name, regex_message(&e)),

@@ -45,6 +45,9 @@ use crate::types;
 /// the text. Read as `String`, serde_yaml hands over any scalar's text.
 #[derive(serde::Deserialize, Default)]
 struct Written {
+    /// `version: 1.10` is the text `1.10`, not the number 1.1.
+    #[serde(default)]
+    version: Option<String>,
     #[serde(default)]
     schema: Vec<WrittenObject>,
 }
@@ -86,8 +89,15 @@ fn as_written(values: Vec<String>, written: Option<&Vec<String>>) -> Vec<String>
 
 pub(crate) fn parse(file: &str, text: &str) -> Result<Contract> {
     let loc = Locator::new(file, text);
+    if let Some(at) = too_deep_flow(text) {
+        return Err(loc.error(
+            at,
+            format!("invalid YAML: `[` and `{{` nest deeper than {FLOW_DEPTH_MAX} levels here"),
+        ));
+    }
     let mut doc: Value = serde_yaml::from_str(text).map_err(|e| yaml_error(file, &e))?;
     let written: Written = serde_yaml::from_str(text).unwrap_or_default();
+    let written_version = written.version;
     let written = written.schema.into_iter().next().unwrap_or_default();
     // YAML merge keys (`<<: *defaults`) are a common way to share property settings.
     doc.apply_merge().map_err(|e| yaml_error(file, &e))?;
@@ -124,7 +134,11 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Contract> {
         ));
     }
     let id = required_top_string(&loc, top, "id")?;
-    let version = required_top_string(&loc, top, "version")?;
+    let version = match (top.get("version").map(untag), written_version) {
+        // A number keeps its digits as written: `1.10` and `1.1` are two versions.
+        (Some(Value::Number(_)), Some(text)) if !text.trim().is_empty() => text.trim().to_string(),
+        _ => required_top_string(&loc, top, "version")?,
+    };
     let name = optional_string(&loc, top, "name", None)?.unwrap_or_else(|| id.clone());
     let status = optional_string(&loc, top, "status", None)?;
     let description = match top.get("description").map(untag) {
@@ -294,7 +308,9 @@ fn parse_property(
                 let mut members = Vec::with_capacity(children.len());
                 for (i, c) in children.iter().enumerate() {
                     let f = parse_property(loc, untag(c), i, None)?;
-                    members.push(ArrowField::new(f.name, f.data_type, !f.required));
+                    // Rules on members are not enforced (only their types are used), so
+                    // a `required` member is no promise the data keeps: nullable.
+                    members.push(ArrowField::new(f.name, f.data_type, true));
                 }
                 DataType::Struct(Fields::from(members))
             }
@@ -740,6 +756,18 @@ fn bound(loc: &Locator<'_>, o: &Mapping, key: &str, f: &Field) -> Result<Option<
     let at = || loc.property_key(name, &[key], None);
     match v {
         Value::Null => Ok(None),
+        Value::Number(n) if types::is_temporal(&f.data_type) => Err(loc.error(
+            at(),
+            format!(
+                "`{key}` of `{name}` is the number {n}; bounds of {} columns are ISO text, such as \"{}\"",
+                f.logical_type,
+                match f.data_type {
+                    DataType::Date32 | DataType::Date64 => "2024-01-31",
+                    DataType::Time32(_) | DataType::Time64(_) => "09:30:00",
+                    _ => "2024-01-31T09:30:00",
+                }
+            ),
+        )),
         Value::Number(n) => match n.as_f64() {
             Some(_)
                 if let Some(message) = n
@@ -897,6 +925,63 @@ fn untag(v: &Value) -> &Value {
 
 /// serde_yaml's message carries the location in its text too; the error
 /// already prints it in front, so drop the repeat.
+/// How deep `[` and `{` may nest. A contract needs a few levels; the YAML parser's cost
+/// grows with the square of the depth, so a document nested thousands deep took minutes to
+/// be refused (at its own limit of 128).
+const FLOW_DEPTH_MAX: usize = 100;
+
+/// Where (line, column) flow collections first nest deeper than [`FLOW_DEPTH_MAX`]: a scan
+/// that skips quoted scalars and comments, cheap next to parsing.
+fn too_deep_flow(text: &str) -> Option<(u32, u32)> {
+    let (mut depth, mut line, mut column) = (0usize, 1u32, 0u32);
+    let mut chars = text.chars().peekable();
+    // The character before the current one, for where a quote or comment may start.
+    let mut previous = '\n';
+    while let Some(c) = chars.next() {
+        column += 1;
+        let starts_token = previous.is_whitespace() || matches!(previous, '[' | '{' | ',' | ':');
+        match c {
+            '\n' => {
+                line += 1;
+                column = 0;
+            }
+            '#' if previous.is_whitespace() => while chars.next_if(|&n| n != '\n').is_some() {},
+            '\'' | '"' if starts_token => {
+                // To the closing quote ('' and \" are escaped quotes).
+                while let Some(n) = chars.next() {
+                    if n == '\n' {
+                        line += 1;
+                        column = 0;
+                    } else {
+                        column += 1;
+                    }
+                    if c == '"' && n == '\\' {
+                        if chars.next().is_some() {
+                            column += 1;
+                        }
+                    } else if n == c {
+                        if c == '\'' && chars.next_if_eq(&'\'').is_some() {
+                            column += 1;
+                            continue;
+                        }
+                        break;
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > FLOW_DEPTH_MAX {
+                    return Some((line, column));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    None
+}
+
 fn yaml_error(file: &str, e: &serde_yaml::Error) -> ContractError {
     let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
     let message = e.to_string();

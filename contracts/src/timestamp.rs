@@ -9,7 +9,7 @@
 //! *what* it reads as. One exception: Arrow reads a 60th second (`12:30:60`) as the next
 //! minute's first; that changes the value, so here it does not convert (a `type` violation).
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, make_array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, make_array};
 use arrow::compute::{CastOptions, cast, cast_with_options};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use arrow::error::ArrowError;
@@ -65,6 +65,40 @@ pub(crate) fn text_to_timestamp(
         .data_type(to.clone())
         .build()?;
     Ok(Some(make_array(data)))
+}
+
+/// `cast`, text read as a time of day, with what Arrow read from a 60th second set to
+/// null so the `type` rule rejects it: Arrow reads `12:30:60` as 12:31:00 and `23:59:60` as
+/// a time past the end of the day, which no sink can write.
+pub(crate) fn null_sixtieth_seconds(
+    input: &dyn Array,
+    cast: ArrayRef,
+) -> Result<ArrayRef, ArrowError> {
+    if !matches!(cast.data_type(), DataType::Time32(_) | DataType::Time64(_)) {
+        return Ok(cast);
+    }
+    let Some(strs) = Strs::new(input) else {
+        return Ok(cast);
+    };
+    let sixtieth = BooleanArray::from(
+        (0..cast.len())
+            .map(|i| cast.is_valid(i) && sixtieth_second(strs.value(i)))
+            .collect::<Vec<_>>(),
+    );
+    if sixtieth.true_count() == 0 {
+        return Ok(cast);
+    }
+    arrow::compute::nullif(&cast, &sixtieth)
+}
+
+/// Whether a time of day's text (`HH:MM:SS[.f]`, with or without AM/PM) has 60 seconds.
+fn sixtieth_second(text: &str) -> bool {
+    let mut fields = text.trim().splitn(3, ':');
+    let (Some(_), Some(_), Some(seconds)) = (fields.next(), fields.next(), fields.next()) else {
+        return false;
+    };
+    let s = seconds.as_bytes();
+    s.get(..2) == Some(b"60") && !s.get(2).is_some_and(u8::is_ascii_digit)
 }
 
 /// Each value read by the fast path; `None` for nulls and for values it declines.

@@ -268,7 +268,8 @@ schema:
             f("address").data_type,
             DataType::Struct(
                 vec![
-                    ArrowField::new("city", DataType::Utf8, false),
+                    // `required` on a member is not enforced, so it stays nullable.
+                    ArrowField::new("city", DataType::Utf8, true),
                     ArrowField::new("zip", DataType::Int64, true),
                 ]
                 .into()
@@ -1733,5 +1734,228 @@ mod unique_semantics {
         assert_eq!(valid, vec![false, true, false]);
         assert_eq!(out.counts.get("side:valid_values"), Some(&1));
         assert_eq!(out.counts.get("trade_id:unique"), Some(&1));
+    }
+}
+
+/// Inputs from a black-box review of contracts (session 11), each once wrong.
+mod review_e {
+    use super::*;
+
+    /// One string column `x` checked against a one-column contract; (valid, messages).
+    fn check_text(property: &str, values: Vec<Option<&str>>) -> (Vec<bool>, Vec<String>) {
+        let yaml = format!(
+            "id: t\nversion: 1.0.0\nschema:\n  - name: t\n    properties:\n      - {property}\n"
+        );
+        let contract = Contract::load("t.yaml", &yaml).unwrap();
+        let schema = Arc::new(Schema::new(vec![ArrowField::new(
+            "x",
+            DataType::Utf8,
+            true,
+        )]));
+        let mut checker = Checker::new(&contract, &schema).unwrap();
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(values))]).unwrap();
+        let out = checker.check(&batch).unwrap();
+        let valid = (0..out.valid.len()).map(|i| out.valid.value(i)).collect();
+        let lists = &out.violations;
+        let mut messages = Vec::new();
+        for i in 0..lists.len() {
+            let items = lists.value(i);
+            let items = items.as_struct();
+            let text = items.column_by_name("message").unwrap().as_string::<i32>();
+            messages.extend((0..text.len()).map(|k| text.value(k).to_string()));
+        }
+        (valid, messages)
+    }
+
+    /// Arrow reads `12:30:60` as 12:31:00 and `23:59:60` as a time past the day's end that
+    /// no sink could write.
+    #[test]
+    fn a_sixtieth_second_in_a_time_is_a_type_violation() {
+        let (valid, messages) = check_text(
+            "{ name: x, logicalType: time }",
+            vec![
+                Some("12:30:60"),
+                Some("23:59:60"),
+                Some("12:30:59.5"),
+                Some("23:59:60.25"),
+            ],
+        );
+        assert_eq!(valid, [false, false, true, false]);
+        assert_eq!(
+            messages[0],
+            "value \"12:30:60\" is not a valid Time64(Microsecond)"
+        );
+    }
+
+    /// `1e309` is a finite number too large for a double, as `3.4e39` is for a float; only
+    /// infinity spelled out is infinity.
+    #[test]
+    fn text_too_large_for_a_double_is_a_type_violation() {
+        let (valid, _) = check_text(
+            "{ name: x, logicalType: number }",
+            vec![
+                Some("1e309"),
+                Some("-1e309"),
+                Some("inf"),
+                Some("-Infinity"),
+                Some("1e308"),
+            ],
+        );
+        assert_eq!(valid, [false, false, true, true, true]);
+    }
+
+    /// Decimals from text in exponent notation were `type` violations though they fit;
+    /// integers took them already.
+    #[test]
+    fn decimals_read_exponent_notation_exactly() {
+        let (valid, messages) = check_text(
+            "{ name: x, logicalType: number, physicalType: \"decimal(5,2)\" }",
+            [
+                "1e2", "0.1e-1", "-2.5E1", "1e3", "1.2345e1", "12.5", "1e999",
+            ]
+            .map(Some)
+            .to_vec(),
+        );
+        // 1000 needs 4 integer digits of 3; 12.345 has 3 decimals of 2; 1e999 is no decimal.
+        assert_eq!(valid, [true, true, true, false, false, true, false]);
+        assert_eq!(messages[0], "value \"1e3\" is not a valid Decimal128(5, 2)");
+    }
+
+    /// NaN lies within no bound: before, it passed a minimum and failed a maximum.
+    #[test]
+    fn nan_is_within_no_bound() {
+        let (valid, messages) = check_text(
+            "{ name: x, logicalType: number, logicalTypeOptions: { minimum: 0 } }",
+            vec![Some("NaN"), Some("1"), Some("-1")],
+        );
+        assert_eq!(valid, [false, true, false]);
+        assert_eq!(
+            messages[0],
+            "value NaN is not a number, so not within minimum 0"
+        );
+        let (valid, _) = check_text(
+            "{ name: x, logicalType: number, logicalTypeOptions: { exclusiveMaximum: 5 } }",
+            vec![Some("NaN"), Some("4")],
+        );
+        assert_eq!(valid, [false, true]);
+    }
+
+    /// Arrow also reads `tru`, `fals`, `ye` and `of` as booleans; the docs list whole words.
+    #[test]
+    fn booleans_are_whole_words() {
+        let (valid, _) = check_text(
+            "{ name: x, logicalType: boolean }",
+            [
+                "true", "F", " yes ", "n", "ON", "off", "1", "0", "tru", "fals", "ye", "of",
+                "maybe",
+            ]
+            .map(Some)
+            .to_vec(),
+        );
+        assert_eq!(
+            valid,
+            [
+                true, true, true, true, true, true, true, true, false, false, false, false, false
+            ]
+        );
+    }
+
+    /// A `required` member of an object is not enforced (nested rules are not), so it must
+    /// not make the member non-nullable: data with a null there failed the whole run.
+    #[test]
+    fn a_required_member_of_an_object_stays_nullable() {
+        let yaml = "id: o\nversion: 1.0.0\nschema:\n  - name: o\n    properties:\n      - name: addr\n        logicalType: object\n        properties:\n          - { name: city, logicalType: string, required: true }\n          - { name: zip, logicalType: integer }\n";
+        let with = Contract::load("o1.yaml", yaml).unwrap();
+        let without = Contract::load("o2.yaml", &yaml.replace(", required: true", "")).unwrap();
+        let DataType::Struct(members) = with.arrow_schema().field(0).data_type().clone() else {
+            panic!("not a struct");
+        };
+        assert!(members.iter().all(|m| m.is_nullable()));
+        assert_eq!(with.hash(), without.hash());
+        assert!(runink_contracts::diff(&with, &without).changes.is_empty());
+    }
+
+    /// `version: 1.10` is the text as written, not the number 1.1; so it hashes as the Go
+    /// form's `@contract_version:"1.10"` does.
+    #[test]
+    fn a_numeric_version_is_kept_as_written() {
+        for (written, kept) in [
+            ("1.10", "1.10"),
+            ("2", "2"),
+            ("'1.10'", "1.10"),
+            ("1.0", "1.0"),
+        ] {
+            let c = Contract::load(
+                "v.yaml",
+                &format!("id: v\nversion: {written}\nschema:\n  - name: v\n    properties:\n      - {{ name: a, logicalType: string }}\n"),
+            )
+            .unwrap();
+            assert_eq!(c.version, kept, "version: {written}");
+        }
+    }
+
+    /// Date bounds are ISO text; a number was taken as days since 1970.
+    #[test]
+    fn a_numeric_bound_on_a_date_is_an_error() {
+        let text = err_text(Contract::load(
+            "d.yaml",
+            "id: d\nversion: 1.0.0\nschema:\n  - name: d\n    properties:\n      - name: d\n        logicalType: date\n        logicalTypeOptions: { minimum: 2024 }\n",
+        ));
+        assert!(
+            text.starts_with("d.yaml:8:31:")
+                && text.contains("`minimum` of `d` is the number 2024; bounds of date columns are ISO text, such as \"2024-01-31\""),
+            "{text}"
+        );
+    }
+
+    /// `contract diff` showed date bounds as days since 1970.
+    #[test]
+    fn diff_shows_date_bounds_as_dates() {
+        let c = |min: &str| {
+            Contract::load(
+                "d.yaml",
+                &format!("id: d\nversion: 1.0.0\nschema:\n  - name: d\n    properties:\n      - {{ name: d, logicalType: date, logicalTypeOptions: {{ minimum: \"{min}\" }} }}\n"),
+            )
+            .unwrap()
+        };
+        let d = runink_contracts::diff(&c("2024-01-01"), &c("2023-01-01"));
+        let messages: Vec<&str> = d.changes.iter().map(|c| c.message.as_str()).collect();
+        assert_eq!(messages, ["`d` minimum 2024-01-01 -> 2023-01-01"]);
+    }
+
+    /// A flow collection nested 100 000 deep took minutes to refuse; now it is refused at
+    /// once, where it goes too deep.
+    #[test]
+    fn deeply_nested_yaml_is_refused_where_it_goes_too_deep() {
+        let deep = format!(
+            "id: x\nversion: 1\nschema: [{{name: t, properties: [{{name: a, examples: {}{}}}]}}]\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let text = err_text(Contract::load("deep.yaml", &deep));
+        assert!(
+            text.starts_with("deep.yaml:3:") && text.contains("nest deeper than 100 levels"),
+            "{text}"
+        );
+        // Brackets inside quotes and comments are text, not nesting.
+        let quoted = format!(
+            "id: x # {}\nversion: 1\ndescription: '{}'\nschema:\n  - name: t\n    properties:\n      - {{ name: a, logicalType: string, description: \"{}\" }}\n",
+            "[".repeat(200),
+            "{".repeat(200),
+            "[".repeat(200)
+        );
+        Contract::load("quoted.yaml", &quoted).unwrap();
+    }
+
+    /// An unclosed quote in `oneof` was read as one value.
+    #[test]
+    fn an_unclosed_quote_in_oneof_is_an_error() {
+        let text = err_text(Contract::load(
+            "s.go",
+            "package m\n\n// @contract_version:\"1.0.0\"\ntype S struct {\n\tSide string `json:\"side\" validate:\"oneof='A B\"`\n}\n",
+        ));
+        assert!(text.contains("has a quote that is not closed"), "{text}");
+        assert!(text.starts_with("s.go:5:"), "{text}");
     }
 }

@@ -838,7 +838,12 @@ pub fn sink_schema(input: &Schema, when: &SinkWhen, format: FileFormatKind) -> S
             if format == FileFormatKind::Csv && f.name() == VIOLATIONS_COLUMN {
                 Arc::new(Field::new(VIOLATIONS_COLUMN, DataType::Utf8, false))
             } else {
-                let mut t = nullable_inside(&plain_type(f.data_type()));
+                // `_violations` keeps its shape: nothing in it is ever null.
+                let mut t = if f.name() == VIOLATIONS_COLUMN {
+                    plain_type(f.data_type())
+                } else {
+                    nullable_inside(&plain_type(f.data_type()))
+                };
                 if format == FileFormatKind::Parquet {
                     t = parquet_time_unit(&t);
                 }
@@ -895,6 +900,9 @@ fn plain_type(t: &DataType) -> DataType {
         DataType::Utf8View => Some(DataType::Utf8),
         DataType::BinaryView => Some(DataType::Binary),
         DataType::ListView(f) => Some(DataType::List(Arc::clone(f))),
+        // Dictionaries are an encoding of the values: an Arrow file cannot replace one
+        // between batches, and files of one dataset must agree whatever their source read.
+        DataType::Dictionary(_, values) => Some(plain_type(values)),
         _ => None,
     })
 }

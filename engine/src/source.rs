@@ -175,6 +175,23 @@ impl SourceTable {
         }
     }
 
+    /// A source read with the schema it was registered with: a `dataset://` source whose
+    /// files do not carry their types (CSV, NDJSON), which inference would guess again from
+    /// the text (a decimal as a float, a date as text). Its files are checked as
+    /// [`Self::infer`] checks them (a CSV header must name the schema's columns).
+    pub fn registered(
+        name: impl Into<String>,
+        location: FileLocation,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let name = name.into();
+        let base = current_dir(&name, &location)?;
+        table_url(&name, &location, &base)?;
+        let table = Self::new(name, location, schema);
+        table.check_files()?;
+        Ok(table)
+    }
+
     /// A source whose schema is inferred from the data (compile time).
     pub async fn infer(
         name: impl Into<String>,
@@ -422,6 +439,16 @@ impl SourceTable {
                     "the header of {} names the column `{twice}` twice (`{}`): every column needs a name of its own",
                     file.display(),
                     header.join(",")
+                )));
+            }
+            if let Some(at) = file_quotes(&file)
+                .map_err(|e| self.error(format!("cannot read {}: {e}", file.display())))?
+                .unclosed_at
+            {
+                let line = line_of_offset(&file, at).unwrap_or(0);
+                return Err(self.error(format!(
+                    "{}:{line}: a quoted value starts here and its closing quote is missing: the rest of the file would be read as part of it",
+                    as_given(&file).display()
                 )));
             }
             // An empty file has no rows to misplace.
@@ -885,13 +912,28 @@ fn csv_newlines_in_values(location: &FileLocation, base: &Path) -> bool {
         .any(|f| file_has_quoted_newline(f).unwrap_or(false))
 }
 
-/// [`scan_for_quoted_newline`], remembered per file version (path, size, modification
-/// time) for the life of the process: a run checks when compiling and again when scanning.
+/// What [`scan_quotes`] found in a CSV file.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Quotes {
+    /// A line break inside a quoted value (RFC 4180 allows it).
+    newline_inside: bool,
+    /// The line of a quote that opens a value and is never closed: the reader would take
+    /// the rest of the file for that one value.
+    unclosed_at: Option<u64>,
+}
+
+/// Whether a CSV file holds a line break inside a quoted value.
 fn file_has_quoted_newline(path: &Path) -> std::io::Result<bool> {
+    Ok(file_quotes(path)?.newline_inside)
+}
+
+/// [`scan_quotes`], remembered per file version (path, size, modification time) for the
+/// life of the process: a run checks when compiling and again when scanning.
+fn file_quotes(path: &Path) -> std::io::Result<Quotes> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     type Version = (PathBuf, u64, Option<std::time::SystemTime>);
-    static SEEN: OnceLock<Mutex<HashMap<Version, bool>>> = OnceLock::new();
+    static SEEN: OnceLock<Mutex<HashMap<Version, Quotes>>> = OnceLock::new();
     let meta = std::fs::metadata(path)?;
     let version = (path.to_path_buf(), meta.len(), meta.modified().ok());
     let seen = SEEN.get_or_init(Default::default);
@@ -903,37 +945,97 @@ fn file_has_quoted_newline(path: &Path) -> std::io::Result<bool> {
     {
         return Ok(answer);
     }
-    let answer = scan_for_quoted_newline(path)?;
+    let answer = scan_quotes(std::fs::File::open(path)?)?;
     if let Ok(mut m) = seen.lock() {
         m.insert(version, answer);
     }
     Ok(answer)
 }
 
-/// Reads `path` looking for a line break between an opening and a closing quote.
-fn scan_for_quoted_newline(path: &Path) -> std::io::Result<bool> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
+/// Reads CSV text to its end following quotes as the reader does (comma-separated, `"`
+/// quotes, `""` a quote inside one): a quote opens a value only where a value starts (at
+/// the start of a line or after a comma); elsewhere it is an ordinary character (`5'10"`).
+/// One `memchr` pass where there are no quotes.
+fn scan_quotes(mut text: impl std::io::Read) -> std::io::Result<Quotes> {
     let mut block = vec![0u8; 1 << 20];
-    let mut quoted = false;
+    let mut found = Quotes::default();
+    // Absolute offsets: where the current value starts (outside quotes), where the open
+    // quote is (inside one), and of the block.
+    let mut value_start: u64 = 0;
+    let mut open_quote: Option<u64> = None;
+    // Inside quotes, the block ended on a quote: a doubled quote or the closing one.
+    let mut quote_pending = false;
+    let mut base: u64 = 0;
+    loop {
+        let n = text.read(&mut block)?;
+        if n == 0 {
+            break;
+        }
+        let b = &block[..n];
+        let mut i = 0;
+        if quote_pending {
+            quote_pending = false;
+            if b[0] == b'"' {
+                i = 1;
+            } else {
+                open_quote = None;
+            }
+        }
+        while i < n {
+            if open_quote.is_some() {
+                let Some(at) = memchr::memchr(b'"', &b[i..]) else {
+                    found.newline_inside |= memchr::memchr2(b'\n', b'\r', &b[i..]).is_some();
+                    i = n;
+                    continue;
+                };
+                found.newline_inside |= memchr::memchr2(b'\n', b'\r', &b[i..i + at]).is_some();
+                let q = i + at;
+                match b.get(q + 1) {
+                    Some(b'"') => i = q + 2,
+                    Some(_) => {
+                        open_quote = None;
+                        i = q + 1;
+                    }
+                    None => {
+                        quote_pending = true;
+                        i = n;
+                    }
+                }
+            } else {
+                let Some(at) = memchr::memchr3(b'"', b',', b'\n', &b[i..]) else {
+                    i = n;
+                    continue;
+                };
+                let q = i + at;
+                let here = base + q as u64;
+                match b[q] {
+                    b'"' if here == value_start => open_quote = Some(here),
+                    b'"' => {}
+                    _ => value_start = here + 1,
+                }
+                i = q + 1;
+            }
+        }
+        base += n as u64;
+    }
+    if !quote_pending && let Some(at) = open_quote {
+        found.unclosed_at = Some(at);
+    }
+    Ok(found)
+}
+
+/// The 1-based line of byte `offset` of `path`.
+fn line_of_offset(path: &Path, offset: u64) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut lines = 1;
+    let mut file = std::fs::File::open(path)?.take(offset);
+    let mut block = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut block)?;
         if n == 0 {
-            return Ok(false);
+            return Ok(lines);
         }
-        let block = &block[..n];
-        // Without a quote outside one, no line break can be inside one.
-        if !quoted && memchr::memchr(b'"', block).is_none() {
-            continue;
-        }
-        // A doubled quote inside a value toggles twice: the state stays right.
-        for i in memchr::memchr3_iter(b'"', b'\n', b'\r', block) {
-            match block[i] {
-                b'"' => quoted = !quoted,
-                _ if quoted => return Ok(true),
-                _ => {}
-            }
-        }
+        lines += memchr::memchr_iter(b'\n', &block[..n]).count() as u64;
     }
 }
 
@@ -1296,5 +1398,70 @@ fn record_line(path: &Path, n: u64) -> Option<u64> {
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out its text `step` bytes at a time, so values and quotes straddle blocks.
+    struct Trickle<'a> {
+        text: &'a [u8],
+        step: usize,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.text.len());
+            buf[..n].copy_from_slice(&self.text[..n]);
+            self.text = &self.text[n..];
+            Ok(n)
+        }
+    }
+
+    fn quotes(text: &str) -> Quotes {
+        let whole = scan_quotes(text.as_bytes()).expect("scan");
+        for step in [1, 2, 3] {
+            let trickled = scan_quotes(Trickle {
+                text: text.as_bytes(),
+                step,
+            })
+            .expect("scan");
+            assert_eq!(trickled, whole, "{text:?} read {step} bytes at a time");
+        }
+        whole
+    }
+
+    #[test]
+    fn a_quote_that_never_closes_is_found_where_it_opens() {
+        let text = "id,name\n1,a\n2,\"oops\n3,c\n";
+        assert_eq!(quotes(text).unclosed_at, Some(14));
+        assert_eq!(&text[14..15], "\"");
+        // Not in the last column: the same.
+        assert_eq!(quotes("a,b\n\"x,1\n").unclosed_at, Some(4));
+    }
+
+    #[test]
+    fn closed_doubled_and_ordinary_quotes_are_no_error() {
+        for text in [
+            "id,h\n1,5'10\"\n2,6'\n",
+            "a,b\n\"x \"\"y\"\" z\",1\n",
+            "a,b\n\"\"\"\",1\n",
+            "a,b\n\"\",\"\"\n",
+            "a,b\nx\"y,\"z\"\r\n",
+            "a,b\n\"ab\"c\"d,1\n",
+            "",
+            "a\n\"\"",
+        ] {
+            assert_eq!(quotes(text).unclosed_at, None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn line_breaks_inside_quotes_are_found() {
+        assert!(quotes("a,b\n\"x\ny\",1\n").newline_inside);
+        assert!(quotes("a,b\n\"x\r\ny\",1\n").newline_inside);
+        assert!(!quotes("a,b\n\"x y\",1\nq\"\n,2\n").newline_inside);
     }
 }

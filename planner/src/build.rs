@@ -623,38 +623,24 @@ impl Builder<'_> {
         // The data is read with its inferred schema even when a contract is given: the
         // contract's types are applied by enforcement, so a bad value is a `type`
         // violation of one row, not a reader error that fails the run.
-        let mut table = SourceTable::infer(name.value.clone(), location.clone(), &self.ctx.state())
-            .await
-            .map_err(|e| self.err(uri.span, e.to_string()))?;
-        // A CSV dataset that got no rows holds its header only, from which inference can
-        // only say "null" for every column: take the types it was registered with.
-        if location.format == runink_engine::source::FileFormatKind::Csv
-            && let Some(registered) = &registered
-        {
-            use datafusion::catalog::TableProvider as _;
-            let inferred = table.schema();
-            if inferred
-                .fields()
-                .iter()
-                .any(|f| f.data_type() == &DataType::Null)
+        //
+        // A dataset of CSV or NDJSON files is read with the schema it was registered with:
+        // its files do not carry their types, and inference would guess them again from
+        // the text (a decimal as a float, a zoned timestamp without its zone, a header-only
+        // CSV as nulls).
+        let mut table = match &registered {
+            Some(schema)
+                if matches!(
+                    location.format,
+                    runink_engine::source::FileFormatKind::Csv
+                        | runink_engine::source::FileFormatKind::Json
+                ) =>
             {
-                let fields: Vec<_> = inferred
-                    .fields()
-                    .iter()
-                    .map(|f| match registered.field_with_name(f.name()) {
-                        Ok(r) if f.data_type() == &DataType::Null => {
-                            Arc::new(f.as_ref().clone().with_data_type(r.data_type().clone()))
-                        }
-                        _ => Arc::clone(f),
-                    })
-                    .collect();
-                table = SourceTable::new(
-                    name.value.clone(),
-                    location.clone(),
-                    Arc::new(arrow::datatypes::Schema::new(fields)),
-                );
+                SourceTable::registered(name.value.clone(), location.clone(), Arc::clone(schema))
             }
+            _ => SourceTable::infer(name.value.clone(), location.clone(), &self.ctx.state()).await,
         }
+        .map_err(|e| self.err(uri.span, e.to_string()))?;
         // Inference sees the first rows only. A CSV source bound to a contract reads the
         // contract's columns as text, so a bad value anywhere in the data (or in data that
         // changed since compiling) is a `type` violation of its row, not a reader error.

@@ -129,6 +129,27 @@ fn csv_with_ragged_rows() {
     assert!(!p.path().join("out/x.ndjson").exists());
 }
 
+/// A quote opened in the last column and never closed made the reader take the rest of
+/// the file for one value: the run succeeded with 11 of 1000 rows.
+#[test]
+fn csv_with_a_quote_that_never_closes() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://data/unclosed.csv\", name=\"rows\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    let mut csv = String::from("id,name\n");
+    for i in 1..=1000 {
+        if i == 10 {
+            csv.push_str("10,\"oops10\n");
+        } else {
+            csv.push_str(&format!("{i},n{i}\n"));
+        }
+    }
+    p.write("data/unclosed.csv", &csv);
+    p.runi(&["run", "--scenario", "bad.feature"])
+        .fails(2, &["data/unclosed.csv:11:", "closing quote is missing"]);
+    assert!(!p.path().join("out/x.ndjson").exists());
+}
+
 #[test]
 fn missing_input_file() {
     let p = orders_with(&format!(

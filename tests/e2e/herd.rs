@@ -353,3 +353,46 @@ fn sql_on_slices_runs_its_stages_in_the_slices() {
     assert!(analyzed.contains("DistributedExec"), "{analyzed}");
     assert!(analyzed.contains("tasks=2"), "{analyzed}");
 }
+
+/// A CSV or NDJSON dataset read back through `dataset://` had its types guessed again from
+/// the text: a decimal came back as a float (99999999999999999999.999999999999999999 as
+/// 1e20), dates and timestamps of NDJSON as text, zoned timestamps without their zone.
+#[test]
+fn text_datasets_are_read_with_the_types_they_were_registered_with() {
+    let p = Project::empty();
+    p.runi(&["herd", "init", "finance"]).ok();
+    p.write("in.csv", "k\n1\n2\n");
+    p.write(
+        "w.feature",
+        r#"@feature(name="W", herd="finance")
+Feature: W
+  Scenario: Write
+    @source("csv://in.csv", name="i")
+    @step(name="t", sql="""
+      SELECT k,
+        CAST('99999999999999999999.999999999999999999' AS DECIMAL(38, 18)) AS amount,
+        CAST('2024-02-29' AS DATE) AS day,
+        arrow_cast(CAST('2024-01-01T10:00:00' AS TIMESTAMP), 'Timestamp(Microsecond, Some("+02:00"))') AS at
+      FROM i
+    """)
+    @sink("csv://out/t.csv", dataset="tcsv")
+    @sink("json://out/t.ndjson", dataset="tjson")
+    Given rows
+"#,
+    );
+    p.runi(&["run", "--scenario", "w.feature"]).ok();
+    for dataset in ["tcsv", "tjson"] {
+        p.write(
+            "r.feature",
+            &format!(
+                "@feature(name=\"R\", herd=\"finance\")\nFeature: R\n  Scenario: Read\n    @source(\"dataset://finance/{dataset}\", name=\"d\")\n    @sink(\"parquet://out/{dataset}.parquet\")\n    Given it\n"
+            ),
+        );
+        p.runi(&["run", "--scenario", "r.feature"]).ok();
+        let written = p.path().join(format!("out/{dataset}.parquet"));
+        let column = |c: &str| crate::support::parquet_column_type(&written, c);
+        assert_eq!(column("amount"), "Decimal128(38, 18)", "{dataset}");
+        assert_eq!(column("day"), "Date32", "{dataset}");
+        assert_eq!(column("at"), "Timestamp(µs, \"+02:00\")", "{dataset}");
+    }
+}
