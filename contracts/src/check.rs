@@ -569,7 +569,7 @@ impl Checker {
                 } else if c.target == DataType::Boolean {
                     null_boolean_prefixes(input, cast)?
                 } else {
-                    timestamp::null_sixtieth_seconds(input.as_ref(), cast)?
+                    timestamp::null_bad_times(input.as_ref(), cast)?
                 };
                 null_lossy(read_from, cast)?
             } else {

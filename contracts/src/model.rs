@@ -411,6 +411,22 @@ pub(crate) fn cast_valid_values(
 /// Parses an ODCS date/time bound (`2024-01-01`, `09:30:00`, ...) into the
 /// physical unit of `data_type` (see [`Field`]).
 pub(crate) fn parse_temporal_bound(text: &str, data_type: &DataType) -> Option<f64> {
+    // Written as the data is: a date without a time of day (Arrow would cut one off), a
+    // time with its `:` (Arrow reads `2024` as a count of microseconds), a timestamp with
+    // its date.
+    let t = text.trim();
+    let written_as_data = match data_type {
+        DataType::Date32 | DataType::Date64 => !t.contains(':'),
+        DataType::Time32(_) | DataType::Time64(_) => t.contains(':'),
+        DataType::Timestamp(..) => t
+            .trim_start_matches(['+', '-'])
+            .split_once('-')
+            .is_some_and(|(year, _)| year.len() >= 4 && year.bytes().all(|b| b.is_ascii_digit())),
+        _ => true,
+    };
+    if !written_as_data {
+        return None;
+    }
     let strings: ArrayRef = Arc::new(StringArray::from(vec![text]));
     let strict = CastOptions {
         safe: false,
@@ -425,7 +441,16 @@ pub(crate) fn parse_temporal_bound(text: &str, data_type: &DataType) -> Option<f
     let values = as_f64
         .as_any()
         .downcast_ref::<arrow::array::Float64Array>()?;
-    (values.len() == 1 && values.is_valid(0)).then(|| values.value(0))
+    let value = (values.len() == 1 && values.is_valid(0)).then(|| values.value(0))?;
+    // A time bound is a time of day, as a time value must be (`23:59:60` is not one).
+    let in_day = match data_type {
+        DataType::Time32(_) | DataType::Time64(_) => {
+            let kept = crate::timestamp::null_bad_times(strings.as_ref(), cast).ok()?;
+            kept.is_valid(0)
+        }
+        _ => true,
+    };
+    in_day.then_some(value)
 }
 
 /// A bound as people write it: `0`, `0.5`, `100000` — shortest round-trip

@@ -67,28 +67,39 @@ pub(crate) fn text_to_timestamp(
     Ok(Some(make_array(data)))
 }
 
-/// `cast`, text read as a time of day, with what Arrow read from a 60th second set to
-/// null so the `type` rule rejects it: Arrow reads `12:30:60` as 12:31:00 and `23:59:60` as
-/// a time past the end of the day, which no sink can write.
-pub(crate) fn null_sixtieth_seconds(
-    input: &dyn Array,
-    cast: ArrayRef,
-) -> Result<ArrayRef, ArrowError> {
-    if !matches!(cast.data_type(), DataType::Time32(_) | DataType::Time64(_)) {
-        return Ok(cast);
-    }
+/// `cast`, text read as a time of day, with what is no time of day set to null so the
+/// `type` rule rejects it: Arrow reads `12:30:60` as 12:31:00 and `23:59:60` as a time past
+/// the end of the day, and text without a `:` (`86400000000`, `-1`) as a count of the unit,
+/// in or out of the day; no sink could write a time outside it.
+pub(crate) fn null_bad_times(input: &dyn Array, cast: ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let day: i64 = match cast.data_type() {
+        DataType::Time32(TimeUnit::Second) => 86_400,
+        DataType::Time32(_) => 86_400_000,
+        DataType::Time64(TimeUnit::Microsecond) => 86_400_000_000,
+        DataType::Time64(_) => 86_400_000_000_000,
+        _ => return Ok(cast),
+    };
     let Some(strs) = Strs::new(input) else {
         return Ok(cast);
     };
-    let sixtieth = BooleanArray::from(
+    let values = arrow::compute::cast(&cast, &DataType::Int64)?;
+    let values = values.as_primitive::<Int64Type>();
+    let bad = BooleanArray::from(
         (0..cast.len())
-            .map(|i| cast.is_valid(i) && sixtieth_second(strs.value(i)))
+            .map(|i| {
+                cast.is_valid(i) && {
+                    let text = strs.value(i);
+                    !text.contains(':')
+                        || sixtieth_second(text)
+                        || !(0..day).contains(&values.value(i))
+                }
+            })
             .collect::<Vec<_>>(),
     );
-    if sixtieth.true_count() == 0 {
+    if bad.true_count() == 0 {
         return Ok(cast);
     }
-    arrow::compute::nullif(&cast, &sixtieth)
+    arrow::compute::nullif(&cast, &bad)
 }
 
 /// Whether a time of day's text (`HH:MM:SS[.f]`, with or without AM/PM) has 60 seconds.

@@ -1788,6 +1788,56 @@ mod review_e {
         );
     }
 
+    /// Arrow reads text without a `:` as a count of the time unit, in the day or not: a
+    /// valid row that no sink could write.
+    #[test]
+    fn a_time_is_written_with_colons_and_within_the_day() {
+        let (valid, _) = check_text(
+            "{ name: x, logicalType: time }",
+            vec![
+                Some("86400000000"),
+                Some("-1"),
+                Some("12"),
+                Some("00:00:00"),
+                Some("23:59:59.999999"),
+            ],
+        );
+        assert_eq!(valid, [false, false, false, true, true]);
+    }
+
+    /// Bounds of temporal columns are written as their data is.
+    #[test]
+    fn temporal_bounds_are_written_as_their_data() {
+        for (logical, bound) in [
+            ("time", "'2024'"),
+            ("time", "'23:59:60'"),
+            ("date", "'2024-01-01T23:59:00'"),
+            ("timestamp", "'2024'"),
+        ] {
+            let text = err_text(Contract::load(
+                "b.yaml",
+                &format!(
+                    "id: b\nversion: 1.0.0\nschema:\n  - name: b\n    properties:\n      - {{ name: x, logicalType: {logical}, logicalTypeOptions: {{ maximum: {bound} }} }}\n"
+                ),
+            ));
+            assert!(
+                text.contains("`maximum` of `x` is"),
+                "{logical} {bound}: {text}"
+            );
+        }
+        for (logical, bound) in [
+            ("time", "'09:30:00'"),
+            ("date", "'2024-01-31'"),
+            ("timestamp", "'2024-01-31'"),
+        ] {
+            Contract::load(
+                "b.yaml",
+                &format!("id: b\nversion: 1.0.0\nschema:\n  - name: b\n    properties:\n      - {{ name: x, logicalType: {logical}, logicalTypeOptions: {{ maximum: {bound} }} }}\n"),
+            )
+            .unwrap();
+        }
+    }
+
     /// `1e309` is a finite number too large for a double, as `3.4e39` is for a float; only
     /// infinity spelled out is infinity.
     #[test]
