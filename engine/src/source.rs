@@ -223,7 +223,7 @@ impl SourceTable {
         let schema = if multiline {
             // DataFusion infers from newline-split chunks, which cuts such files mid-record;
             // arrow's reader over each whole file does not.
-            infer_csv_whole(&name, &location, &base)?
+            infer_csv_whole(&name, &location, &base, SCHEMA_INFER_ROWS)?
         } else {
             options.infer_schema(state, &url).await.map_err(|e| {
                 let located = match location.format {
@@ -240,6 +240,35 @@ impl SourceTable {
                     None => source_error(&name, &location, &e),
                 }
             })?
+        };
+        // A later value is read at the type the first rows gave its column, and a date or a
+        // time the reader can parse is cut to it without a word (a date and time in a column
+        // of dates, nanoseconds in a column of whole seconds): such columns take the type
+        // every row of every file supports. Arrow's inference keeps the finest of the
+        // temporal types it sees, and text where a value is no time at all.
+        let schema = if location.format == FileFormatKind::Csv
+            && schema.fields().iter().any(|f| f.data_type().is_temporal())
+        {
+            // Files that disagree are read as the first rows said (the scan names a value
+            // that does not parse).
+            let whole = infer_csv_whole(&name, &location, &base, usize::MAX)
+                .unwrap_or_else(|_| Arc::clone(&schema));
+            let fields: Vec<_> = schema
+                .fields()
+                .iter()
+                .map(|f| match whole.field_with_name(f.name()) {
+                    Ok(w) if f.data_type().is_temporal() => {
+                        Arc::new(f.as_ref().clone().with_data_type(w.data_type().clone()))
+                    }
+                    _ => Arc::clone(f),
+                })
+                .collect();
+            Arc::new(arrow::datatypes::Schema::new_with_metadata(
+                fields,
+                schema.metadata().clone(),
+            ))
+        } else {
+            schema
         };
         // An empty file (or a CSV without a header) has no columns to read or check; it
         // would compile and then fail at run time, or read as nothing.
@@ -860,8 +889,13 @@ fn csv_header(path: &Path) -> std::result::Result<Option<Vec<String>>, String> {
 }
 
 /// The schema of a CSV source read record by record from the start of each file (the
-/// first [`SCHEMA_INFER_ROWS`] records in all), merged across files.
-fn infer_csv_whole(name: &str, location: &FileLocation, base: &Path) -> Result<SchemaRef> {
+/// first `rows` records in all), merged across files.
+fn infer_csv_whole(
+    name: &str,
+    location: &FileLocation,
+    base: &Path,
+    rows: usize,
+) -> Result<SchemaRef> {
     let error = |message: String| EngineError::Source {
         name: name.to_string(),
         uri: location.uri.clone(),
@@ -874,7 +908,7 @@ fn infer_csv_whole(name: &str, location: &FileLocation, base: &Path) -> Result<S
         vec![root]
     };
     let mut schemas = Vec::new();
-    let mut left = SCHEMA_INFER_ROWS;
+    let mut left = rows;
     for file in files {
         if left == 0 {
             break;

@@ -1171,3 +1171,30 @@ fn dictionary_columns_are_written_as_their_values() {
         .count();
     assert!(parts >= 2, "{parts} part files after two appends");
 }
+
+/// Inference reads the first 10 000 rows; a later timestamp with more fractional digits,
+/// or a date and time in a column of dates, was read at the sampled type and cut without
+/// a word. Temporal columns take the type every row supports.
+#[test]
+fn later_times_are_not_cut_to_the_type_of_the_first_rows() {
+    let p = Project::fixture("orders");
+    let mut csv = String::from("id,at,day\n");
+    for i in 0..11_000 {
+        csv.push_str(&format!("{i},2024-01-01T00:00:00,2024-01-01\n"));
+    }
+    csv.push_str("11000,2024-01-01T00:00:00.123456789,2024-01-02T10:30:00\n");
+    p.write("late.csv", &csv);
+    p.write(
+        "f.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"csv://late.csv\", name=\"l\")\n    @step(name=\"last\", sql=\"SELECT id, CAST(at AS VARCHAR) AS at, CAST(day AS VARCHAR) AS day FROM l WHERE id = 11000\")\n    @sink(\"json://out/last.ndjson\")\n",
+    );
+    for slices in ["inprocess", "2"] {
+        p.runi(&["run", "--scenario", "f.feature", "--slices", slices])
+            .ok();
+        let last = p.read("out/last.ndjson");
+        assert!(
+            last.contains("2024-01-01T00:00:00.123456789") && last.contains("2024-01-02T10:30:00"),
+            "{slices}: {last}"
+        );
+    }
+}
