@@ -225,7 +225,22 @@ impl SourceTable {
             // arrow's reader over each whole file does not.
             infer_csv_whole(&name, &location, &base, SCHEMA_INFER_ROWS)?
         } else {
-            options.infer_schema(state, &url).await.map_err(|e| {
+            match options.infer_schema(state, &url).await {
+                // Files of one CSV folder that disagree on a column's type (integers in one,
+                // decimals or text in another) are one table: the type that holds them all.
+                Err(e)
+                    if location.format == FileFormatKind::Csv
+                        && e.to_string().contains("Fail to merge schema") =>
+                {
+                    infer_csv_widened(&name, &location, &base)
+                }
+                inferred => inferred.map_err(EngineError::from),
+            }
+            .map_err(|e| {
+                let e = match e {
+                    EngineError::DataFusion(e) => e,
+                    other => return other,
+                };
                 let located = match location.format {
                     FileFormatKind::Json => locate_json_error(&name, &location, None),
                     FileFormatKind::Parquet => parquet_conflict(&name, &location),
@@ -926,6 +941,81 @@ fn infer_csv_whole(
     arrow::datatypes::Schema::try_merge(schemas)
         .map(Arc::new)
         .map_err(|e| error(e.to_string()))
+}
+
+/// The schema of a CSV folder whose files disagree on column types, each column widened to
+/// one type that holds every file's values: integers and floats as floats, dates and
+/// timestamps as the finest timestamp, anything else as text. Each file is inferred from its
+/// first [`SCHEMA_INFER_ROWS`] rows; their headers must agree (checked before scanning).
+fn infer_csv_widened(name: &str, location: &FileLocation, base: &Path) -> Result<SchemaRef> {
+    use arrow::datatypes::DataType;
+    let error = |message: String| EngineError::Source {
+        name: name.to_string(),
+        uri: location.uri.clone(),
+        message,
+    };
+    let root = location.resolve(base);
+    let files = if root.is_dir() {
+        source_files(name, location, "csv")?
+    } else {
+        vec![root]
+    };
+    let mut merged: Option<Vec<arrow::datatypes::Field>> = None;
+    for file in files {
+        let reader = std::fs::File::open(&file)
+            .map(std::io::BufReader::new)
+            .map_err(|e| error(format!("cannot read {}: {e}", file.display())))?;
+        let (schema, _) = arrow::csv::reader::Format::default()
+            .with_header(true)
+            .infer_schema(reader, Some(SCHEMA_INFER_ROWS))
+            .map_err(|e| error(format!("{}: {e}", as_given(&file).display())))?;
+        let fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        merged = Some(match merged {
+            None => fields,
+            Some(before) if before.len() != fields.len() => {
+                return Err(error(format!(
+                    "{} has {} columns, other files of this source {}",
+                    as_given(&file).display(),
+                    fields.len(),
+                    before.len()
+                )));
+            }
+            Some(before) => before
+                .into_iter()
+                .zip(fields)
+                .map(|(a, b)| {
+                    let t = widen(a.data_type(), b.data_type());
+                    a.with_data_type(t).with_nullable(true)
+                })
+                .collect(),
+        });
+    }
+    return Ok(Arc::new(arrow::datatypes::Schema::new(
+        merged.unwrap_or_default(),
+    )));
+
+    fn widen(a: &DataType, b: &DataType) -> DataType {
+        use arrow::datatypes::TimeUnit;
+        let rank = |u: &TimeUnit| match u {
+            TimeUnit::Second => 0,
+            TimeUnit::Millisecond => 1,
+            TimeUnit::Microsecond => 2,
+            TimeUnit::Nanosecond => 3,
+        };
+        match (a, b) {
+            _ if a == b => a.clone(),
+            (DataType::Null, t) | (t, DataType::Null) => t.clone(),
+            (DataType::Int64 | DataType::Float64, DataType::Int64 | DataType::Float64) => {
+                DataType::Float64
+            }
+            (DataType::Timestamp(u, None), DataType::Timestamp(v, None)) => {
+                DataType::Timestamp(if rank(u) >= rank(v) { *u } else { *v }, None)
+            }
+            (DataType::Date32, DataType::Timestamp(u, None))
+            | (DataType::Timestamp(u, None), DataType::Date32) => DataType::Timestamp(*u, None),
+            _ => DataType::Utf8,
+        }
+    }
 }
 
 /// Whether a CSV source's files hold a line break inside a quoted value (RFC 4180 allows

@@ -1198,3 +1198,26 @@ fn later_times_are_not_cut_to_the_type_of_the_first_rows() {
         );
     }
 }
+
+/// Files of one CSV folder that disagree on a column's type failed to compile ("Fail to
+/// merge schema field"), naming no file; integers in one file and decimals in another are
+/// one column of floats, as in DuckDB.
+#[test]
+fn csv_files_that_disagree_on_a_type_are_read_as_the_type_that_holds_both() {
+    let p = Project::fixture("orders");
+    p.write("d/1.csv", "a,b,t\n1,x,2024-01-01\n2,y,2024-01-02\n");
+    p.write(
+        "d/2.csv",
+        "a,b,t\n1.5,3,2024-01-03T10:00:00\n2.5,4,2024-01-04T00:00:00.5\n",
+    );
+    p.write(
+        "f.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"csv://d/\", name=\"d\")\n    @step(name=\"s\", sql=\"SELECT sum(a) AS a, count(b) AS b, max(t) AS t, arrow_typeof(max(b)) AS bt FROM d\")\n    @sink(\"json://out/x.ndjson\")\n",
+    );
+    p.runi(&["run", "--scenario", "f.feature"]).ok();
+    let out = p.read("out/x.ndjson");
+    assert!(out.contains("\"a\":7.0"), "{out}");
+    assert!(out.contains("\"b\":4"), "{out}");
+    assert!(out.contains("\"t\":\"2024-01-04T00:00:00.500\""), "{out}");
+    assert!(out.contains("\"bt\":\"Utf8\""), "{out}");
+}
