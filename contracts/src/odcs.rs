@@ -426,6 +426,18 @@ fn parse_property(
     }
 
     if f.primary_key {
+        // A key is required and unique; a property that says otherwise contradicts itself.
+        for key in ["required", "unique"] {
+            if matches!(m.get(key).map(untag), Some(Value::Bool(false))) {
+                return Err(loc.error(
+                    loc.property_key(&f.name, &[key], None),
+                    format!(
+                        "`{}` is a primary key, which is required and unique, but says `{key}: false`",
+                        f.name
+                    ),
+                ));
+            }
+        }
         f.required = true;
         f.unique = true;
     }

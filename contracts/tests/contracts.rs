@@ -1998,6 +1998,23 @@ mod review_e {
         Contract::load("quoted.yaml", &quoted).unwrap();
     }
 
+    /// `primaryKey: true` silently overrode an explicit `required: false`.
+    #[test]
+    fn a_primary_key_that_says_it_is_not_required_is_an_error() {
+        for key in ["required", "unique"] {
+            let text = err_text(Contract::load(
+                "k.yaml",
+                &format!(
+                    "id: k\nversion: 1.0.0\nschema:\n  - name: k\n    properties:\n      - name: id\n        logicalType: string\n        primaryKey: true\n        {key}: false\n"
+                ),
+            ));
+            assert!(
+                text.starts_with("k.yaml:9:") && text.contains(&format!("says `{key}: false`")),
+                "{text}"
+            );
+        }
+    }
+
     /// An unclosed quote in `oneof` was read as one value.
     #[test]
     fn an_unclosed_quote_in_oneof_is_an_error() {
