@@ -234,6 +234,15 @@ impl SourceTable {
                 {
                     infer_csv_widened(&name, &location, &base)
                 }
+                // DataFusion splits text at line breaks outside quotes, and a file whose last
+                // line holds a lone quote inside a value (`5'10"`) and no final line break
+                // looks unterminated to it; the CSV reader takes that quote as a character.
+                Err(e)
+                    if location.format == FileFormatKind::Csv
+                        && e.to_string().contains("unterminated string") =>
+                {
+                    infer_csv_whole(&name, &location, &base, SCHEMA_INFER_ROWS)
+                }
                 inferred => inferred.map_err(EngineError::from),
             }
             .map_err(|e| {

@@ -150,6 +150,23 @@ fn csv_with_a_quote_that_never_closes() {
     assert!(!p.path().join("out/x.ndjson").exists());
 }
 
+/// A lone quote inside a value on a last line without a line break (`5'10"`) is a character,
+/// as the CSV reader takes it; DataFusion's line splitter took it for an unterminated
+/// string and the Scenario did not compile.
+#[test]
+fn a_quote_inside_a_value_on_the_last_line_is_a_character() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://data/h.csv\", name=\"h\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    p.write("data/h.csv", "id,h\n1,6'\n2,5'10\"");
+    for slices in ["inprocess", "2"] {
+        p.runi(&["run", "--scenario", "bad.feature", "--slices", slices])
+            .ok();
+        let out = p.read("out/x.ndjson");
+        assert!(out.contains(r#""h":"5'10\"""#), "{slices}: {out}");
+    }
+}
+
 #[test]
 fn missing_input_file() {
     let p = orders_with(&format!(
