@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::datasource::TableProvider;
@@ -232,7 +232,7 @@ impl SourceTable {
                     if location.format == FileFormatKind::Csv
                         && e.to_string().contains("Fail to merge schema") =>
                 {
-                    infer_csv_widened(&name, &location, &base)
+                    infer_csv_whole(&name, &location, &base, SCHEMA_INFER_ROWS)
                 }
                 // DataFusion splits text at line breaks outside quotes, and a file whose last
                 // line holds a lone quote inside a value (`5'10"`) and no final line break
@@ -273,8 +273,7 @@ impl SourceTable {
         let schema = if location.format == FileFormatKind::Csv
             && schema.fields().iter().any(|f| f.data_type().is_temporal())
         {
-            // Files that disagree are read as the first rows said (the scan names a value
-            // that does not parse).
+            // A file that cannot be inferred is left to the scan, which names what is wrong.
             let whole = infer_csv_whole(&name, &location, &base, usize::MAX)
                 .unwrap_or_else(|_| Arc::clone(&schema));
             let fields: Vec<_> = schema
@@ -913,7 +912,9 @@ fn csv_header(path: &Path) -> std::result::Result<Option<Vec<String>>, String> {
 }
 
 /// The schema of a CSV source read record by record from the start of each file (the
-/// first `rows` records in all), merged across files.
+/// first `rows` records in all), merged across files by column name. Files that disagree on
+/// a column's type are one table of the type that holds both: integers and floats as floats,
+/// dates and timestamps as the finest timestamp, anything else as text (as DuckDB reads them).
 fn infer_csv_whole(
     name: &str,
     location: &FileLocation,
@@ -931,7 +932,7 @@ fn infer_csv_whole(
     } else {
         vec![root]
     };
-    let mut schemas = Vec::new();
+    let mut merged: Vec<arrow::datatypes::Field> = Vec::new();
     let mut left = rows;
     for file in files {
         if left == 0 {
@@ -943,65 +944,19 @@ fn infer_csv_whole(
         let (schema, read) = arrow::csv::reader::Format::default()
             .with_header(true)
             .infer_schema(reader, Some(left))
-            .map_err(|e| error(format!("{}: {e}", file.display())))?;
-        left = left.saturating_sub(read);
-        schemas.push(schema);
-    }
-    arrow::datatypes::Schema::try_merge(schemas)
-        .map(Arc::new)
-        .map_err(|e| error(e.to_string()))
-}
-
-/// The schema of a CSV folder whose files disagree on column types, each column widened to
-/// one type that holds every file's values: integers and floats as floats, dates and
-/// timestamps as the finest timestamp, anything else as text. Each file is inferred from its
-/// first [`SCHEMA_INFER_ROWS`] rows; their headers must agree (checked before scanning).
-fn infer_csv_widened(name: &str, location: &FileLocation, base: &Path) -> Result<SchemaRef> {
-    use arrow::datatypes::DataType;
-    let error = |message: String| EngineError::Source {
-        name: name.to_string(),
-        uri: location.uri.clone(),
-        message,
-    };
-    let root = location.resolve(base);
-    let files = if root.is_dir() {
-        source_files(name, location, "csv")?
-    } else {
-        vec![root]
-    };
-    let mut merged: Option<Vec<arrow::datatypes::Field>> = None;
-    for file in files {
-        let reader = std::fs::File::open(&file)
-            .map(std::io::BufReader::new)
-            .map_err(|e| error(format!("cannot read {}: {e}", file.display())))?;
-        let (schema, _) = arrow::csv::reader::Format::default()
-            .with_header(true)
-            .infer_schema(reader, Some(SCHEMA_INFER_ROWS))
             .map_err(|e| error(format!("{}: {e}", as_given(&file).display())))?;
-        let fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        merged = Some(match merged {
-            None => fields,
-            Some(before) if before.len() != fields.len() => {
-                return Err(error(format!(
-                    "{} has {} columns, other files of this source {}",
-                    as_given(&file).display(),
-                    fields.len(),
-                    before.len()
-                )));
+        left = left.saturating_sub(read);
+        for f in schema.fields() {
+            match merged.iter_mut().find(|m| m.name() == f.name()) {
+                Some(m) => {
+                    let t = widen(m.data_type(), f.data_type());
+                    *m = m.clone().with_data_type(t).with_nullable(true);
+                }
+                None => merged.push(f.as_ref().clone()),
             }
-            Some(before) => before
-                .into_iter()
-                .zip(fields)
-                .map(|(a, b)| {
-                    let t = widen(a.data_type(), b.data_type());
-                    a.with_data_type(t).with_nullable(true)
-                })
-                .collect(),
-        });
+        }
     }
-    return Ok(Arc::new(arrow::datatypes::Schema::new(
-        merged.unwrap_or_default(),
-    )));
+    return Ok(Arc::new(arrow::datatypes::Schema::new(merged)));
 
     fn widen(a: &DataType, b: &DataType) -> DataType {
         use arrow::datatypes::TimeUnit;
