@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use crate::cli::OutputFormat;
+
 /// A failure with the exit code it deserves.
 #[derive(Debug)]
 pub enum Failure {
@@ -26,23 +28,41 @@ impl Failure {
 pub type CmdResult = Result<(), Failure>;
 
 /// Prints the failure (no backtrace: these are a user's errors, not bugs) and picks the
-/// exit code.
-pub fn report(result: CmdResult) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Input(e)) => {
-            eprintln!("{}", render(&e));
-            ExitCode::from(2)
-        }
-        Err(Failure::Run(e)) => {
-            eprintln!("{}", render(&e));
-            ExitCode::from(1)
-        }
-        Err(Failure::Interrupted) => {
-            eprintln!("error: interrupted; nothing of this run was committed");
-            ExitCode::from(130)
-        }
+/// exit code. With `-o json` or `-o yaml` the failure is also printed on stdout, as an
+/// object a program can read where it reads a success (`status`, `exit_code`, `error`):
+/// a script that parses `runi run -o json` gets a document either way.
+pub fn report(result: CmdResult, output: OutputFormat) -> ExitCode {
+    let (status, code, message) = match result {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Input(e)) => ("invalid", 2, render(&e)),
+        Err(Failure::Run(e)) => ("failed", 1, render(&e)),
+        Err(Failure::Interrupted) => (
+            "interrupted",
+            130,
+            "error: interrupted; nothing of this run was committed".to_string(),
+        ),
+    };
+    eprintln!("{message}");
+    if matches!(output, OutputFormat::Json | OutputFormat::Yaml) {
+        let failure = FailureDoc {
+            status,
+            exit_code: code,
+            error: message.strip_prefix("error: ").unwrap_or(&message),
+        };
+        // Best effort: the message is on stderr already, and the exit code says the rest.
+        let _ = crate::output::print_value(output, &failure);
     }
+    ExitCode::from(code)
+}
+
+/// A failure as `-o json|yaml` prints it.
+#[derive(serde::Serialize)]
+struct FailureDoc<'a> {
+    /// `invalid` (bad input, exit 2), `failed` (exit 1) or `interrupted` (exit 130).
+    status: &'static str,
+    exit_code: u8,
+    /// The message printed on stderr, without its leading `error: `.
+    error: &'a str,
 }
 
 fn render(e: &anyhow::Error) -> String {

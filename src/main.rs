@@ -69,6 +69,7 @@ const COMMAND_STACK_BYTES: usize = 256 << 20;
 const WORKER_STACK_BYTES: usize = 64 << 20;
 
 fn command(cli: cli::Cli) -> std::process::ExitCode {
+    let output = cli.global.output;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // `runi slice --threads N` sizes its runtime (measured on TPC-H SF 1 with two slices on two
     // cores: one thread each was slower, 1.38 vs 1.24-1.30 of one process, so slices keep
@@ -111,7 +112,7 @@ fn command(cli: cli::Cli) -> std::process::ExitCode {
     });
     // Blocking tasks (an `exec=` program's reader) must not keep the process alive forever.
     runtime.shutdown_timeout(SHUTDOWN_WAIT);
-    exit::report(result)
+    exit::report(result, output)
 }
 
 fn write_stdout(args: std::fmt::Arguments<'_>) {

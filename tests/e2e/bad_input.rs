@@ -1070,6 +1070,48 @@ fn an_exec_programs_stderr_is_shown_as_its_own() {
     assert!(!out.stderr.contains("error: second"), "{}", out.stderr);
 }
 
+/// With `-o json` a failure is a JSON document on stdout too (a script reading stdout gets
+/// one either way), and with `-o yaml` a YAML one; stderr keeps the message.
+#[test]
+fn failures_are_documents_on_stdout_with_o_json() {
+    let p = orders_with(&format!(
+        "{FEATURE_HEAD}    @source(\"csv://missing.csv\")\n    @sink(\"json://out/x.ndjson\")\n"
+    ));
+    let out = p
+        .runi(&["run", "--scenario", "bad.feature", "-o", "json"])
+        .fails(2, &["missing.csv"]);
+    let doc = out.json();
+    assert_eq!(doc["status"], "invalid", "{doc}");
+    assert_eq!(doc["exit_code"], 2, "{doc}");
+    let error = doc["error"].as_str().unwrap_or_default();
+    assert!(error.contains("missing.csv"), "{doc}");
+    assert!(!error.starts_with("error: "), "{doc}");
+
+    // A run that fails while running: exit 1, `failed`, here as YAML.
+    let p = Project::empty();
+    p.write("n.ndjson", "{\"a\":1}\n{\"a\":true}\n");
+    p.write(
+        "f.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"json://n.ndjson\", name=\"t\")\n    @sink(\"json://out/x.ndjson\")\n",
+    );
+    let out = p
+        .runi(&["run", "--scenario", "f.feature", "-o", "yaml"])
+        .fails(1, &["a boolean at n.ndjson:2"]);
+    assert!(out.stdout.contains("status: \"failed\""), "{}", out.stdout);
+    assert!(out.stdout.contains("exit_code: 1"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("a boolean at n.ndjson:2"),
+        "{}",
+        out.stdout
+    );
+
+    // Table output keeps stdout for results: nothing there.
+    let out = p
+        .runi(&["run", "--scenario", "f.feature"])
+        .fails(1, &["a boolean at n.ndjson:2"]);
+    assert_eq!(out.stdout, "");
+}
+
 /// A damaged Arrow file is refused at once, named: its reader once took four bytes of it
 /// for a message length and allocated that much (1.3 GB for a 6 KB file).
 #[test]
