@@ -15,13 +15,24 @@
 
 use regex::Regex;
 use regex_automata::dfa::{Automaton, dense};
-use regex_automata::{Input, MatchKind};
+use regex_automata::util::primitives::StateID;
+use regex_automata::util::start::Config as StartConfig;
+use regex_automata::{Anchored, MatchKind};
 
 /// A compiled pattern.
 #[derive(Clone, Debug)]
 pub(crate) struct Pattern {
     regex: Regex,
-    dfa: Option<dense::DFA<Vec<u32>>>,
+    dfa: Option<Dfa>,
+}
+
+/// A pattern's DFA and the state an unanchored search of a whole value starts in.
+#[derive(Clone, Debug)]
+struct Dfa {
+    dfa: dense::DFA<Vec<u32>>,
+    /// Where every search starts: a search from a value's first byte has nothing behind it,
+    /// so its start state is always the same one, computed once.
+    start: StateID,
 }
 
 /// Patterns are compiled once per checker; this caps what one may cost.
@@ -44,19 +55,22 @@ impl Pattern {
                     .determinize_size_limit(Some(DFA_SIZE_MAX_BYTES)),
             )
             .build(pattern)
-            .ok();
+            .ok()
+            .and_then(|dfa| {
+                let start = dfa
+                    .start_state(&StartConfig::new().anchored(Anchored::No))
+                    .ok()?;
+                Some(Dfa { dfa, start })
+            });
         Ok(Pattern { regex, dfa })
     }
 
     /// Whether `value` has a match of the pattern anywhere, as `Regex::is_match`.
     pub(crate) fn is_match(&self, value: &str) -> bool {
         match &self.dfa {
-            Some(dfa) => match dfa.try_search_fwd(&Input::new(value).earliest(true)) {
-                Ok(found) => found.is_some(),
-                // A DFA gives up only on bytes it was built to quit on; this one has none,
-                // but `Regex` is the answer either way.
-                Err(_) => self.regex.is_match(value),
-            },
+            Some(d) => d
+                .is_match(value.as_bytes())
+                .unwrap_or_else(|| self.regex.is_match(value)),
             None => self.regex.is_match(value),
         }
     }
@@ -65,6 +79,33 @@ impl Pattern {
     #[cfg(test)]
     fn has_dfa(&self) -> bool {
         self.dfa.is_some()
+    }
+}
+
+impl Dfa {
+    /// Whether `value` has a match: the DFA walked byte by byte from the start state, the
+    /// whole search with none of a general search's set-up (an `Input`, a start state
+    /// looked up per call, a prefilter), which cost more than the walk on short values.
+    /// `None` where the DFA quits (it is built with no quit bytes, so never in practice).
+    fn is_match(&self, value: &[u8]) -> Option<bool> {
+        let dfa = &self.dfa;
+        let mut state = self.start;
+        for &byte in value {
+            state = dfa.next_state(state, byte);
+            if dfa.is_special_state(state) {
+                // Match states come one byte after the match ends: any match will do.
+                if dfa.is_match_state(state) {
+                    return Some(true);
+                }
+                if dfa.is_dead_state(state) {
+                    return Some(false);
+                }
+                if dfa.is_quit_state(state) {
+                    return None;
+                }
+            }
+        }
+        Some(dfa.is_match_state(dfa.next_eoi_state(state)))
     }
 }
 

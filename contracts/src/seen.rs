@@ -2,9 +2,10 @@
 //!
 //! A `HashSet<Box<str>>` costs an allocation and two probes per new value,
 //! which made `unique` a hundred times dearer than every other rule. Here
-//! short values (and integers) are packed into 128-bit keys held in a
-//! [`KeyTable`]: open addressing, the key itself in the slot, so a probe is
-//! one cache line. Longer values are appended to one byte arena and a table
+//! short values (and integers) are packed into 64- or 128-bit keys held in
+//! [`KeyTable`]s: open addressing, the key itself in the slot, so a probe is
+//! one cache line. Integers and values of up to 8 bytes take 8-byte slots,
+//! half the memory (and cache) of 16-byte ones. Longer values are appended to one byte arena and a table
 //! maps a 64-bit hash to the newest arena entry with that hash; entries
 //! sharing a hash are chained. Hashes are keyed per process (from std's
 //! `RandomState`), so data cannot be crafted to collide.
@@ -22,10 +23,15 @@ use std::hash::{BuildHasher, Hasher};
 
 /// Byte strings seen so far.
 pub(crate) struct SeenBytes {
-    /// Values of up to [`SHORT_BYTES_MAX`] bytes, packed into the key itself: one probe,
-    /// no arena. Ids, codes and keys are usually this short, and at millions of values
-    /// the cache misses of the arena path dominate the cost of `unique`.
-    short: KeyTable,
+    /// Values of up to 7 bytes, packed with their length into an 8-byte key.
+    tiny: KeyTable<8>,
+    /// Values of exactly 8 bytes, as they are (ids like `T0000001`).
+    eight: KeyTable<8>,
+    /// Values of 9 to [`SHORT_BYTES_MAX`] bytes, packed with their length into a 16-byte
+    /// key. Together, the short values need no arena: one probe each. Ids, codes and keys
+    /// are usually this short, and at millions of values the cache misses of the arena
+    /// path dominate the cost of `unique`.
+    short: KeyTable<16>,
     /// Hash → index of the newest entry with that hash (longer values).
     table: HashMap<u64, usize, PassThrough>,
     arena: Vec<u8>,
@@ -42,12 +48,14 @@ struct ArenaEntry {
 
 const NONE: usize = usize::MAX;
 
-/// Longest value kept packed in a `u128` key (the last byte holds the length).
+/// Longest value kept packed in a key (16 bytes; the last one holds the length).
 const SHORT_BYTES_MAX: usize = 15;
 
 impl SeenBytes {
     pub(crate) fn new() -> SeenBytes {
         SeenBytes {
+            tiny: KeyTable::new(),
+            eight: KeyTable::new(),
             short: KeyTable::new(),
             table: HashMap::with_hasher(PassThrough),
             arena: Vec::new(),
@@ -58,8 +66,10 @@ impl SeenBytes {
 
     /// Whether `value` was recorded, without recording it.
     pub(crate) fn contains(&self, value: &[u8]) -> bool {
-        match pack_short(value) {
-            Some(key) => self.short.contains(key),
+        match Short::of(value) {
+            Some(Short::Tiny(key)) => self.tiny.contains(key),
+            Some(Short::Eight(key)) => self.eight.contains(key),
+            Some(Short::Wide(key)) => self.short.contains(key),
             None => {
                 let h = hash_bytes(value, self.seed);
                 let mut i = self.table.get(&h).copied().unwrap_or(NONE);
@@ -77,8 +87,10 @@ impl SeenBytes {
 
     /// Records `value`; true if it was seen before.
     pub(crate) fn seen_before(&mut self, value: &[u8]) -> bool {
-        match pack_short(value) {
-            Some(key) => self.short.seen_before(key),
+        match Short::of(value) {
+            Some(Short::Tiny(key)) => self.tiny.seen_before(key),
+            Some(Short::Eight(key)) => self.eight.seen_before(key),
+            Some(Short::Wide(key)) => self.short.seen_before(key),
             None => {
                 let h = hash_bytes(value, self.seed);
                 self.seen_before_hashed(value, h)
@@ -95,32 +107,26 @@ impl SeenBytes {
         value: impl Fn(usize) -> &'v [u8],
         mut seen: impl FnMut(usize, bool),
     ) {
-        let mut keys = Vec::with_capacity(count);
-        // Where each short key's value is, once a long value has been met (a short and a
-        // long value are never equal, so the two paths cannot disagree on order).
-        let mut at: Option<Vec<usize>> = None;
+        // Short keys by kind, with where each one's value is; values of different kinds
+        // are never equal, so each kind keeps its own order and long values go at once.
+        let mut tiny = Keyed::<8>::default();
+        let mut eight = Keyed::<8>::default();
+        let mut wide = Keyed::<16>::default();
         for j in 0..count {
             let v = value(j);
-            match pack_short(v) {
-                Some(key) => {
-                    keys.push(key);
-                    if let Some(at) = &mut at {
-                        at.push(j);
-                    }
-                }
+            match Short::of(v) {
+                Some(Short::Tiny(key)) => tiny.push(key, j),
+                Some(Short::Eight(key)) => eight.push(key, j),
+                Some(Short::Wide(key)) => wide.push(key, j),
                 None => {
-                    at.get_or_insert_with(|| (0..keys.len()).collect());
                     let h = hash_bytes(v, self.seed);
                     seen(j, self.seen_before_hashed(v, h));
                 }
             }
         }
-        match &at {
-            None => self.short.seen_before_all(&keys, &mut seen),
-            Some(at) => self
-                .short
-                .seen_before_all(&keys, |k, before| seen(at[k], before)),
-        }
+        tiny.probe(&mut self.tiny, &mut seen);
+        eight.probe(&mut self.eight, &mut seen);
+        wide.probe(&mut self.short, &mut seen);
     }
 
     fn seen_before_hashed(&mut self, value: &[u8], h: u64) -> bool {
@@ -151,32 +157,85 @@ impl SeenBytes {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.short.len() + self.entries.len()
+        self.tiny.len() + self.eight.len() + self.short.len() + self.entries.len()
     }
 
     /// Bytes held (capacity, not length: what the allocator gave out).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.short.heap_bytes()
+        self.tiny.heap_bytes()
+            + self.eight.heap_bytes()
+            + self.short.heap_bytes()
             + self.arena.capacity()
             + self.entries.capacity() * std::mem::size_of::<ArenaEntry>()
             + self.table.capacity() * (std::mem::size_of::<(u64, usize)>() + 1)
     }
 }
 
-/// Packs a value of up to [`SHORT_BYTES_MAX`] bytes into a key; the last byte holds the
-/// length plus one, so "a" and "a\0" differ and no packed value is zero.
-fn pack_short(value: &[u8]) -> Option<u128> {
-    if value.len() > SHORT_BYTES_MAX {
-        return None;
+/// A short value as the key of its table.
+enum Short {
+    /// Up to 7 bytes; the last byte holds the length plus one, so "a" and "a\0" differ.
+    Tiny([u8; 8]),
+    /// Exactly 8 bytes, as they are.
+    Eight([u8; 8]),
+    /// 9 to [`SHORT_BYTES_MAX`] bytes; the last byte holds the length.
+    Wide([u8; 16]),
+}
+
+impl Short {
+    fn of(value: &[u8]) -> Option<Short> {
+        match value.len() {
+            n @ 0..=7 => {
+                let mut key = [0u8; 8];
+                key[..n].copy_from_slice(value);
+                key[7] = n as u8 + 1;
+                Some(Short::Tiny(key))
+            }
+            8 => {
+                let mut key = [0u8; 8];
+                key.copy_from_slice(value);
+                Some(Short::Eight(key))
+            }
+            n @ 9..=SHORT_BYTES_MAX => {
+                let mut key = [0u8; 16];
+                key[..n].copy_from_slice(value);
+                key[15] = n as u8;
+                Some(Short::Wide(key))
+            }
+            _ => None,
+        }
     }
-    let mut packed = [0u8; 16];
-    packed[..value.len()].copy_from_slice(value);
-    packed[15] = value.len() as u8 + 1;
-    Some(u128::from_le_bytes(packed))
+}
+
+/// A batch's keys for one table, and the row of each.
+struct Keyed<const N: usize> {
+    keys: Vec<[u8; N]>,
+    rows: Vec<usize>,
+}
+
+impl<const N: usize> Default for Keyed<N> {
+    fn default() -> Self {
+        Keyed {
+            keys: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+impl<const N: usize> Keyed<N> {
+    fn push(&mut self, key: [u8; N], row: usize) {
+        self.keys.push(key);
+        self.rows.push(row);
+    }
+
+    fn probe(&self, table: &mut KeyTable<N>, seen: &mut impl FnMut(usize, bool)) {
+        if !self.keys.is_empty() {
+            table.seen_before_all(&self.keys, |k, before| seen(self.rows[k], before));
+        }
+    }
 }
 
 /// 64-bit integers seen so far.
-pub(crate) struct SeenInts(KeyTable);
+pub(crate) struct SeenInts(KeyTable<8>);
 
 impl SeenInts {
     pub(crate) fn new() -> SeenInts {
@@ -185,17 +244,12 @@ impl SeenInts {
 
     /// Whether `value` was recorded, without recording it.
     pub(crate) fn contains(&self, value: i64) -> bool {
-        self.0.contains(Self::key(value))
+        self.0.contains(value.to_le_bytes())
     }
 
     /// Records `value`; true if it was seen before.
     pub(crate) fn seen_before(&mut self, value: i64) -> bool {
-        self.0.seen_before(Self::key(value))
-    }
-
-    /// The key of an integer: bit 64 set, so no key is zero.
-    fn key(value: i64) -> u128 {
-        (1u128 << 64) | u128::from(value as u64)
+        self.0.seen_before(value.to_le_bytes())
     }
 
     /// Records `count` integers, `value(j)` for `j` in `0..count`, telling `seen(j, before)`
@@ -206,7 +260,7 @@ impl SeenInts {
         value: impl Fn(usize) -> i64,
         seen: impl FnMut(usize, bool),
     ) {
-        let keys: Vec<u128> = (0..count).map(|j| Self::key(value(j))).collect();
+        let keys: Vec<[u8; 8]> = (0..count).map(|j| value(j).to_le_bytes()).collect();
         self.0.seen_before_all(&keys, seen);
     }
 
@@ -223,45 +277,50 @@ impl SeenInts {
 /// loads in flight to cover a memory latency.
 const PREFETCH_AHEAD: usize = 16;
 
-/// A set of non-zero 128-bit keys: open addressing with linear probing, the key itself in
-/// the slot (zero: empty), at most half full. One probe is one cache line. The price is
-/// 32–64 bytes per key (16-byte slots, a quarter to a half of them used), more than a
-/// `HashSet<i64>` for integers; it is reserved in the run's memory pool like the rest of
-/// the `unique` state.
-pub(crate) struct KeyTable {
-    slots: Slots,
+/// A set of `N`-byte keys (`N` is 8 or 16): open addressing with linear probing, the key
+/// itself in the slot, at most half full. An all-zero slot is empty; the all-zero key is
+/// a flag of its own. One probe is one cache line. The price is 2–4 slots per key, more
+/// than a `HashSet<i64>` for integers; it is reserved in the run's memory pool like the
+/// rest of the `unique` state.
+pub(crate) struct KeyTable<const N: usize> {
+    slots: Slots<N>,
     /// `64 - log2(slots)`: a hash's top bits pick its first slot.
     shift: u32,
+    /// Keys in the slots.
     len: usize,
+    /// Whether the all-zero key was recorded.
+    zero: bool,
     seed: u64,
 }
 
-/// Slots of a new table (1 KiB: a `unique` column has 16 shards of tables).
+/// Slots of a new table (1 KiB at most: a `unique` column has 16 shards of tables).
 const KEY_TABLE_SLOTS_MIN: usize = 64;
 
-impl KeyTable {
-    pub(crate) fn new() -> KeyTable {
+impl<const N: usize> KeyTable<N> {
+    const EMPTY: [u8; N] = [0u8; N];
+
+    pub(crate) fn new() -> KeyTable<N> {
         KeyTable {
             slots: Slots::zeroed(KEY_TABLE_SLOTS_MIN),
             shift: 64 - KEY_TABLE_SLOTS_MIN.trailing_zeros(),
             len: 0,
+            zero: false,
             seed: random_seed(),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len + usize::from(self.zero)
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.slots.bytes()
     }
 
-    fn first_slot(&self, key: u128) -> usize {
-        let h = fold_mul(
-            fold_mul((key as u64) ^ self.seed, ((key >> 64) as u64) ^ K1),
-            self.seed ^ K2,
-        );
+    fn first_slot(&self, key: &[u8; N]) -> usize {
+        let low = word(&key[..N.min(8)]);
+        let high = if N > 8 { word(&key[8..]) } else { 0 };
+        let h = fold_mul(fold_mul(low ^ self.seed, high ^ K1), self.seed ^ K2);
         (h >> self.shift) as usize
     }
 
@@ -278,51 +337,56 @@ impl KeyTable {
         let old = std::mem::replace(&mut self.slots, Slots::zeroed(slots));
         self.shift = 64 - slots.trailing_zeros();
         let mask = slots - 1;
-        for k in old.as_slice().iter().map(|s| u128::from_ne_bytes(*s)) {
-            if k != 0 {
+        for k in old.as_slice() {
+            if *k != Self::EMPTY {
                 let mut i = self.first_slot(k);
                 let new = self.slots.as_mut_slice();
-                while new[i] != [0u8; 16] {
+                while new[i] != Self::EMPTY {
                     i = (i + 1) & mask;
                 }
-                new[i] = k.to_ne_bytes();
+                new[i] = *k;
             }
         }
     }
 
-    /// Records `key` (not zero); true if it was there before.
-    pub(crate) fn seen_before(&mut self, key: u128) -> bool {
+    /// Records `key`; true if it was there before.
+    pub(crate) fn seen_before(&mut self, key: [u8; N]) -> bool {
+        if key == Self::EMPTY {
+            return std::mem::replace(&mut self.zero, true);
+        }
         self.reserve(1);
-        let i = self.first_slot(key);
+        let i = self.first_slot(&key);
         self.probe(key, i)
     }
 
-    /// Whether `key` (not zero) is in the table.
-    pub(crate) fn contains(&self, key: u128) -> bool {
-        let want = key.to_ne_bytes();
+    /// Whether `key` is in the table.
+    pub(crate) fn contains(&self, key: [u8; N]) -> bool {
+        if key == Self::EMPTY {
+            return self.zero;
+        }
         let slots = self.slots.as_slice();
         let mask = slots.len() - 1;
-        let mut i = self.first_slot(key);
+        let mut i = self.first_slot(&key);
         loop {
-            if slots[i] == want {
+            if slots[i] == key {
                 return true;
             }
-            if slots[i] == [0u8; 16] {
+            if slots[i] == Self::EMPTY {
                 return false;
             }
             i = (i + 1) & mask;
         }
     }
 
-    /// Records each key of `keys` (none zero), telling `seen(j, before)` in order.
+    /// Records each key of `keys`, telling `seen(j, before)` in order.
     ///
     /// Each key's first slot is prefetched [`PREFETCH_AHEAD`] keys before it is probed, so
     /// the cache misses of a large table overlap instead of queueing. (Plain loads overlap
     /// too, but each one that misses holds up the instructions behind it until it lands;
     /// a prefetch does not.)
-    pub(crate) fn seen_before_all(&mut self, keys: &[u128], mut seen: impl FnMut(usize, bool)) {
+    pub(crate) fn seen_before_all(&mut self, keys: &[[u8; N]], mut seen: impl FnMut(usize, bool)) {
         self.reserve(keys.len());
-        let first: Vec<usize> = keys.iter().map(|&k| self.first_slot(k)).collect();
+        let first: Vec<usize> = keys.iter().map(|k| self.first_slot(k)).collect();
         for &i in first.iter().take(PREFETCH_AHEAD) {
             prefetch(&self.slots.as_slice()[i]);
         }
@@ -330,21 +394,26 @@ impl KeyTable {
             if let Some(&ahead) = first.get(j + PREFETCH_AHEAD) {
                 prefetch(&self.slots.as_slice()[ahead]);
             }
-            seen(j, self.probe(key, i));
+            let before = if key == Self::EMPTY {
+                std::mem::replace(&mut self.zero, true)
+            } else {
+                self.probe(key, i)
+            };
+            seen(j, before);
         }
     }
 
-    fn probe(&mut self, key: u128, mut i: usize) -> bool {
-        let want = key.to_ne_bytes();
+    /// Records `key` (not all zero) from slot `i` on; true if it was there before.
+    fn probe(&mut self, key: [u8; N], mut i: usize) -> bool {
         let slots = self.slots.as_mut_slice();
         let mask = slots.len() - 1;
         loop {
             let slot = &mut slots[i];
-            if *slot == want {
+            if *slot == key {
                 return true;
             }
-            if *slot == [0u8; 16] {
-                *slot = want;
+            if *slot == Self::EMPTY {
+                *slot = key;
                 self.len += 1;
                 return false;
             }
@@ -356,7 +425,7 @@ impl KeyTable {
 /// Starts loading `slot`'s cache line without waiting for it.
 #[inline(always)]
 #[allow(unsafe_code)]
-fn prefetch(slot: &[u8; 16]) {
+fn prefetch<const N: usize>(slot: &[u8; N]) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint: it never faults and changes no memory, and `slot` is a
     // valid reference besides. SSE, which has it, is part of x86-64's baseline.
@@ -369,8 +438,8 @@ fn prefetch(slot: &[u8; 16]) {
 
 /// A key table's slots, zeroed: on the heap while small, in an anonymous mapping advised as
 /// huge pages once it spans one.
-enum Slots {
-    Heap(Vec<[u8; 16]>),
+enum Slots<const N: usize> {
+    Heap(Vec<[u8; N]>),
     Mapped {
         map: memmap2::MmapMut,
         /// Where the first huge-page-aligned byte is (the mapping is one huge page longer
@@ -383,9 +452,9 @@ enum Slots {
 /// The huge page size transparent huge pages use on x86-64 and most arm64 kernels.
 const HUGE_PAGE_BYTES: usize = 2 << 20;
 
-impl Slots {
-    fn zeroed(len: usize) -> Slots {
-        let bytes = len * 16;
+impl<const N: usize> Slots<N> {
+    fn zeroed(len: usize) -> Slots<N> {
+        let bytes = len * N;
         if bytes >= HUGE_PAGE_BYTES
             && let Ok(map) = memmap2::MmapOptions::new()
                 .len(bytes + HUGE_PAGE_BYTES)
@@ -397,7 +466,7 @@ impl Slots {
             let _ = map.advise_range(memmap2::Advice::HugePage, start, bytes);
             return Slots::Mapped { map, start, len };
         }
-        Slots::Heap(vec![[0u8; 16]; len])
+        Slots::Heap(vec![[0u8; N]; len])
     }
 
     fn len(&self) -> usize {
@@ -408,20 +477,20 @@ impl Slots {
     }
 
     fn bytes(&self) -> usize {
-        self.len() * 16
+        self.len() * N
     }
 
-    fn as_slice(&self) -> &[[u8; 16]] {
+    fn as_slice(&self) -> &[[u8; N]] {
         match self {
             Slots::Heap(v) => v,
-            Slots::Mapped { map, start, len } => map[*start..*start + *len * 16].as_chunks().0,
+            Slots::Mapped { map, start, len } => map[*start..*start + *len * N].as_chunks().0,
         }
     }
 
-    fn as_mut_slice(&mut self) -> &mut [[u8; 16]] {
+    fn as_mut_slice(&mut self) -> &mut [[u8; N]] {
         match self {
             Slots::Heap(v) => v,
-            Slots::Mapped { map, start, len } => map[*start..*start + *len * 16].as_chunks_mut().0,
+            Slots::Mapped { map, start, len } => map[*start..*start + *len * N].as_chunks_mut().0,
         }
     }
 }
@@ -522,10 +591,18 @@ mod tests {
     fn short_values_are_packed_without_confusion() {
         let mut s = SeenBytes::new();
         // Trailing zero bytes and lengths around the packing limit stay distinct.
-        let values: [&[u8]; 5] = [
+        let values: [&[u8]; 13] = [
+            b"",
+            b"\0",
             b"a",
             b"a\0",
             b"a\0\0",
+            b"1234567",
+            b"1234567\0",
+            b"\0\0\0\0\0\0\0\0",
+            b"12345678",
+            b"12345678\0",
+            b"123456789",
             b"123456789012345",
             b"1234567890123456",
         ];
@@ -536,7 +613,7 @@ mod tests {
             assert!(s.contains(v), "{v:?} not contained");
             assert!(s.seen_before(v), "{v:?} forgotten");
         }
-        assert_eq!(s.len(), 5);
+        assert_eq!(s.len(), values.len());
         // Looking does not record, short or long.
         for v in [&b"b"[..], b"a value longer than fifteen bytes"] {
             assert!(!s.contains(v));
@@ -569,12 +646,11 @@ mod tests {
         // 300 000 keys grow the table past the huge-page threshold (2 MiB of slots) and
         // through several re-hashes; long values go to the arena in the same batches.
         let values: Vec<Vec<u8>> = (0..300_000u32)
-            .map(|i| {
-                if i % 7 == 0 {
-                    format!("a value longer than fifteen bytes {i}").into_bytes()
-                } else {
-                    format!("T{i:07}").into_bytes()
-                }
+            .map(|i| match i % 7 {
+                0 => format!("a value longer than fifteen bytes {i}").into_bytes(),
+                1 => format!("{i}").into_bytes(),
+                2 => format!("id-{i:08}").into_bytes(),
+                _ => format!("T{i:07}").into_bytes(),
             })
             .collect();
         let mut batched = SeenBytes::new();
@@ -615,6 +691,25 @@ mod tests {
         );
         assert_eq!(answers, [false, false, false, false, false, true, true]);
         assert_eq!(s.len(), 5);
+    }
+
+    #[test]
+    fn integers_and_eight_byte_values_take_eight_byte_slots() {
+        // 100 000 keys need 262 144 slots (at most half full): 2 MiB of 8-byte slots,
+        // where 16-byte slots took 4 MiB.
+        let n = 100_000;
+        let mut ints = SeenInts::new();
+        ints.seen_before_each(n, |j| j as i64 * 7919, |_, _| {});
+        let mut ids = SeenBytes::new();
+        let values: Vec<String> = (0..n).map(|i| format!("T{i:07}")).collect();
+        ids.seen_before_each(n, |j| values[j].as_bytes(), |_, _| {});
+        for (what, len, bytes) in [
+            ("integers", ints.len(), ints.heap_bytes()),
+            ("8-byte values", ids.len(), ids.heap_bytes()),
+        ] {
+            assert_eq!(len, n, "{what}");
+            assert!(bytes <= 4 * 8 * n, "{what}: {bytes} bytes for {n} keys");
+        }
     }
 
     #[test]
