@@ -1280,6 +1280,9 @@ fn locate_json_error(
         // The first record whose field has the column's JSON type, and the first that has not.
         let mut fits: Option<(usize, String, &str)> = None;
         let mut misfits: Option<(usize, String, &str)> = None;
+        // Where inside the first misfit (an object or a list) the value that does not fit is.
+        let mut inner_misfit: Option<(String, serde_json::Value, arrow::datatypes::DataType)> =
+            None;
         // The field's first value, and the first of another JSON type than that one.
         let mut first_kind: Option<(usize, String, &str)> = None;
         let mut other_kind: Option<(usize, String, &str)> = None;
@@ -1309,29 +1312,43 @@ fn locate_json_error(
                 ));
             };
             // Inference fails on a field holding an object or a list in one record and
-            // something else in another: the first such pair is the place.
+            // something else in another, at the top or inside a list or an object: the first
+            // such pair is the place.
             if decoding.is_none() {
-                for (name, v) in record.iter().filter(|(_, v)| !v.is_null()) {
-                    let kind = json_kind(v);
-                    match kinds.get(name) {
-                        None => {
-                            kinds.insert(name.clone(), (n, short_json(v), kind));
+                let mut conflict = None;
+                for (name, v) in record.iter() {
+                    visit_json(name, v, &mut |path, v| {
+                        let kind = json_kind(v);
+                        match kinds.get(path) {
+                            None => {
+                                kinds.insert(path.to_string(), (n, short_json(v), kind));
+                                true
+                            }
+                            Some(first)
+                                if first.2 != kind
+                                    && [first.2, kind]
+                                        .iter()
+                                        .any(|k| *k == "an object" || *k == "a list") =>
+                            {
+                                conflict = Some(format!(
+                                    "field `{path}` holds values of two JSON types: {} at {shown}:{} ({}) and {kind} at {shown}:{n} ({}); a field must hold one type in every record (or null){}",
+                                    first.2,
+                                    first.0,
+                                    first.1,
+                                    short_json(v),
+                                    if path.contains("[]") {
+                                        ", and the items of a list one type"
+                                    } else {
+                                        ""
+                                    }
+                                ));
+                                false
+                            }
+                            Some(_) => true,
                         }
-                        Some(first)
-                            if first.2 != kind
-                                && [first.2, kind]
-                                    .iter()
-                                    .any(|k| *k == "an object" || *k == "a list") =>
-                        {
-                            return Some(format!(
-                                "field `{name}` holds values of two JSON types: {} at {shown}:{} ({}) and {kind} at {shown}:{n} ({}); a field must hold one type in every record (or null)",
-                                first.2,
-                                first.0,
-                                first.1,
-                                short_json(v)
-                            ));
-                        }
-                        Some(_) => {}
+                    });
+                    if conflict.is_some() {
+                        return conflict;
                     }
                 }
             }
@@ -1367,10 +1384,25 @@ fn locate_json_error(
                 }
                 if json_fits(v, data_type) {
                     fits.get_or_insert(seen);
-                } else {
-                    misfits.get_or_insert(seen);
+                } else if misfits.is_none() {
+                    inner_misfit = json_misfit(field, v, data_type);
+                    misfits = Some(seen);
                 }
                 if let (Some(bad), Some(good)) = (&misfits, &fits) {
+                    // Two objects or two lists: the value inside that differs is the place.
+                    if bad.2 == good.2
+                        && let Some((path, v, t)) = &inner_misfit
+                        && path != field
+                    {
+                        return Some(format!(
+                            "{shown}:{}: field `{path}` is {} ({}), but the source reads it as {t} (as at {shown}:{}: {})",
+                            bad.0,
+                            short_json(v),
+                            json_kind(v),
+                            good.0,
+                            good.1
+                        ));
+                    }
                     return Some(mixed_types(&shown, field, data_type, bad, good));
                 }
             }
@@ -1391,6 +1423,62 @@ fn locate_json_error(
         }
     }
     None
+}
+
+/// Calls `each(path, value)` for `v` (at `path`) and every non-null value inside it: list
+/// items at `path[]`, object members at `path.member`. Stops when `each` returns false;
+/// returns false then.
+fn visit_json(
+    path: &str,
+    v: &serde_json::Value,
+    each: &mut dyn FnMut(&str, &serde_json::Value) -> bool,
+) -> bool {
+    use serde_json::Value as V;
+    if v.is_null() {
+        return true;
+    }
+    if !each(path, v) {
+        return false;
+    }
+    match v {
+        V::Array(items) => {
+            let inner = format!("{path}[]");
+            items.iter().all(|i| visit_json(&inner, i, each))
+        }
+        V::Object(members) => members
+            .iter()
+            .all(|(k, m)| visit_json(&format!("{path}.{k}"), m, each)),
+        _ => true,
+    }
+}
+
+/// Where in `v` (at `path`), which does not fit a column of `t`, the value that does not
+/// fit is: inside lists (`path[]`) and objects (`path.member`), else `v` itself. `None` when
+/// `v` fits.
+fn json_misfit(
+    path: &str,
+    v: &serde_json::Value,
+    t: &arrow::datatypes::DataType,
+) -> Option<(String, serde_json::Value, arrow::datatypes::DataType)> {
+    use arrow::datatypes::DataType as T;
+    use serde_json::Value as V;
+    if json_fits(v, t) {
+        return None;
+    }
+    let inner = match (v, t) {
+        (V::Array(items), T::List(f) | T::LargeList(f)) => {
+            let path = format!("{path}[]");
+            items
+                .iter()
+                .find_map(|i| json_misfit(&path, i, f.data_type()))
+        }
+        (V::Object(o), T::Struct(fields)) => fields.iter().find_map(|f| {
+            o.get(f.name())
+                .and_then(|m| json_misfit(&format!("{path}.{}", f.name()), m, f.data_type()))
+        }),
+        _ => None,
+    };
+    inner.or_else(|| Some((path.to_string(), v.clone(), t.clone())))
 }
 
 /// Whether arrow's JSON reader takes `v` for a column of `t` (a rough check, for placing

@@ -1041,12 +1041,34 @@ fn ndjson_fields_of_two_types_name_both_records() {
     let p = Project::empty();
     p.write("n.ndjson", "{\"a\":1}\n{\"a\":true}\n");
     p.write("l.ndjson", "{\"a\":[1,2]}\n{\"a\":[1.5,\"x\"]}\n");
-    for (file, needles) in [
+    p.write(
+        "items.ndjson",
+        "{\"l\":[1,2]}\n{\"l\":[1,2,{\"deep\":\"y\"}]}\n",
+    );
+    p.write("members.ndjson", "{\"s\":{\"a\":1}}\n{\"s\":{\"a\":[1]}}\n");
+    for (file, code, needles) in [
         (
             "n.ndjson",
+            1,
             &["a number at n.ndjson:1", "a boolean at n.ndjson:2"][..],
         ),
-        ("l.ndjson", &["l.ndjson:1: field `a` is [1,2]"][..]),
+        ("l.ndjson", 1, &["l.ndjson:1: field `a` is [1,2]"][..]),
+        // Inside a list and inside an object, the place is named by its path (a list
+        // holding numbers and objects fails inference: bad input, exit 2).
+        (
+            "items.ndjson",
+            2,
+            &[
+                "field `l[]` holds values of two JSON types: a number at items.ndjson:1 (1) and an object at items.ndjson:2",
+            ][..],
+        ),
+        (
+            "members.ndjson",
+            1,
+            &[
+                "members.ndjson:1: field `s.a` is 1 (a number), but the source reads it as List(Int64) (as at members.ndjson:2",
+            ][..],
+        ),
     ] {
         p.write(
             "f.feature",
@@ -1055,7 +1077,7 @@ fn ndjson_fields_of_two_types_name_both_records() {
             ),
         );
         p.runi(&["run", "--scenario", "f.feature"])
-            .fails(1, needles);
+            .fails(code, needles);
     }
 }
 
