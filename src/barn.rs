@@ -34,11 +34,16 @@ pub async fn read<T>(barn: &Barn, f: impl FnOnce(&StateMachineData) -> T) -> Res
     barn.read(f).await.map_err(Failure::run)
 }
 
-/// Opens Barn, reads, closes.
+/// Opens Barn, reads, closes. Where no Barn was ever made (`--home` holds none), reads
+/// the empty state instead of creating one: a command that only reads leaves no
+/// `.runink/` behind in a directory it was run in by mistake.
 pub async fn read_once<T>(
     global: &Global,
     f: impl FnOnce(&StateMachineData) -> T,
 ) -> Result<T, Failure> {
+    if !Barn::exists(&global.home) {
+        return Ok(f(&StateMachineData::default()));
+    }
     let barn = open(global).await?;
     let value = read(&barn, f).await;
     close(barn).await?;

@@ -7,7 +7,7 @@ use anyhow::{Context, anyhow};
 use runink_cluster::parse_herd;
 use runink_cluster::state::{Command, Herd};
 
-use crate::barn::{close, open, read, write};
+use crate::barn::{read_once, write};
 
 use crate::cli::{Global, HerdArgs, HerdCommand, OutputFormat};
 use crate::exit::{CmdResult, Failure};
@@ -41,11 +41,7 @@ pub async fn herd(global: &Global, args: &HerdArgs) -> CmdResult {
             Ok(())
         }
         HerdCommand::List => {
-            let barn = open(global).await?;
-            let herds: Result<Vec<Herd>, Failure> =
-                read(&barn, |d| d.herds().cloned().collect()).await;
-            close(barn).await?;
-            let herds = herds?;
+            let herds: Vec<Herd> = read_once(global, |d| d.herds().cloned().collect()).await?;
             match global.output {
                 OutputFormat::Table => {
                     println!(
@@ -69,16 +65,13 @@ pub async fn herd(global: &Global, args: &HerdArgs) -> CmdResult {
             Ok(())
         }
         HerdCommand::Show { name } => {
-            let barn = open(global).await?;
-            let found = read(&barn, |d| {
+            let (herd, known) = read_once(global, |d| {
                 (
                     d.herd(name).cloned(),
                     d.herds().map(|h| h.id.clone()).collect::<Vec<_>>(),
                 )
             })
-            .await;
-            close(barn).await?;
-            let (herd, known) = found?;
+            .await?;
             let herd = herd.ok_or_else(|| Failure::input(unknown(name, &known)))?;
             match global.output {
                 OutputFormat::Json => print_value(OutputFormat::Json, &herd)?,

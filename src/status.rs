@@ -12,6 +12,16 @@ use crate::exit::{CmdResult, Failure};
 use crate::record::sweep_lost;
 
 pub async fn status(global: &Global, args: &StatusArgs) -> CmdResult {
+    // Nothing was ever recorded here: no runs, and no Barn made just to say so.
+    let result = if !runink_cluster::Barn::exists(&global.home) {
+        Ok((global.herd.is_none(), Vec::new()))
+    } else {
+        read_runs(global).await
+    };
+    status_of(global, args, result)
+}
+
+async fn read_runs(global: &Global) -> Result<(bool, Vec<RunRecord>), Failure> {
     let barn = barn::open(global).await?;
     let result = async {
         sweep_lost(global, &barn).await?;
@@ -28,6 +38,14 @@ pub async fn status(global: &Global, args: &StatusArgs) -> CmdResult {
     }
     .await;
     barn::close(barn).await?;
+    result
+}
+
+fn status_of(
+    global: &Global,
+    args: &StatusArgs,
+    result: Result<(bool, Vec<RunRecord>), Failure>,
+) -> CmdResult {
     let (herd_known, mut runs) = result?;
     // A deleted herd's runs stay in the record, and can still be listed by its name.
     if !herd_known && runs.is_empty() {

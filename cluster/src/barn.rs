@@ -76,6 +76,12 @@ fn held_by_another(message: &str) -> bool {
 }
 
 impl Barn {
+    /// Whether `dir` holds an embedded Barn (one was opened there before). Commands that
+    /// only read use this to answer "nothing recorded" without creating one.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("CURRENT").is_file()
+    }
+
     /// Opens (creating if needed) the embedded Barn in `dir` and waits until it leads;
     /// waits up to [`OPEN_WAIT`] for another process to release the directory.
     pub async fn open(dir: &Path) -> Result<Barn> {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{Project, count_rows, repo};
 
@@ -729,4 +729,37 @@ fn a_run_whose_output_pipe_closes_is_recorded_and_leaves_no_lock() {
         .filter(|n| n.ends_with(".lock"))
         .collect();
     assert!(locks.is_empty(), "{locks:?}");
+}
+
+/// Commands that only read leave no Barn behind where there was none: `runi status` typed
+/// in the wrong folder must not make a `.runink/` there. The first run makes it.
+#[test]
+fn reading_commands_make_no_barn() {
+    let p = Project::empty();
+    p.write("d.csv", "a,b\n1,2\n");
+    p.write(
+        "f.feature",
+        "Feature: F\n  Scenario: S\n    @source(\"csv://d.csv\")\n    @sink(\"json://out/x.ndjson\")\n",
+    );
+    p.runi(&["status"]).ok();
+    assert_eq!(p.runi(&["status", "-o", "json"]).ok().json(), json!([]));
+    assert_eq!(
+        p.runi(&["herd", "list", "-o", "json"]).ok().json(),
+        json!([])
+    );
+    p.runi(&["herd", "show", "finance"])
+        .fails(2, &["no herd named `finance`"]);
+    p.runi(&["contract", "list"]).ok();
+    p.runi(&["compile", "--scenario", "f.feature", "--dry-run"])
+        .ok();
+    assert!(
+        !p.path().join(".runink").exists(),
+        "a reading command made a Barn"
+    );
+    p.runi(&["run", "--scenario", "f.feature"]).ok();
+    assert!(p.path().join(".runink").exists());
+    assert_eq!(
+        p.runi(&["status", "-o", "json"]).ok().json()[0]["state"],
+        "succeeded"
+    );
 }
