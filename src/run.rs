@@ -33,6 +33,13 @@ use crate::slices::{self, Budget};
 const PROGRESS_TICK: Duration = Duration::from_millis(100);
 
 pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
+    // Listened to from the start, so that a signal while the Scenario compiles or the plan
+    // is made cancels the run too (a signal then is kept until it is looked at below); one
+    // listener for the whole run, so a Ctrl-C between two ticks is not missed. Also where the
+    // shell started runi with SIGINT ignored (`runi run … &` in a script): `kill -INT` stops
+    // it at any point, not only once it executes.
+    let interrupted = crate::exit::interruption();
+    tokio::pin!(interrupted);
     let overrides = parse_inputs(&args.inputs)?;
     let (mut meta, plan, dag_bytes, dag_file) = match (&args.dag, &args.scenario.scenario) {
         (Some(path), _) => {
@@ -148,15 +155,14 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
             (now.hash() == c.hash).then_some(text)
         }),
     };
+    // Interrupted while compiling: nothing was recorded or written yet.
+    if (&mut interrupted).now_or_never().is_some() {
+        return Err(Failure::Interrupted);
+    }
     // Held until this function returns: while it is, `runi status` knows the run is alive.
     let lock = RunLock::acquire(&global.home, &run_ctx.run_id)?;
-    // Installed before the run is recorded: from here on a signal is a clean cancel. One
-    // listener for the whole run (from the spool on), so a Ctrl-C between two ticks is not
-    // missed; SIGTERM cancels the run the same way.
-    let interrupted = crate::exit::interruption();
     let quotas = record::start(global, &record_plan).await?;
     let started = std::time::Instant::now();
-    tokio::pin!(interrupted);
     let fail = |e: Failure| async {
         let message = match &e {
             Failure::Input(e) | Failure::Run(e) => format!("{e:#}"),

@@ -179,6 +179,23 @@ fn read_only() -> datafusion::execution::context::SQLOptions {
         .with_allow_statements(false)
 }
 
+/// Whether `e` is the query's own computation failing (a division by zero, an overflow, a
+/// cast of a value that does not convert), not a dataset's files failing to read.
+fn computing(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError;
+    match e.find_root() {
+        DataFusionError::ArrowError(a, _) => matches!(
+            a.as_ref(),
+            ArrowError::DivideByZero
+                | ArrowError::ArithmeticOverflow(_)
+                | ArrowError::CastError(_)
+                | ArrowError::ComputeError(_)
+        ),
+        _ => false,
+    }
+}
+
 /// Plans and runs one statement; its errors are the user's (exit 2), except failures
 /// while reading data (exit 1).
 async fn execute(
@@ -205,7 +222,10 @@ async fn execute(
         // A reader's error (a damaged file) names neither the dataset nor its place: say
         // which datasets the statement read.
         let mut message = runink_engine::user_message(&e);
-        if !read.is_empty() && !read.iter().any(|(name, _)| message.contains(name.as_str())) {
+        if !read.is_empty()
+            && !computing(&e)
+            && !read.iter().any(|(name, _)| message.contains(name.as_str()))
+        {
             let shown: Vec<String> = read
                 .iter()
                 .map(|(name, location)| format!("`{name}` at {location}"))

@@ -76,10 +76,12 @@ fn held_by_another(message: &str) -> bool {
 }
 
 impl Barn {
-    /// Whether `dir` holds an embedded Barn (one was opened there before). Commands that
-    /// only read use this to answer "nothing recorded" without creating one.
+    /// Whether there may be an embedded Barn at `dir`: anything at that path (which
+    /// [`Barn::open`] then opens, or refuses with a clear error when it is not a Barn). Where
+    /// nothing is, there is surely none: commands that only read use this to answer
+    /// "nothing recorded" without creating one.
     pub fn exists(dir: &Path) -> bool {
-        dir.join("CURRENT").is_file()
+        dir.symlink_metadata().is_ok()
     }
 
     /// Opens (creating if needed) the embedded Barn in `dir` and waits until it leads;

@@ -299,6 +299,11 @@ Feature: None
     p.write("out/people.arrow", "ARROW1 this is not an Arrow file");
     p.runi(&["sql", "SELECT name FROM people_file"])
         .fails(1, &["people_file"]);
+    // The query's own arithmetic failing is not blamed on reading a dataset.
+    let out = p
+        .runi(&["sql", "SELECT sum(100 / (id - id)) FROM people_parquet"])
+        .fails(1, &["Divide by zero"]);
+    assert!(!out.stderr.contains("reading dataset"), "{}", out.stderr);
     // YAML keeps a decimal's digits.
     let yaml = p
         .runi(&[

@@ -763,3 +763,60 @@ fn reading_commands_make_no_barn() {
         "succeeded"
     );
 }
+
+/// A signal while the Scenario still compiles (here: while an `exec=` step's schema probe
+/// runs) cancels the run as one during execution does, also when the shell started runi
+/// with SIGINT ignored (`runi run … &` in a script): exit 130, a failure document with
+/// `-o json`, nothing recorded or written.
+#[test]
+fn a_run_interrupted_while_it_compiles_is_cancelled() {
+    let p = Project::fixture("orders");
+    // The probe says it runs (its pid), then waits on a FIFO the test writes to once the
+    // signal is sent.
+    p.write(
+        "probe.sh",
+        "#!/bin/sh\ntmp=$(mktemp)\ncat > \"$tmp\"\necho $$ > probing.pid.tmp && mv probing.pid.tmp probing.pid\nread line < gate.fifo\ncat \"$tmp\"\n",
+    );
+    p.write(
+        "probe.feature",
+        "Feature: Probe\n  Scenario: Probe\n    @source(\"csv://orders.csv\", name=\"orders\")\n    @step(name=\"probed\", exec=\"sh probe.sh\")\n    @sink(\"parquet://out/probed/\")\n",
+    );
+    let made = Command::new("mkfifo")
+        .arg(p.path().join("gate.fifo"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Started the way a script's `runi run … &` is: with SIGINT ignored.
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "trap '' INT; exec {} run --scenario probe.feature -o json",
+                env!("CARGO_BIN_EXE_runi")
+            ),
+        ])
+        .current_dir(p.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_file(&p.path().join("probing.pid"));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    std::fs::write(p.path().join("gate.fifo"), "go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["status"], "interrupted", "{doc}");
+    assert!(p.files("out").is_empty(), "nothing of it is visible");
+    assert_eq!(p.runi(&["status", "-o", "json"]).ok().json(), json!([]));
+}
