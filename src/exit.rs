@@ -11,8 +11,10 @@ pub enum Failure {
     Input(anyhow::Error),
     /// The run failed. Exit 1.
     Run(anyhow::Error),
-    /// Interrupted (Ctrl-C). Exit 130.
+    /// Interrupted (Ctrl-C, SIGTERM). Exit 130.
     Interrupted,
+    /// A `runi run` interrupted: nothing of it was committed. Exit 130.
+    RunInterrupted,
 }
 
 impl Failure {
@@ -36,7 +38,8 @@ pub fn report(result: CmdResult, output: OutputFormat) -> ExitCode {
         Ok(()) => return ExitCode::SUCCESS,
         Err(Failure::Input(e)) => ("invalid", 2, render(&e)),
         Err(Failure::Run(e)) => ("failed", 1, render(&e)),
-        Err(Failure::Interrupted) => (
+        Err(Failure::Interrupted) => ("interrupted", 130, "error: interrupted".to_string()),
+        Err(Failure::RunInterrupted) => (
             "interrupted",
             130,
             "error: interrupted; nothing of this run was committed".to_string(),

@@ -15,8 +15,7 @@ struct RunSummary<'a> {
     contract: Option<&'a runink_planner::dag::ContractMeta>,
     #[serde(flatten)]
     report: &'a RunReport,
-    /// The stages the run was split into; absent when it ran in the `runi run` process.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The stages the run was split into; `null` when it ran in the `runi run` process.
     stages: Option<&'a [StageMeta]>,
 }
 

@@ -157,7 +157,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
     };
     // Interrupted while compiling: nothing was recorded or written yet.
     if (&mut interrupted).now_or_never().is_some() {
-        return Err(Failure::Interrupted);
+        return Err(Failure::RunInterrupted);
     }
     // Held until this function returns: while it is, `runi status` knows the run is alive.
     let lock = RunLock::acquire(&global.home, &run_ctx.run_id)?;
@@ -189,7 +189,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
             if let Err(e) = record::finish(global, &record_plan, Outcome::Cancelled(&report)).await {
                 warn_unrecorded(&run_ctx.run_id, e);
             }
-            return Err(Failure::Interrupted);
+            return Err(Failure::RunInterrupted);
         }
     };
     let (plan, _spool, changed) = match materialized {
@@ -263,7 +263,7 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
                 if let Err(e) = record::finish(global, &record_plan, Outcome::Cancelled(&report)).await {
                     warn_unrecorded(&run_ctx.run_id, e);
                 }
-                return Err(Failure::Interrupted);
+                return Err(Failure::RunInterrupted);
             }
         }
     };

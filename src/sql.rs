@@ -624,6 +624,6 @@ async fn repl(global: &Global, catalog: &Catalog) -> CmdResult {
 fn report_inline(e: Failure) {
     match e {
         Failure::Input(e) | Failure::Run(e) => eprintln!("error: {e:#}"),
-        Failure::Interrupted => eprintln!("interrupted"),
+        Failure::Interrupted | Failure::RunInterrupted => eprintln!("interrupted"),
     }
 }

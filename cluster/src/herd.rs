@@ -91,6 +91,35 @@ struct RawContractPolicy {
 pub const RBAC_VERBS: &[&str] = &["read", "write", "execute", "access", "admin"];
 
 /// Parses a herd file. `file` is for messages only.
+/// The smallest `memory_limit` a herd may give (below it, limits are typos: `"1"` is bytes).
+const MEMORY_LIMIT_MIN_BYTES: u64 = 1 << 20;
+
+/// A TOML or serde message about a value, with the key it was given for (`slices_max:
+/// invalid value …`) where the value's line says `key = value`, and Rust's type names in
+/// words.
+fn keyed_message(text: &str, span: Option<Range<usize>>, message: &str) -> String {
+    let message = message
+        .replace("expected u32", "expected a whole number, 0 or more")
+        .replace("expected u64", "expected a whole number, 0 or more")
+        .replace("expected a string", "expected text in quotes");
+    let Some(start) = span.map(|s| s.start).filter(|&s| s <= text.len()) else {
+        return message;
+    };
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..start];
+    match before.split_once('=') {
+        Some((key, rest)) if rest.trim().is_empty() && !key.trim().is_empty() => {
+            let key = key.trim().trim_matches('"');
+            if message.contains(&format!("`{key}`")) {
+                message
+            } else {
+                format!("`{key}`: {message}")
+            }
+        }
+        _ => message,
+    }
+}
+
 pub fn parse_herd(file: &str, text: &str) -> Result<Herd> {
     let at = |span: Option<Range<usize>>, message: String| {
         let (line, column) = line_column(text, span.map_or(0, |s| s.start));
@@ -110,7 +139,8 @@ pub fn parse_herd(file: &str, text: &str) -> Result<Herd> {
             ),
         ));
     }
-    let raw: RawFile = toml::from_str(text).map_err(|e| at(e.span(), e.message().to_string()))?;
+    let raw: RawFile = toml::from_str(text)
+        .map_err(|e| at(e.span(), keyed_message(text, e.span(), e.message())))?;
     let h = raw.herd;
 
     let id = h.id.get_ref();
@@ -135,7 +165,7 @@ pub fn parse_herd(file: &str, text: &str) -> Result<Herd> {
             at(
                 Some(v.span()),
                 format!(
-                    "cpu_limit `{}` is not a CPU quantity like \"4000m\", \"4\" or \"0.5\"",
+                    "cpu_limit `{}` is not a CPU quantity of at least 1m, like \"4000m\", \"4\" or \"0.5\"",
                     v.get_ref()
                 ),
             )
@@ -143,15 +173,27 @@ pub fn parse_herd(file: &str, text: &str) -> Result<Herd> {
         None => None,
     };
     let memory_bytes = match &h.resource_quotas.memory_limit {
-        Some(v) => Some(parse_bytes(v.get_ref()).ok_or_else(|| {
-            at(
-                Some(v.span()),
-                format!(
-                    "memory_limit `{}` is not a size like \"8Gi\", \"512Mi\" or \"1G\"",
-                    v.get_ref()
-                ),
-            )
-        })?),
+        Some(v) => {
+            let bytes = parse_bytes(v.get_ref()).ok_or_else(|| {
+                at(
+                    Some(v.span()),
+                    format!(
+                        "memory_limit `{}` is not a size like \"8Gi\", \"512Mi\" or \"1G\"",
+                        v.get_ref()
+                    ),
+                )
+            })?;
+            if bytes < MEMORY_LIMIT_MIN_BYTES {
+                return Err(at(
+                    Some(v.span()),
+                    format!(
+                        "memory_limit `{}` is {bytes} bytes, less than 1Mi: no slice runs in that (a size like \"512Mi\" or \"8Gi\"; a bare number is bytes)",
+                        v.get_ref()
+                    ),
+                ));
+            }
+            Some(bytes)
+        }
         None => None,
     };
     let isolation_required = match &h.resource_quotas.isolation {
@@ -233,7 +275,8 @@ pub fn parse_cpu_millis(text: &str) -> Option<u64> {
     };
     let value: f64 = number.parse().ok()?;
     let millis = value * scale;
-    (millis.is_finite() && millis > 0.0 && millis < 1e12).then(|| millis.round() as u64)
+    // Less than half a millicore rounds to none: not a quantity a slice can run with.
+    (0.5..1e12).contains(&millis).then(|| millis.round() as u64)
 }
 
 /// `"8Gi"`, `"512Mi"`, `"1G"`, `"1000"` → bytes.

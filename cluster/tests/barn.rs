@@ -1060,6 +1060,29 @@ mod herd_files {
             e.starts_with("h.toml:4:16:") && e.contains("memory_limit"),
             "{e}"
         );
+        // Values of the wrong TOML type name their key, and the type in words.
+        let e = error("[herd]\nid = \"f\"\n[herd.resource_quotas]\nslices_max = -2\n");
+        assert!(
+            e.starts_with("h.toml:4:14: `slices_max`: invalid value: integer `-2`")
+                && e.contains("a whole number"),
+            "{e}"
+        );
+        let e = error("[herd]\nid = \"f\"\n[herd.resource_quotas]\ncpu_limit = 2\n");
+        assert!(
+            e.starts_with("h.toml:4:13: `cpu_limit`:") && e.contains("text in quotes"),
+            "{e}"
+        );
+        // Quotas too small to run anything are refused where they are written.
+        let e = error("[herd]\nid = \"f\"\n[herd.resource_quotas]\ncpu_limit = \"0.0001\"\n");
+        assert!(
+            e.starts_with("h.toml:4:13:") && e.contains("at least 1m"),
+            "{e}"
+        );
+        let e = error("[herd]\nid = \"f\"\n[herd.resource_quotas]\nmemory_limit = \"1\"\n");
+        assert!(
+            e.starts_with("h.toml:4:16:") && e.contains("less than 1Mi"),
+            "{e}"
+        );
         let e = error("[herd]\nid = \"Finance Team\"\n");
         assert!(e.starts_with("h.toml:2:6:") && e.contains("herd id"), "{e}");
         let e = error("[herd]\ndescription = \"x\"\n");

@@ -787,7 +787,7 @@ fn a_run_interrupted_while_it_compiles_is_cancelled() {
         .unwrap();
     assert!(made.success());
     // Started the way a script's `runi run … &` is: with SIGINT ignored.
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .args([
             "-c",
             &format!(

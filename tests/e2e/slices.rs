@@ -91,6 +91,7 @@ fn the_example_split_across_two_slices_counts_and_writes_like_one_process() {
 
     let local = p.run_json("trades.feature", "inprocess");
     assert_eq!(local["slices"], 0);
+    assert_eq!(local.get("stages"), Some(&Value::Null), "{local:#}");
     // Taps that ran in slices, and enforcement here, count the same as in one process;
     // `unique` saw every row (200 duplicate trade ids in the generated data).
     assert_eq!(counts(split.clone()), counts(local));
