@@ -227,7 +227,15 @@ pub async fn compile(global: &Global, args: &CompileArgs) -> CmdResult {
                 .with_context(|| format!("cannot create {}", parent.display()))
                 .map_err(Failure::input)?;
         }
-        std::fs::write(out, &bytes)
+        // Written beside and renamed into place: an interrupted compile leaves the DAG that
+        // was there (or none), never part of one.
+        let file_name = out.file_name().unwrap_or_default().to_string_lossy();
+        let temp = out.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+        std::fs::write(&temp, &bytes)
+            .and_then(|()| std::fs::rename(&temp, out))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&temp);
+            })
             .with_context(|| format!("cannot write {}", out.display()))
             .map_err(Failure::input)?;
         match global.output {
