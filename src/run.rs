@@ -212,6 +212,17 @@ pub async fn run(global: &Global, args: &RunArgs) -> CmdResult {
         Ok(split) => split,
         Err(e) => return Err(fail(e).await),
     };
+    if split.is_none() && quotas.isolation_required {
+        // Isolation is per slice; a run in this process has none of a slice's limits.
+        eprintln!(
+            "note: herd `{herd}` requires isolation, but this run runs in the `runi run` process, \
+             without a slice's cgroup or namespaces ({})",
+            match args.slices {
+                SliceMode::InProcess => "--slices inprocess",
+                _ => "its plan does not split across two slices",
+            }
+        );
+    }
     let stages = split
         .as_ref()
         .and_then(|s| slice_graph(&s.physical, s.pool.len()));

@@ -401,3 +401,45 @@ Feature: W
         assert_eq!(column("at"), "Timestamp(µs, \"+02:00\")", "{dataset}");
     }
 }
+
+/// Isolation is per slice: a run of a herd that requires it but stays in the `runi run`
+/// process says so, naming why.
+#[test]
+fn a_run_in_process_of_a_herd_that_requires_isolation_says_so() {
+    let p = Project::empty();
+    p.write(
+        "h.toml",
+        "[herd]\nid = \"strict\"\n[herd.resource_quotas]\nisolation = \"required\"\n",
+    );
+    p.runi(&["herd", "apply", "-f", "h.toml"]).ok();
+    p.write("d.csv", "a,b\n1,2\n");
+    p.write(
+        "f.feature",
+        "@feature(name=\"F\", herd=\"strict\")\nFeature: F\n  Scenario: S\n    @source(\"csv://d.csv\")\n    @sink(\"json://out/x.ndjson\")\n",
+    );
+    let out = p
+        .runi(&["run", "--scenario", "f.feature", "--slices", "inprocess"])
+        .ok();
+    assert!(
+        out.stderr.contains(
+            "herd `strict` requires isolation, but this run runs in the `runi run` process"
+        ) && out.stderr.contains("(--slices inprocess)"),
+        "{}",
+        out.stderr
+    );
+    // A herd that does not require it runs in process without a word about isolation.
+    p.write("g.toml", "[herd]\nid = \"easy\"\n");
+    p.runi(&["herd", "apply", "-f", "g.toml"]).ok();
+    let out = p
+        .runi(&[
+            "--herd",
+            "easy",
+            "run",
+            "--scenario",
+            "f.feature",
+            "--slices",
+            "inprocess",
+        ])
+        .ok();
+    assert!(!out.stderr.contains("isolation"), "{}", out.stderr);
+}
