@@ -13,40 +13,11 @@ use crate::record::sweep_lost;
 
 pub async fn status(global: &Global, args: &StatusArgs) -> CmdResult {
     // Nothing was ever recorded here: no runs, and no Barn made just to say so.
-    let result = if !runink_cluster::Barn::exists(&global.home) {
-        Ok((global.herd.is_none(), Vec::new()))
+    let (herd_known, mut runs) = if runink_cluster::Barn::exists(&global.home) {
+        read_runs(global).await?
     } else {
-        read_runs(global).await
+        (global.herd.is_none(), Vec::new())
     };
-    status_of(global, args, result)
-}
-
-async fn read_runs(global: &Global) -> Result<(bool, Vec<RunRecord>), Failure> {
-    let barn = barn::open(global).await?;
-    let result = async {
-        sweep_lost(global, &barn).await?;
-        barn::read(&barn, |s| {
-            let herd_known = global.herd.as_ref().is_none_or(|h| s.herd(h).is_some());
-            let runs: Vec<RunRecord> = s
-                .runs()
-                .filter(|r| global.herd.as_ref().is_none_or(|h| &r.herd == h))
-                .cloned()
-                .collect();
-            (herd_known, runs)
-        })
-        .await
-    }
-    .await;
-    barn::close(barn).await?;
-    result
-}
-
-fn status_of(
-    global: &Global,
-    args: &StatusArgs,
-    result: Result<(bool, Vec<RunRecord>), Failure>,
-) -> CmdResult {
-    let (herd_known, mut runs) = result?;
     // A deleted herd's runs stay in the record, and can still be listed by its name.
     if !herd_known && runs.is_empty() {
         return Err(Failure::input(anyhow!(
@@ -85,6 +56,28 @@ fn status_of(
     }
     runs.truncate(usize::try_from(args.limit).unwrap_or(usize::MAX));
     print(global.output, &runs, || list(&runs))
+}
+
+/// Runs as Barn recorded them (lost ones recorded failed first), and whether `--herd` is
+/// a herd Barn knows.
+async fn read_runs(global: &Global) -> Result<(bool, Vec<RunRecord>), Failure> {
+    let barn = barn::open(global).await?;
+    let result = async {
+        sweep_lost(global, &barn).await?;
+        barn::read(&barn, |s| {
+            let herd_known = global.herd.as_ref().is_none_or(|h| s.herd(h).is_some());
+            let runs: Vec<RunRecord> = s
+                .runs()
+                .filter(|r| global.herd.as_ref().is_none_or(|h| &r.herd == h))
+                .cloned()
+                .collect();
+            (herd_known, runs)
+        })
+        .await
+    }
+    .await;
+    barn::close(barn).await?;
+    result
 }
 
 /// JSON or YAML of `value`, or the table `table` draws.

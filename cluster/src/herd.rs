@@ -90,7 +90,6 @@ struct RawContractPolicy {
 /// The verbs an RBAC action may start with (`verb:object`, object may be `*`).
 pub const RBAC_VERBS: &[&str] = &["read", "write", "execute", "access", "admin"];
 
-/// Parses a herd file. `file` is for messages only.
 /// The smallest `memory_limit` a herd may give (below it, limits are typos: `"1"` is bytes).
 const MEMORY_LIMIT_MIN_BYTES: u64 = 1 << 20;
 
@@ -120,6 +119,7 @@ fn keyed_message(text: &str, span: Option<Range<usize>>, message: &str) -> Strin
     }
 }
 
+/// Parses a herd file. `file` is for messages only.
 pub fn parse_herd(file: &str, text: &str) -> Result<Herd> {
     let at = |span: Option<Range<usize>>, message: String| {
         let (line, column) = line_column(text, span.map_or(0, |s| s.start));
