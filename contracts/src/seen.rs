@@ -17,7 +17,13 @@
 //! where the kernel declines, they are ordinary pages), and a batch's keys are
 //! probed in groups whose first slots are loaded together, so their misses
 //! overlap instead of queueing.
+//!
+//! Most cheaply of all, keys that arrive in ascending order (ids issued in
+//! order and read in order, the common case) are not hashed: a batch's
+//! ascending keys that lie beyond every key kept so far are stored as a sorted
+//! run ([`Runs`]), a copy instead of a cache miss per key.
 
+use std::collections::BTreeMap;
 use std::collections::hash_map::{Entry as MapEntry, HashMap, RandomState};
 use std::hash::{BuildHasher, Hasher};
 
@@ -244,12 +250,12 @@ impl SeenInts {
 
     /// Whether `value` was recorded, without recording it.
     pub(crate) fn contains(&self, value: i64) -> bool {
-        self.0.contains(value.to_le_bytes())
+        self.0.contains(int_key(value))
     }
 
     /// Records `value`; true if it was seen before.
     pub(crate) fn seen_before(&mut self, value: i64) -> bool {
-        self.0.seen_before(value.to_le_bytes())
+        self.0.seen_before(int_key(value))
     }
 
     /// Records `count` integers, `value(j)` for `j` in `0..count`, telling `seen(j, before)`
@@ -260,7 +266,7 @@ impl SeenInts {
         value: impl Fn(usize) -> i64,
         seen: impl FnMut(usize, bool),
     ) {
-        let keys: Vec<[u8; 8]> = (0..count).map(|j| value(j).to_le_bytes()).collect();
+        let keys: Vec<[u8; 8]> = (0..count).map(|j| int_key(value(j))).collect();
         self.0.seen_before_all(&keys, seen);
     }
 
@@ -271,6 +277,12 @@ impl SeenInts {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.0.heap_bytes()
     }
+}
+
+/// An integer as a key whose bytes sort as the integers do (the sign bit flipped, then
+/// big-endian), so ascending integers make runs.
+fn int_key(value: i64) -> [u8; 8] {
+    ((value as u64) ^ (1 << 63)).to_be_bytes()
 }
 
 /// How many keys ahead of the one being probed a key's first slot is prefetched: enough
@@ -291,6 +303,11 @@ pub(crate) struct KeyTable<const N: usize> {
     /// Whether the all-zero key was recorded.
     zero: bool,
     seed: u64,
+    /// Keys recorded in ascending runs, outside the slots (see [`Runs`]).
+    runs: Runs<N>,
+    /// The lowest and highest key (in [`order`]) in the slots, if any: a run that lies
+    /// outside them needs no probe of the slots.
+    slot_range: Option<(u128, u128)>,
 }
 
 /// Slots of a new table (1 KiB at most: a `unique` column has 16 shards of tables).
@@ -306,15 +323,17 @@ impl<const N: usize> KeyTable<N> {
             len: 0,
             zero: false,
             seed: random_seed(),
+            runs: Runs::default(),
+            slot_range: None,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len + usize::from(self.zero)
+        self.len + usize::from(self.zero) + self.runs.len
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.bytes()
+        self.slots.bytes() + self.runs.heap_bytes()
     }
 
     fn first_slot(&self, key: &[u8; N]) -> usize {
@@ -354,6 +373,9 @@ impl<const N: usize> KeyTable<N> {
         if key == Self::EMPTY {
             return std::mem::replace(&mut self.zero, true);
         }
+        if self.runs.contains(&key) {
+            return true;
+        }
         self.reserve(1);
         let i = self.first_slot(&key);
         self.probe(key, i)
@@ -364,11 +386,16 @@ impl<const N: usize> KeyTable<N> {
         if key == Self::EMPTY {
             return self.zero;
         }
+        self.runs.contains(&key) || self.slots_contain(&key)
+    }
+
+    /// Whether `key` (not all zero) is in the slots.
+    fn slots_contain(&self, key: &[u8; N]) -> bool {
         let slots = self.slots.as_slice();
         let mask = slots.len() - 1;
-        let mut i = self.first_slot(&key);
+        let mut i = self.first_slot(key);
         loop {
-            if slots[i] == key {
+            if slots[i] == *key {
                 return true;
             }
             if slots[i] == Self::EMPTY {
@@ -378,13 +405,92 @@ impl<const N: usize> KeyTable<N> {
         }
     }
 
-    /// Records each key of `keys`, telling `seen(j, before)` in order.
+    /// Records each key of `keys`, telling `seen(j, before)` for each; keys equal to one
+    /// another are recorded in their order in `keys`.
+    ///
+    /// Where most of the keys ascend (ids numbered in the order they were issued, read in
+    /// that order), the ascending ones are kept as a run (see [`Runs`]); the others, and
+    /// every key of a batch that does not ascend, are probed in the slots.
+    pub(crate) fn seen_before_all(&mut self, keys: &[[u8; N]], mut seen: impl FnMut(usize, bool)) {
+        match self.record_run(keys, &mut seen) {
+            None => self.probe_all(keys, seen),
+            Some(rest) if rest.is_empty() => {}
+            Some(rest) => {
+                let others: Vec<[u8; N]> = rest.iter().map(|&j| keys[j]).collect();
+                self.probe_all(&others, |k, before| seen(rest[k], before));
+            }
+        }
+    }
+
+    /// Takes the keys of `keys` that ascend, each above every one before it, as a new run,
+    /// telling `seen` for each of them; returns the indexes of the others, which are left
+    /// to probe. `None` (nothing recorded) where a run does not pay: too few keys ascend,
+    /// or they reach into a run already kept.
+    ///
+    /// The others can only equal keys before them in `keys` (each is at most the highest
+    /// ascending key before it, every later ascending key is above that), so probing them
+    /// after the run is recorded keeps the order of equal keys.
+    fn record_run(
+        &mut self,
+        keys: &[[u8; N]],
+        seen: &mut impl FnMut(usize, bool),
+    ) -> Option<Vec<usize>> {
+        if keys.len() < RUN_KEYS_MIN {
+            return None;
+        }
+        let mut run: Vec<[u8; N]> = Vec::with_capacity(keys.len());
+        let mut at: Vec<usize> = Vec::with_capacity(keys.len());
+        let mut rest = Vec::new();
+        let mut highest: Option<u128> = None;
+        for (j, key) in keys.iter().enumerate() {
+            let o = order(key);
+            if *key != Self::EMPTY && highest.is_none_or(|h| o > h) {
+                run.push(*key);
+                at.push(j);
+                highest = Some(o);
+            } else {
+                rest.push(j);
+            }
+        }
+        if run.len() < RUN_KEYS_MIN || run.len() * 2 < keys.len() {
+            return None;
+        }
+        let (low, high) = (order(&run[0]), highest?);
+        if self.runs.reaches_into(low, high) {
+            return None;
+        }
+        // Keys probed into the slots before may lie in the run's range: those are seen.
+        if self
+            .slot_range
+            .is_some_and(|(lo, hi)| low <= hi && lo <= high)
+        {
+            let mut kept = 0;
+            for i in 0..run.len() {
+                if self.slots_contain(&run[i]) {
+                    seen(at[i], true);
+                } else {
+                    run[kept] = run[i];
+                    at[kept] = at[i];
+                    kept += 1;
+                }
+            }
+            run.truncate(kept);
+            at.truncate(kept);
+        }
+        for &j in &at {
+            seen(j, false);
+        }
+        self.runs.add(run);
+        Some(rest)
+    }
+
+    /// Records each key of `keys` in the slots, telling `seen(j, before)` in order.
     ///
     /// Each key's first slot is prefetched [`PREFETCH_AHEAD`] keys before it is probed, so
     /// the cache misses of a large table overlap instead of queueing. (Plain loads overlap
     /// too, but each one that misses holds up the instructions behind it until it lands;
     /// a prefetch does not.)
-    pub(crate) fn seen_before_all(&mut self, keys: &[[u8; N]], mut seen: impl FnMut(usize, bool)) {
+    fn probe_all(&mut self, keys: &[[u8; N]], mut seen: impl FnMut(usize, bool)) {
         self.reserve(keys.len());
         let first: Vec<usize> = keys.iter().map(|k| self.first_slot(k)).collect();
         for &i in first.iter().take(PREFETCH_AHEAD) {
@@ -397,7 +503,7 @@ impl<const N: usize> KeyTable<N> {
             let before = if key == Self::EMPTY {
                 std::mem::replace(&mut self.zero, true)
             } else {
-                self.probe(key, i)
+                self.runs.contains(&key) || self.probe(key, i)
             };
             seen(j, before);
         }
@@ -415,12 +521,105 @@ impl<const N: usize> KeyTable<N> {
             if *slot == Self::EMPTY {
                 *slot = key;
                 self.len += 1;
+                let k = order(&key);
+                self.slot_range = Some(match self.slot_range {
+                    Some((lo, hi)) => (lo.min(k), hi.max(k)),
+                    None => (k, k),
+                });
                 return false;
             }
             i = (i + 1) & mask;
         }
     }
 }
+
+/// A key's place in the order runs are kept in: its bytes as a big-endian number, so
+/// keys compare as their bytes do (an 8-byte id `T0000002` follows `T0000001`).
+#[inline(always)]
+fn order<const N: usize>(key: &[u8; N]) -> u128 {
+    let mut bytes = [0u8; 16];
+    bytes[..N].copy_from_slice(key);
+    u128::from_be_bytes(bytes)
+}
+
+/// Keys held as ascending runs, each a batch's keys that lay beyond every key recorded
+/// before them: no two runs overlap, so a key is in at most the one run whose range holds
+/// it, found by its lowest key and then by binary search.
+///
+/// Ids are usually issued in order and read back in order, where probing a hash table
+/// costs a cache miss per key once it outgrows the caches; recording a run is a copy,
+/// 8 or 16 bytes a key (a table at most half full takes 16 or 32). Keys that do not come
+/// in such runs go to the table as before.
+struct Runs<const N: usize> {
+    /// Each run by its lowest key.
+    by_low: BTreeMap<u128, Run<N>>,
+    /// Keys in all runs.
+    len: usize,
+}
+
+struct Run<const N: usize> {
+    high: u128,
+    keys: Box<[[u8; N]]>,
+}
+
+impl<const N: usize> Default for Runs<N> {
+    fn default() -> Self {
+        Runs {
+            by_low: BTreeMap::new(),
+            len: 0,
+        }
+    }
+}
+
+/// The bytes a B-tree entry costs besides its keys: the key, the run and its share of a
+/// node, rounded up.
+const RUN_ENTRY_BYTES: usize = 64;
+
+impl<const N: usize> Runs<N> {
+    fn contains(&self, key: &[u8; N]) -> bool {
+        if self.len == 0 {
+            return false;
+        }
+        let k = order(key);
+        match self.by_low.range(..=k).next_back() {
+            Some((_, run)) if k <= run.high => run.keys.binary_search_by_key(&k, order).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Whether a run holds keys in `low..=high`'s range.
+    fn reaches_into(&self, low: u128, high: u128) -> bool {
+        // Runs do not overlap, so the one with the greatest lowest key not above `high`
+        // is the only one that can reach into `low..=high`.
+        self.by_low
+            .range(..=high)
+            .next_back()
+            .is_some_and(|(_, run)| run.high >= low)
+    }
+
+    /// Keeps `keys`, ascending and outside every run, as a run.
+    fn add(&mut self, keys: Vec<[u8; N]>) {
+        let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
+            return;
+        };
+        let (low, high) = (order(first), order(last));
+        self.len += keys.len();
+        self.by_low.insert(
+            low,
+            Run {
+                high,
+                keys: keys.into_boxed_slice(),
+            },
+        );
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.len * N + self.by_low.len() * RUN_ENTRY_BYTES
+    }
+}
+
+/// The fewest keys kept as a run: below it, a run's entry costs more than its keys' slots.
+const RUN_KEYS_MIN: usize = 8;
 
 /// Starts loading `slot`'s cache line without waiting for it.
 #[inline(always)]
@@ -697,11 +896,12 @@ mod tests {
     fn integers_and_eight_byte_values_take_eight_byte_slots() {
         // 100 000 keys need 262 144 slots (at most half full): 2 MiB of 8-byte slots,
         // where 16-byte slots took 4 MiB.
+        // Descending, so they go to the slots, not to runs.
         let n = 100_000;
         let mut ints = SeenInts::new();
-        ints.seen_before_each(n, |j| j as i64 * 7919, |_, _| {});
+        ints.seen_before_each(n, |j| (n - j) as i64 * 7919, |_, _| {});
         let mut ids = SeenBytes::new();
-        let values: Vec<String> = (0..n).map(|i| format!("T{i:07}")).collect();
+        let values: Vec<String> = (0..n).rev().map(|i| format!("T{i:07}")).collect();
         ids.seen_before_each(n, |j| values[j].as_bytes(), |_, _| {});
         for (what, len, bytes) in [
             ("integers", ints.len(), ints.heap_bytes()),
@@ -709,6 +909,94 @@ mod tests {
         ] {
             assert_eq!(len, n, "{what}");
             assert!(bytes <= 4 * 8 * n, "{what}: {bytes} bytes for {n} keys");
+        }
+    }
+
+    #[test]
+    fn ascending_ids_are_kept_as_runs_in_a_byte_each() {
+        // Two partitions' ids, interleaved batch by batch, each batch ascending: runs, at
+        // 8 bytes a key plus an entry per run, where slots at most half full take 16.
+        let n = 200_000;
+        let batch = 4096;
+        let values: Vec<String> = (0..n).map(|i| format!("T{i:07}")).collect();
+        let (low, high) = values.split_at(n / 2);
+        let mut ids = SeenBytes::new();
+        for (a, b) in low.chunks(batch).zip(high.chunks(batch)) {
+            for chunk in [a, b] {
+                let mut seen_any = false;
+                ids.seen_before_each(
+                    chunk.len(),
+                    |j| chunk[j].as_bytes(),
+                    |_, before| seen_any |= before,
+                );
+                assert!(!seen_any);
+            }
+        }
+        assert_eq!(ids.len(), n);
+        assert!(
+            ids.eight.runs.len == n,
+            "{} of {n} in runs",
+            ids.eight.runs.len
+        );
+        assert!(ids.heap_bytes() <= 9 * n, "{} bytes", ids.heap_bytes());
+        // Each is seen again, alone or in a batch, ascending or not.
+        assert!(ids.contains(b"T0000000") && ids.contains(b"T0199999"));
+        assert!(!ids.contains(b"T0200000"));
+        assert!(ids.seen_before(b"T0123456"));
+        let mut again = Vec::new();
+        ids.seen_before_each(
+            100,
+            |j| values[j * 7].as_bytes(),
+            |j, before| again.push((j, before)),
+        );
+        assert!(again.iter().all(|&(_, before)| before) && again.len() == 100);
+    }
+
+    proptest::proptest! {
+        /// Batches of keys from a small range (many repeats), some ascending, some not,
+        /// give the answers of a `HashSet`, in runs or in slots.
+        #[test]
+        fn runs_and_slots_agree_with_a_set(
+            batches in proptest::collection::vec(
+                // 0: ascending, 1: ascending with repeats, 2: as drawn.
+                (proptest::collection::vec(0i64..400, 0..40), 0u8..3),
+                1..40,
+            )
+        ) {
+            let mut ints = SeenInts::new();
+            let mut bytes = SeenBytes::new();
+            let mut set = HashSet::new();
+            for (mut batch, order) in batches {
+                if order < 2 {
+                    batch.sort_unstable();
+                }
+                if order == 0 {
+                    batch.dedup();
+                }
+                let mut got_ints = vec![None; batch.len()];
+                ints.seen_before_each(batch.len(), |j| batch[j], |j, b| got_ints[j] = Some(b));
+                let text: Vec<String> = batch.iter().map(|v| format!("k{v:06}")).collect();
+                let mut got_bytes = vec![None; batch.len()];
+                bytes.seen_before_each(
+                    batch.len(),
+                    |j| text[j].as_bytes(),
+                    |j, b| got_bytes[j] = Some(b),
+                );
+                for (j, v) in batch.iter().enumerate() {
+                    let before = !set.insert(*v);
+                    proptest::prop_assert_eq!(got_ints[j], Some(before), "int {}", v);
+                    proptest::prop_assert_eq!(got_bytes[j], Some(before), "bytes {}", v);
+                }
+                proptest::prop_assert_eq!(ints.len(), set.len());
+                proptest::prop_assert_eq!(bytes.len(), set.len());
+            }
+            for v in 0..400 {
+                proptest::prop_assert_eq!(ints.contains(v), set.contains(&v));
+                proptest::prop_assert_eq!(
+                    bytes.contains(format!("k{v:06}").as_bytes()),
+                    set.contains(&v)
+                );
+            }
         }
     }
 

@@ -9,7 +9,11 @@
 //! *what* it reads as. One exception: Arrow reads a 60th second (`12:30:60`) as the next
 //! minute's first; that changes the value, so here it does not convert (a `type` violation).
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, make_array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Int64Array, StringArray,
+    make_array,
+};
+use arrow::buffer::NullBuffer;
 use arrow::compute::{CastOptions, cast, cast_with_options};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use arrow::error::ArrowError;
@@ -41,12 +45,30 @@ pub(crate) fn text_to_timestamp(
     let Some(strs) = Strs::new(input) else {
         return Ok(None);
     };
-    let text = |i: usize| input.is_valid(i).then(|| strs.value(i));
-    let mut values = read_each((0..input.len()).map(text), *unit);
+    let nulls = input.logical_nulls();
+    let rows = input.len();
+    // Values as 64-bit integers and which of them are set, built in place: collecting
+    // `Option`s and then an array from them cost as much as reading the text.
+    let mut values = vec![0i64; rows];
+    let mut set = BooleanBufferBuilder::new(rows);
+    set.append_n(rows, false);
     // Values the fast path declined: non-null text it did not read.
-    let declined: Vec<usize> = (0..values.len())
-        .filter(|&i| values[i].is_none() && input.is_valid(i))
-        .collect();
+    let mut declined = Vec::new();
+    let mut months = MonthStart::default();
+    for (i, value) in values.iter_mut().enumerate() {
+        if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+            continue;
+        }
+        match plain_iso(strs.value(i).as_bytes(), &mut months)
+            .and_then(|(s, n)| in_unit(s, n, *unit))
+        {
+            Some(v) => {
+                *value = v;
+                set.set_bit(i, true);
+            }
+            None => declined.push(i),
+        }
+    }
     if !declined.is_empty() {
         let odd = StringArray::from_iter_values(declined.iter().map(|&i| strs.value(i)));
         let read = cast(&cast_with_options(&odd, to, options)?, &DataType::Int64)?;
@@ -55,11 +77,14 @@ pub(crate) fn text_to_timestamp(
             // Arrow reads a 60th second as the next minute's first (`12:30:60` is 12:31:00,
             // `23:59:60` tomorrow): a changed value, which the `type` rule rejects.
             let sixtieth = strs.value(i).as_bytes().get(16..19) == Some(b":60");
-            values[i] = (read.is_valid(k) && !sixtieth).then(|| read.value(k));
+            if read.is_valid(k) && !sixtieth {
+                values[i] = read.value(k);
+                set.set_bit(i, true);
+            }
         }
     }
     // The values as 64-bit integers, relabelled as `to` (the same layout): no copy.
-    let data = Int64Array::from(values)
+    let data = Int64Array::new(values.into(), Some(NullBuffer::new(set.finish())))
         .into_data()
         .into_builder()
         .data_type(to.clone())
@@ -110,20 +135,6 @@ fn sixtieth_second(text: &str) -> bool {
     };
     let s = seconds.as_bytes();
     s.get(..2) == Some(b"60") && !s.get(2).is_some_and(u8::is_ascii_digit)
-}
-
-/// Each value read by the fast path; `None` for nulls and for values it declines.
-fn read_each<'a>(
-    values: impl Iterator<Item = Option<&'a str>>,
-    unit: TimeUnit,
-) -> Vec<Option<i64>> {
-    let mut months = MonthStart::default();
-    values
-        .map(|v| {
-            v.and_then(|s| plain_iso(s.as_bytes(), &mut months))
-                .and_then(|(s, n)| in_unit(s, n, unit))
-        })
-        .collect()
 }
 
 /// The day number of the first of the month last read: a column's timestamps mostly fall

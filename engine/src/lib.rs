@@ -25,6 +25,7 @@ pub mod session;
 pub mod sink;
 pub mod slice;
 pub mod source;
+pub mod timetext;
 
 pub use error::{EngineError, Result, user_message};
 pub use run::{RunContext, RunReport};

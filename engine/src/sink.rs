@@ -929,6 +929,39 @@ fn map_leaves(t: &DataType, change: &dyn Fn(&DataType) -> Option<DataType>) -> D
 }
 
 /// `batch` with each column cast to `schema`'s type where it differs (views to plain).
+/// `batch` with its timestamp columns as the text the CSV and JSON writers would write
+/// for them, formatted by [`crate::timetext`] (the writers' own formatting is several
+/// times dearer). Columns it does not format are left to the writer.
+fn timestamps_formatted(batch: RecordBatch) -> Result<RecordBatch> {
+    if !batch
+        .columns()
+        .iter()
+        .any(|c| matches!(c.data_type(), DataType::Timestamp(..)))
+    {
+        return Ok(batch);
+    }
+    let schema = batch.schema();
+    let (mut fields, mut columns) = (Vec::new(), Vec::new());
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        match crate::timetext::timestamps_as_text(c) {
+            Some(text) => {
+                fields.push(Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8)));
+                columns.push(text);
+            }
+            None => {
+                fields.push(Arc::clone(f));
+                columns.push(Arc::clone(c));
+            }
+        }
+    }
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .map_err(df)
+}
+
 fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     if batch
         .columns()
@@ -1248,6 +1281,10 @@ impl OpenSink {
             batch.clone()
         };
         let batch = conform(&batch, &self.schema)?;
+        let batch = match self.writer {
+            Some(Writer::Csv(_) | Writer::Json(_)) => timestamps_formatted(batch)?,
+            _ => batch,
+        };
         let Some(writer) = self.writer.as_mut() else {
             return Err(EngineError::Internal(format!(
                 "sink `{uri}` written after finish"
