@@ -44,25 +44,25 @@ pub fn timestamps_as_text(column: &ArrayRef) -> Option<ArrayRef> {
     };
     let nulls = column.logical_nulls();
     let mut out = StringBuilder::with_capacity(values.len(), values.len() * 24);
-    let mut text = Vec::with_capacity(40);
+    let mut text = [0u8; 40];
     for (i, &v) in values.iter().enumerate() {
         if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
             out.append_null();
             continue;
         }
-        text.clear();
-        write_timestamp(&mut text, v, per_second)?;
-        text.extend_from_slice(zone_suffix.as_bytes());
+        let mut len = write_timestamp(&mut text, v, per_second)?;
+        text[len..len + zone_suffix.len()].copy_from_slice(zone_suffix.as_bytes());
+        len += zone_suffix.len();
         // Only ASCII digits and separators were written.
-        out.append_value(std::str::from_utf8(&text).ok()?);
+        out.append_value(std::str::from_utf8(&text[..len]).ok()?);
     }
     Some(Arc::new(out.finish()))
 }
 
 /// Writes `value` (`per_second` units since the epoch) as `YYYY-MM-DDTHH:MM:SS` with the
-/// fraction chrono shows: none, 3, 6 or 9 digits, the fewest that hold it. `None` for a
-/// year outside 0–9999 (chrono signs those).
-fn write_timestamp(out: &mut Vec<u8>, value: i64, per_second: i64) -> Option<()> {
+/// fraction chrono shows: none, 3, 6 or 9 digits, the fewest that hold it; returns the
+/// length written. `None` for a year outside 0–9999 (chrono signs those).
+fn write_timestamp(out: &mut [u8; 40], value: i64, per_second: i64) -> Option<usize> {
     let seconds = value.div_euclid(per_second);
     let nanos = value.rem_euclid(per_second) * (1_000_000_000 / per_second);
     let days = seconds.div_euclid(86_400);
@@ -71,35 +71,31 @@ fn write_timestamp(out: &mut Vec<u8>, value: i64, per_second: i64) -> Option<()>
     if !(0..=9999).contains(&year) {
         return None;
     }
-    digits(out, year, 4);
-    out.push(b'-');
-    digits(out, month, 2);
-    out.push(b'-');
-    digits(out, day, 2);
-    out.push(b'T');
-    digits(out, of_day / 3600, 2);
-    out.push(b':');
-    digits(out, of_day / 60 % 60, 2);
-    out.push(b':');
-    digits(out, of_day % 60, 2);
-    if nanos != 0 {
-        out.push(b'.');
-        if nanos % 1_000_000 == 0 {
-            digits(out, nanos / 1_000_000, 3);
-        } else if nanos % 1_000 == 0 {
-            digits(out, nanos / 1_000, 6);
-        } else {
-            digits(out, nanos, 9);
-        }
+    *out.first_chunk_mut::<19>()? = *b"0000-00-00T00:00:00";
+    digits(&mut out[0..4], year);
+    digits(&mut out[5..7], month);
+    digits(&mut out[8..10], day);
+    digits(&mut out[11..13], of_day / 3600);
+    digits(&mut out[14..16], of_day / 60 % 60);
+    digits(&mut out[17..19], of_day % 60);
+    if nanos == 0 {
+        return Some(19);
     }
-    Some(())
+    out[19] = b'.';
+    let (fraction, width) = if nanos % 1_000_000 == 0 {
+        (nanos / 1_000_000, 3)
+    } else if nanos % 1_000 == 0 {
+        (nanos / 1_000, 6)
+    } else {
+        (nanos, 9)
+    };
+    digits(&mut out[20..20 + width], fraction);
+    Some(20 + width)
 }
 
-/// `value` (0 or more) in exactly `width` decimal digits, zero-padded.
-fn digits(out: &mut Vec<u8>, mut value: i64, width: usize) {
-    let start = out.len();
-    out.resize(start + width, b'0');
-    for slot in out[start..].iter_mut().rev() {
+/// `value` (0 or more) in `slots`' width of decimal digits, zero-padded.
+fn digits(slots: &mut [u8], mut value: i64) {
+    for slot in slots.iter_mut().rev() {
         *slot = b'0' + (value % 10) as u8;
         value /= 10;
     }
