@@ -293,7 +293,8 @@ const PREFETCH_AHEAD: usize = 16;
 /// itself in the slot, at most half full. An all-zero slot is empty; the all-zero key is
 /// a flag of its own. One probe is one cache line. The price is 2–4 slots per key, more
 /// than a `HashSet<i64>` for integers; it is reserved in the run's memory pool like the
-/// rest of the `unique` state.
+/// rest of the `unique` state. Keys that arrive in ascending runs skip the slots (see
+/// [`Runs`]) and cost one key's bytes each.
 pub(crate) struct KeyTable<const N: usize> {
     slots: Slots<N>,
     /// `64 - log2(slots)`: a hash's top bits pick its first slot.
@@ -450,6 +451,10 @@ impl<const N: usize> KeyTable<N> {
                 highest = Some(o);
             } else {
                 rest.push(j);
+                // More than half out of order: no run (checked below too), stop looking.
+                if rest.len() * 2 > keys.len() {
+                    return None;
+                }
             }
         }
         if run.len() < RUN_KEYS_MIN || run.len() * 2 < keys.len() {

@@ -928,7 +928,6 @@ fn map_leaves(t: &DataType, change: &dyn Fn(&DataType) -> Option<DataType>) -> D
     }
 }
 
-/// `batch` with each column cast to `schema`'s type where it differs (views to plain).
 /// `batch` with its timestamp columns as the text the CSV and JSON writers would write
 /// for them, formatted by [`crate::timetext`] (the writers' own formatting is several
 /// times dearer). Columns it does not format are left to the writer.
@@ -962,6 +961,7 @@ fn timestamps_formatted(batch: RecordBatch) -> Result<RecordBatch> {
     .map_err(df)
 }
 
+/// `batch` with each column cast to `schema`'s type where it differs (views to plain).
 fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     if batch
         .columns()
