@@ -1549,6 +1549,44 @@ mod props {
                 }
             }
         }
+
+        /// Short lists of valid strings are compared with `eq`, long ones looked up: either
+        /// way exactly the non-null values outside the list are violations, as text or views.
+        #[test]
+        fn valid_strings_are_exactly_those_listed(
+            allowed in proptest::collection::btree_set("[abc]{0,3}|é", 1..40),
+            values in proptest::collection::vec(proptest::option::of("[abcd]{0,3}|é"), 0..60),
+            views in any::<bool>(),
+        ) {
+            let list = allowed
+                .iter()
+                .map(|v| format!("'{v}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let yaml = format!(
+                "id: s\nversion: 1.0.0\nschema:\n  - name: s\n    properties:\n      \
+                 - name: code\n        logicalType: string\n        enum: [{list}]\n"
+            );
+            let contract = Contract::from_yaml("s.yaml", &yaml).unwrap();
+            let (data_type, column): (DataType, ArrayRef) = if views {
+                (DataType::Utf8View, Arc::new(StringViewArray::from(values.clone())))
+            } else {
+                (DataType::Utf8, Arc::new(StringArray::from(values.clone())))
+            };
+            let schema = Schema::new(vec![ArrowField::new("code", data_type, true)]);
+            let mut checker = Checker::new(&contract, &schema).unwrap();
+            let batch = RecordBatch::try_new(Arc::new(schema), vec![column]).unwrap();
+            let out = checker.check(&batch).unwrap();
+            let got: Vec<bool> = violations(&out.violations)
+                .iter()
+                .map(|v| v.iter().any(|(rule, _, _)| rule == "valid_values"))
+                .collect();
+            let want: Vec<bool> = values
+                .iter()
+                .map(|v| v.as_ref().is_some_and(|v| !allowed.contains(v)))
+                .collect();
+            prop_assert_eq!(got, want);
+        }
     }
 }
 
