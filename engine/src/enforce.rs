@@ -15,9 +15,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{ArrayRef, BooleanArray, ListArray, RecordBatch, new_empty_array};
-use arrow::buffer::OffsetBuffer;
-use arrow::compute::{filter_record_batch, not};
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -342,31 +341,19 @@ impl ExecutionPlan for ContractEnforceExec {
             .output_partitioning()
             .partition_count()
             .max(1);
-        // Unordered annotated rows go on as separate valid and rejected batches (see
-        // `split_valid`); an order (a step's `ORDER BY`) is kept row for row.
-        let split = mode == EnforceMode::Annotate && self.properties.output_ordering().is_none();
-        let stream = input.flat_map(move |batch| {
-            let outcome = batch.and_then(|batch| {
-                let (out, valid, state_bytes) =
-                    enforce_batch(&batch, &mut checker, &conformed, &stats, mode, &out_schema)?;
-                // Each partition reserves its share of the shared checker's state.
-                reservation.try_resize(state_bytes / partitions)?;
-                match valid {
-                    Some(valid) if split => split_valid(&out, &valid),
-                    _ => Ok(vec![out]),
-                }
-            });
-            futures::stream::iter(match outcome {
-                Ok(batches) => batches.into_iter().map(Ok).collect(),
-                Err(e) => vec![Err(e)],
-            })
+        let stream = input.map(move |batch| {
+            let batch = batch?;
+            let (out, state_bytes) =
+                enforce_batch(&batch, &mut checker, &conformed, &stats, mode, &out_schema)?;
+            // Each partition reserves its share of the shared checker's state.
+            reservation.try_resize(state_bytes / partitions)?;
+            Ok(out)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }
 
-/// Checks one batch; returns the output batch, which of its rows are valid when some are
-/// not and rejected rows were kept (`Annotate`), and the checker's state size after it.
+/// Checks one batch; returns the output batch and the checker's state size after it.
 fn enforce_batch(
     batch: &RecordBatch,
     checker: &mut Checker,
@@ -374,7 +361,7 @@ fn enforce_batch(
     stats: &EnforceStats,
     mode: EnforceMode,
     out_schema: &SchemaRef,
-) -> Result<(RecordBatch, Option<BooleanArray>, usize)> {
+) -> Result<(RecordBatch, usize)> {
     let outcome = checker.check(batch)?;
     let state_bytes = checker.state_bytes();
     let valid_rows = outcome.valid.true_count();
@@ -390,58 +377,12 @@ fn enforce_batch(
     }
     let out =
         RecordBatch::try_new(Arc::clone(out_schema), columns).map_err(DataFusionError::from)?;
-    if valid_rows == out.num_rows() {
-        return Ok((out, None, state_bytes));
-    }
-    match mode {
-        EnforceMode::DropInvalid => {
-            let out = filter_record_batch(&out, &outcome.valid).map_err(DataFusionError::from)?;
-            Ok((out, None, state_bytes))
-        }
-        EnforceMode::Annotate => Ok((out, Some(outcome.valid), state_bytes)),
-    }
-}
-
-/// An annotated batch as its valid rows, then its rejected rows (each left out when empty),
-/// in their order. Every sink takes either valid or rejected rows, so each still receives
-/// its rows in input order; but the valid rows are copied here, in the enforcement's
-/// parallel partitions, rather than by the thread of a `when="valid"` sink, which would
-/// otherwise copy nearly every row while it is the run's longest thread.
-///
-/// `_violations` is the last column; the valid rows' lists, all empty, are made rather
-/// than copied.
-fn split_valid(batch: &RecordBatch, valid: &BooleanArray) -> DfResult<Vec<RecordBatch>> {
-    let mut parts = Vec::with_capacity(2);
-    let valid_rows = valid.true_count();
-    if valid_rows > 0 {
-        let last = batch.num_columns() - 1;
-        let mut rows = batch.clone();
-        let violations = rows.remove_column(last);
-        let rows = filter_record_batch(&rows, valid).map_err(DataFusionError::from)?;
-        let mut columns = rows.columns().to_vec();
-        columns.push(empty_lists(violations.data_type(), valid_rows)?);
-        parts.push(RecordBatch::try_new(batch.schema(), columns).map_err(DataFusionError::from)?);
-    }
-    if valid_rows < batch.num_rows() {
-        let rejected = not(valid).map_err(DataFusionError::from)?;
-        parts.push(filter_record_batch(batch, &rejected).map_err(DataFusionError::from)?);
-    }
-    Ok(parts)
-}
-
-/// `rows` empty lists of the list type `list`.
-fn empty_lists(list: &DataType, rows: usize) -> DfResult<ArrayRef> {
-    let DataType::List(item) = list else {
-        return Err(DataFusionError::Internal(format!(
-            "`_violations` is {list}, not a list"
-        )));
+    let out = if mode == EnforceMode::DropInvalid && valid_rows < out.num_rows() {
+        filter_record_batch(&out, &outcome.valid).map_err(DataFusionError::from)?
+    } else {
+        out
     };
-    Ok(Arc::new(ListArray::new(
-        Arc::clone(item),
-        OffsetBuffer::new_zeroed(rows),
-        new_empty_array(item.data_type()),
-        None,
-    )))
+    Ok((out, state_bytes))
 }
 
 /// Whether values of `from` converted to `to` keep their order: the same type, numbers to
@@ -453,101 +394,4 @@ fn same_order(from: &DataType, to: &DataType) -> bool {
         || (from.is_numeric() && to.is_numeric())
         || (text(from) && text(to))
         || matches!((from, to), (DataType::Timestamp(_, a), DataType::Timestamp(_, b)) if a == b)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use arrow::array::{Array, AsArray, Int64Array, StringArray};
-    use arrow::datatypes::Field;
-    use datafusion::datasource::memory::MemorySourceConfig;
-    use datafusion::physical_expr::expressions::col;
-    use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
-    use datafusion::physical_plan::sorts::sort::SortExec;
-    use datafusion::prelude::SessionContext;
-
-    const CONTRACT: &str = "apiVersion: v3.1.0\nkind: DataContract\nid: t\nversion: 1.0.0\n\
-        status: active\nschema:\n  - name: t\n    properties:\n      - name: id\n        \
-        logicalType: integer\n        logicalTypeOptions: { minimum: 0 }\n      - name: tag\n        \
-        logicalType: string\n";
-
-    fn input() -> Arc<dyn ExecutionPlan> {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, true),
-            Field::new("tag", DataType::Utf8, true),
-        ]));
-        let batch = |ids: Vec<i64>| {
-            let tags = ids.iter().map(|i| format!("t{i}")).collect::<Vec<_>>();
-            RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![
-                    Arc::new(Int64Array::from(ids)),
-                    Arc::new(StringArray::from(tags)),
-                ],
-            )
-            .unwrap()
-        };
-        // Mixed, all valid, all rejected.
-        let batches = vec![
-            batch(vec![1, -2, 3, -4, 5]),
-            batch(vec![6, 7]),
-            batch(vec![-8]),
-        ];
-        MemorySourceConfig::try_new_exec(&[batches], schema, None).unwrap()
-    }
-
-    async fn run(input: Arc<dyn ExecutionPlan>) -> Vec<(Vec<i64>, Vec<usize>)> {
-        let contract = Arc::new(Contract::from_yaml("t.yaml", CONTRACT).unwrap());
-        let stats = Arc::new(EnforceStats::default());
-        let exec =
-            ContractEnforceExec::try_new(input, contract, EnforceMode::Annotate, "sinks", stats)
-                .unwrap();
-        let task = SessionContext::new().task_ctx();
-        let batches = datafusion::physical_plan::collect(Arc::new(exec), task)
-            .await
-            .unwrap();
-        batches
-            .iter()
-            .map(|b| {
-                let ids = b.column(0).as_primitive::<arrow::datatypes::Int64Type>();
-                let violations = b.column(2).as_list::<i32>();
-                (
-                    ids.values().to_vec(),
-                    (0..violations.len())
-                        .map(|i| violations.value_length(i) as usize)
-                        .collect(),
-                )
-            })
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn unordered_rows_leave_as_valid_then_rejected_batches() {
-        let got = run(input()).await;
-        assert_eq!(
-            got,
-            vec![
-                (vec![1, 3, 5], vec![0, 0, 0]),
-                (vec![-2, -4], vec![1, 1]),
-                (vec![6, 7], vec![0, 0]),
-                (vec![-8], vec![1]),
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn ordered_rows_stay_in_their_order() {
-        let input = input();
-        let ordering = LexOrdering::new([PhysicalSortExpr::new_default(
-            col("id", &input.schema()).unwrap(),
-        )])
-        .unwrap();
-        let sorted: Arc<dyn ExecutionPlan> = Arc::new(SortExec::new(ordering, input));
-        let got = run(sorted).await;
-        let ids: Vec<i64> = got.iter().flat_map(|(ids, _)| ids.clone()).collect();
-        assert_eq!(ids, vec![-8, -4, -2, 1, 3, 5, 6, 7]);
-        let violations: Vec<usize> = got.iter().flat_map(|(_, v)| v.clone()).collect();
-        assert_eq!(violations, vec![1, 1, 1, 0, 0, 0, 0, 0]);
-    }
 }
