@@ -369,5 +369,19 @@ mod tests {
             let values: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
             agrees(&values);
         }
+
+        /// Any byte in any place, a digit's or a separator's.
+        #[test]
+        fn iso_text_with_a_byte_changed_reads_as_arrow_reads_it(
+            text in "[0-9]{4}-[0-1][0-9]-[0-2][0-9][T ][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?",
+            at in 0usize..29,
+            byte in 0x20u8..0x7f,
+        ) {
+            let mut bytes = text.into_bytes();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            let text = String::from_utf8(bytes).unwrap();
+            agrees(&[Some(&text), Some("2026-11-09T21:38:49")]);
+        }
     }
 }
